@@ -1,0 +1,3 @@
+from iznet.cli.main import main
+
+main()
