@@ -1,0 +1,277 @@
+"""Face detection verbs: ``detect``, ``label-boxes``, ``detector-pack``, ``train-detector``.
+
+Only parsing and formatting here; the work is in :mod:`iznet.detect`. See ``docs/detection.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from iznet.cli.app import app
+
+DETECTOR_SPEC_HELP = ("face detector: 'haar' (OpenCV's cascade), 'yunet:PATH' (YuNet ONNX file) or a detector "
+                      "checkpoint (default: the bundled one, iznet/assets/detector.pt)")
+
+
+def _command_line() -> str:
+    return "iznet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _files(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files from FILE / FOLDER arguments (folders searched recursively) and the arguments naming nothing."""
+    from iznet.data.images import list_images
+
+    files: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for arg in inputs:
+        p = Path(arg).expanduser()
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                problems.append((arg, "folder holds no images"))
+            files.extend(found)
+        elif p.exists():
+            files.append(p)  # an unreadable file is reported when it is read
+        else:
+            problems.append((arg, "file does not exist"))
+    return list(dict.fromkeys(files)), problems
+
+
+def _default_detector() -> str:
+    import iznet
+
+    bundled = Path(iznet.__file__).resolve().parent / "assets" / "detector.pt"
+    if not bundled.is_file():
+        from iznet.errors import ModelError
+
+        raise ModelError(f"no bundled detector ({bundled} is missing); pass --detector haar, yunet:PATH or a "
+                         "checkpoint from `iznet train-detector`")
+    return str(bundled)
+
+
+@app.command("detect")
+def detect_cmd(
+    images: List[str] = typer.Argument(..., help="photos or folders of photos"),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help=DETECTOR_SPEC_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for NAME_boxes.jpg (red boxes, scores)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON line per photo instead of text"),
+    conf: Optional[float] = typer.Option(None, "--conf", min=0.0, max=1.0,
+                                         help="confidence threshold (iznet detectors; default 0.3)"),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (iznet detectors; default cpu)"),
+) -> None:
+    """Find faces in photos: print boxes (x1 y1 x2 y2 in pixels) and scores, optionally draw them.
+
+    Exit status 1 when some photo could not be read (the others are still processed).
+    """
+    from dataclasses import replace
+
+    from iznet.data.images import load_image
+    from iznet.detect.detector import YoloFaceDetector, load_detector
+    from iznet.errors import ImageError
+    from iznet.viz.draw import draw_detections
+
+    files, problems = _files(images)
+    det = load_detector(detector or _default_detector(), device=device)
+    if conf is not None:
+        if not isinstance(det, YoloFaceDetector):
+            raise typer.BadParameter("--conf applies to iznet detector checkpoints only", param_hint="--conf")
+        det.config = replace(det.config, conf_threshold=conf)
+    if out is not None and out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out} is a file; give a folder", param_hint="--out")
+    failed = list(problems)
+    for arg, why in problems:
+        typer.echo(f"error: {arg}: {why}", err=True)
+    used: set[str] = set()
+    for f in files:
+        try:
+            img = load_image(f)
+        except ImageError as e:
+            failed.append((str(f), e.reason))
+            typer.echo(f"error: cannot read {f}: {e.reason}", err=True)
+            continue
+        dets = det.detect(img)
+        if out is not None:
+            from PIL import Image
+
+            from iznet.utils.io import atomic_path
+
+            stem, n = f.stem, 2
+            while stem.casefold() in used:
+                stem, n = f"{f.stem}_{n}", n + 1
+            used.add(stem.casefold())
+            drawn = draw_detections(img, dets.xyxy.numpy(), [f"{s:.2f}" for s in dets.scores.tolist()])
+            with atomic_path(out / f"{stem}_boxes.jpg") as tmp:
+                Image.fromarray(drawn).save(tmp, format="JPEG", quality=92)
+        if as_json:
+            typer.echo(json.dumps({"image": str(f), "width": img.shape[1], "height": img.shape[0],
+                                   "detector": det.name, "faces": dets.to_json()}))
+        elif len(dets) == 0:
+            typer.echo(f"{f}: no face found")
+        else:
+            typer.echo(f"{f}: {len(dets)} face(s)")
+            for box in dets.to_json():
+                x1, y1, x2, y2 = box["xyxy"]
+                typer.echo(f"  {x1:.0f} {y1:.0f} {x2:.0f} {y2:.0f}  score {box['score']:.2f}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("label-boxes")
+def label_boxes_cmd(
+    photos: List[str] = typer.Argument(..., help="photos or folders of photos"),
+    teacher: str = typer.Option(..., "--teacher", help="'haar' or 'yunet:PATH' (the YuNet ONNX file, read in place)"),
+    out: Path = typer.Option(..., "--out", "-o", help="CSV to write: image,x,y,w,h,score"),
+    min_score: float = typer.Option(0.3, help="YuNet: lowest score kept"),
+) -> None:
+    """Pseudo-label face boxes with a teacher detector (tight boxes; see docs/detection.md).
+
+    Images are named relative to the folder when one folder is given, else by their path as given.
+    """
+    from tqdm import tqdm
+
+    from iznet.detect.boxes import label_images, write_boxes_csv
+    from iznet.detect.teachers import HaarDetector, YuNetDetector
+    from iznet.errors import ModelError
+
+    if teacher == "haar":
+        det = HaarDetector()
+    elif teacher.startswith("yunet:"):
+        det = YuNetDetector(teacher[len("yunet:"):], score_threshold=min_score)
+    else:
+        raise ModelError(f"unknown teacher {teacher!r}: use 'haar' or 'yunet:PATH'")
+    files, problems = _files(photos)
+    for arg, why in problems:
+        typer.echo(f"error: {arg}: {why}", err=True)
+    root = Path(photos[0]) if len(photos) == 1 and Path(photos[0]).is_dir() else None
+    names = [str(f.relative_to(root)) if root else str(f) for f in files]
+    with tqdm(total=len(files), unit="photo", desc="labelling", file=sys.stderr, dynamic_ncols=True) as bar:
+        labels, skipped = label_images(det, files, names, progress=bar.update)
+    write_boxes_csv(out, labels)
+    n_faces = sum(len(v.boxes) for v in labels.values())
+    empty = sum(len(v.boxes) == 0 for v in labels.values())
+    for path, why in skipped:
+        typer.echo(f"error: cannot read {path}: {why}", err=True)
+    typer.echo(f"{len(labels)} photo(s), {n_faces} face(s), {empty} with no face -> {out}")
+    if skipped or problems:
+        raise typer.Exit(1)
+
+
+@app.command("detector-pack")
+def detector_pack_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="pack file to write (e.g. packs/det_train.pt)"),
+    faces: Path = typer.Option(..., "--faces", help="faces-1750 folder (images/ and boxes.csv)"),
+    teacher_boxes: Path = typer.Option(..., "--teacher-boxes", help="CSV from `iznet label-boxes` on those images"),
+    lfw: Optional[Path] = typer.Option(None, "--lfw", help="LFW folder (images/<person>/) for composites"),
+    splits: str = typer.Option("train,dev", help="splits to include: train, dev, test"),
+    photo_quality: int = typer.Option(60, min=30, max=95, help="JPEG quality of the photos"),
+    seed: int = typer.Option(0, help="split seed"),
+) -> None:
+    """Pack detection data (JPEG bytes + tight boxes) into one file to carry to a GPU machine."""
+    from tqdm import tqdm
+
+    from iznet.detect.pack import SPLITS, build_pack
+
+    keep = [s.strip() for s in splits.split(",") if s.strip()]
+    bad = [s for s in keep if s not in SPLITS]
+    if bad or not keep:
+        raise typer.BadParameter(f"{splits!r}: choose from {', '.join(SPLITS)}", param_hint="--splits")
+    with tqdm(unit="image", desc="packing", file=sys.stderr, dynamic_ncols=True) as bar:
+        path, meta = build_pack(out, faces, teacher_boxes, lfw, keep_splits=keep, seed=seed,
+                                photo_quality=photo_quality, progress=bar.update)
+    counts = ", ".join(f"{s}: {c['photos']} photos + {c['faces']} faces" for s, c in meta["counts"].items()
+                       if c["photos"] or c["faces"])
+    r = meta["reconcile"]
+    typer.echo(f"{path}: {meta['bytes'] / 1e6:.1f} MB; {counts}")
+    typer.echo(f"given boxes {r['given']}: {r['matched']} matched to the teacher, {r['mapped']} mapped by rule; "
+               f"{r['added']} unlabelled faces added; mapping {json.dumps(r['mapping'])}")
+
+
+@app.command("train-detector")
+def train_detector_cmd(
+    data: Optional[Path] = typer.Option(None, "--data", help="detection pack from `iznet detector-pack`"),
+    out: Path = typer.Option(..., "--out", "-o", help="run folder (config, metrics, last.pt, best.pt)"),
+    toy: bool = typer.Option(False, "--toy", help="train the write-up's toy rectangles model instead (no data)"),
+    backbone: str = typer.Option("light", help="light | darknet53"),
+    width: Optional[int] = typer.Option(None, help="light backbone width (default 16)"),
+    image_size: int = typer.Option(416, help="input side (multiple of 32; grid = size / 32)"),
+    epochs: int = typer.Option(30, min=1),
+    batch_size: int = typer.Option(32, min=1),
+    lr: float = typer.Option(2e-3),
+    lambda_coord: float = typer.Option(25.0),
+    lambda_noobj: float = typer.Option(0.5),
+    conf_target: str = typer.Option("iou", help="iou | one"),
+    composite_ratio: float = typer.Option(1.0, help="composites per photo in an epoch"),
+    workers: Optional[int] = typer.Option(None, help="data loader workers (default: CPUs - 1, at most 12; CPU: 1)"),
+    max_minutes: Optional[float] = typer.Option(None, help="stop after this much training time (the LR schedule "
+                                                          "fits in it)"),
+    steps: int = typer.Option(6000, help="--toy: training steps"),
+    seed: int = typer.Option(0),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when present)"),
+    no_bf16: bool = typer.Option(False, "--no-bf16", help="disable bf16 autocast on CUDA"),
+    resume: bool = typer.Option(False, "--resume", help="continue from OUT/last.pt"),
+) -> None:
+    """Train the YOLO-style face detector (or, with --toy, the rectangles model of the write-up)."""
+    from tqdm import tqdm
+
+    from iznet.utils.device import default_device
+    from iznet.utils.io import write_json
+
+    dev = default_device(device)
+    if toy:
+        import torch
+
+        from iznet.detect.toy import ToyConfig, evaluate_toy, train_toy
+
+        cfg = ToyConfig(steps=steps, lr=lr, lambda_coord=lambda_coord, lambda_noobj=lambda_noobj,
+                        conf_target=conf_target, seed=seed, **({"width": width} if width else {}),
+                        **({"batch_size": batch_size} if batch_size != 32 else {}))
+        with tqdm(total=cfg.steps, desc="toy", unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
+            def cb(step: int, losses: dict) -> None:
+                bar.update(1)
+                if step % 50 == 0:
+                    bar.set_postfix(loss=f"{losses['loss']:.3f}", refresh=False)
+            model, summary = train_toy(cfg, dev, cb)
+        solved = evaluate_toy(model, 100)
+        summary.update({"solved_100": solved, "solved_1000": evaluate_toy(model, 1000, seed=777),
+                        "command": _command_line(), "device": str(dev)})
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "toy.json", summary)
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, out / "toy_model.pt")
+        typer.echo(f"toy rectangles: {solved:.0%} of 100 fresh images solved "
+                   f"({summary['solved_1000']:.1%} of 1000) -> {out / 'toy.json'}")
+        return
+
+    from iznet.detect.train import DetectorTrainConfig, DetectorTrainer
+
+    if data is None:
+        raise typer.BadParameter("give --data PACK (from `iznet detector-pack`) or --toy", param_hint="--data")
+    cfg = DetectorTrainConfig(backbone=backbone, width=width, image_size=image_size, epochs=epochs,
+                              batch_size=batch_size, lr=lr, lambda_coord=lambda_coord, lambda_noobj=lambda_noobj,
+                              conf_target=conf_target, composite_ratio=composite_ratio, workers=workers,
+                              seed=seed, bf16=not no_bf16, max_minutes=max_minutes)
+    trainer = DetectorTrainer(cfg, data, out, device=dev, meta={"command": _command_line()})
+    if resume:
+        trainer.resume(out / "last.pt")
+    bar = tqdm(total=trainer.total_steps, initial=trainer.step, desc=f"train {backbone}", unit="step",
+               file=sys.stderr, dynamic_ncols=True)
+
+    def on_event(ev: dict) -> None:
+        if ev["event"] == "step":
+            bar.update(1)
+            bar.set_postfix(epoch=ev["epoch"] + 1, loss=f"{ev['loss']:.3f}", refresh=False)
+        elif ev["event"] == "epoch":
+            bar.write(f"epoch {ev['epoch']}: loss {ev.get('loss_loss', float('nan')):.3f}, "
+                      f"dev AP@0.5 {ev.get('dev_ap50', float('nan')):.3f}, recall@0.5 "
+                      f"{ev.get('dev_recall50', float('nan')):.3f}, {ev['images_per_s']:.0f} images/s")
+
+    trainer.on_event = on_event
+    summary = trainer.fit()
+    bar.close()
+    typer.echo(f"done: {summary['epochs']} epochs in {summary['train_seconds']:.0f} s; best dev AP@0.5 "
+               f"{summary['best_dev_ap50']:.3f}; detector: {summary['best']}")

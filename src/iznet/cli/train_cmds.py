@@ -1,0 +1,98 @@
+"""``iznet train``: train an embedder (triplet, contrastive or pair classification)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from iznet.cli.app import app
+
+
+@app.command("train")
+def train(
+    data: str = typer.Option(..., "--data", help="lfw:view1 | lfw:fold=K | lfw:all | FOLDER | PACK.pt"),
+    out: Path = typer.Option(..., "--out", "-o", help="run folder (config, metrics, checkpoints)"),
+    model: str = typer.Option("nn4", help="registered model name (see `iznet models`)"),
+    input_size: Optional[int] = typer.Option(None, help="override the model's input size"),
+    loss: str = typer.Option("triplet", help="triplet | contrastive | pair"),
+    mining: str = typer.Option("semi-hard", help="uniform | all | hard | semi-hard | random-hard | batch-hard"),
+    margin: float = typer.Option(0.2, help="triplet margin alpha (squared distances)"),
+    pair_metric: str = typer.Option("abs", help="pair classifier metric: abs | chi2"),
+    p: int = typer.Option(32, help="people per batch"),
+    k: int = typer.Option(4, help="images per person"),
+    pair_batch: int = typer.Option(64, help="pairs per batch (loss=pair)"),
+    optimizer: str = typer.Option("sgd", help="sgd | adagrad | adamw"),
+    lr: float = typer.Option(0.05),
+    weight_decay: float = typer.Option(5e-4),
+    schedule: str = typer.Option("cosine", help="cosine | step | constant"),
+    warmup: int = typer.Option(100, help="warm-up steps"),
+    steps: int = typer.Option(2000),
+    seed: int = typer.Option(0),
+    eval_every: int = typer.Option(250, help="dev evaluation every N steps (0: only at the end)"),
+    checkpoint_every: int = typer.Option(500),
+    snapshot_at: str = typer.Option("", help="comma-separated sample counts for embedding snapshots"),
+    pack: Optional[Path] = typer.Option(None, help="LFW pack from `iznet pack lfw` (faster)"),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="folder holding lfw/"),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when present)"),
+    no_bf16: bool = typer.Option(False, "--no-bf16", help="disable bf16 autocast on CUDA"),
+    resume: Optional[Path] = typer.Option(None, help="a run's last.pt to continue from"),
+    time_budget: float = typer.Option(0.0, help="seconds; lowers --steps after 30 steps so training "
+                                                "ends in time (the steps run are recorded)"),
+) -> None:
+    """Train an embedder and write a run folder with config, metrics, checkpoints and model.pt."""
+    from tqdm import tqdm
+
+    from iznet.engine.data import build_train_data
+    from iznet.engine.train import TrainConfig, Trainer
+    from iznet.errors import TrainingError
+    from iznet.utils.device import default_device
+
+    kwargs = {"input_size": input_size} if input_size else {}
+    try:
+        snaps = [int(s) for s in snapshot_at.split(",") if s.strip()]
+    except ValueError:
+        raise TrainingError(f"--snapshot-at {snapshot_at!r}: give sample counts like 0,5000,20000") from None
+    cfg = TrainConfig(model=model, model_kwargs=kwargs, loss=loss, mining=mining, margin=margin,
+                      pair_metric=pair_metric, p=p, k=k, pair_batch=pair_batch, optimizer=optimizer, lr=lr,
+                      weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup, steps=steps,
+                      seed=seed, bf16=not no_bf16, eval_every=eval_every, checkpoint_every=checkpoint_every,
+                      snapshot_at=snaps, time_budget=time_budget)
+    cfg.validate()
+    dev = default_device(device)
+    size_hint = 112
+    td = build_train_data(data, pack=pack, data_root=data_root, device=dev, seed=seed, size=size_hint)
+    typer.echo(f"data {data}: {json.dumps(td.info)}", err=True)
+    bar = tqdm(total=steps, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
+
+    def on_event(ev: dict) -> None:
+        if ev["event"] == "step":
+            if bar.total != trainer.cfg.steps:
+                bar.total = trainer.cfg.steps
+            bar.update(1)
+            post = {"loss": f"{ev['loss']:.4f}"}
+            if "active_share" in ev:
+                post["active"] = f"{ev['active_share']:.2f}"
+            if "pair_acc" in ev:
+                post["pair_acc"] = f"{ev['pair_acc']:.2f}"
+            bar.set_postfix(post, refresh=False)
+        elif ev["event"] == "eval":
+            bar.write(f"step {ev['step']}: dev accuracy {ev['dev_best_acc']:.4f}  AUC {ev['dev_auc']:.4f}")
+
+    trainer = Trainer(cfg, td, out, device=dev, on_event=on_event,
+                      meta={"command": "iznet " + " ".join(shlex.quote(a) for a in sys.argv[1:])})
+    if resume:
+        trainer.resume(resume)
+        bar.update(trainer.step)
+    summary = trainer.fit()
+    bar.close()
+    line = f"done: {summary['samples']} samples, {summary['samples_per_second']:.0f} samples/s; " \
+           f"dev accuracy {summary['dev']['best_acc']:.4f}"
+    if "test" in summary:
+        line += f"; test accuracy {summary['test']['acc_at_threshold']:.4f} (threshold from dev)"
+    typer.echo(line)
+    typer.echo(f"model: {out / 'model.pt'}")

@@ -1,0 +1,128 @@
+"""Using a trained detector: ``YoloFaceDetector.detect(image) -> Detections`` and ``load_detector(spec)``.
+
+A detector spec (the ``--detector`` option everywhere) is ``haar``, ``yunet:PATH`` (YuNet ONNX file) or the
+path of a detector checkpoint (``kind="detector"``, written by ``iznet train-detector``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from iznet.detect.letterbox import letterbox
+from iznet.detect.model import YoloDetector, create_detector
+from iznet.detect.postprocess import PostprocessConfig, postprocess
+from iznet.detect.results import Detections
+from iznet.engine.checkpoint import load_checkpoint, save_checkpoint
+from iznet.errors import ModelError
+
+KIND = "detector"
+
+
+def save_detector(path: str | Path, model: YoloDetector, name: str, model_kwargs: dict[str, Any],
+                  meta: dict[str, Any] | None = None, train_state: dict[str, Any] | None = None) -> Path:
+    """Write a detector checkpoint (``kind="detector"``); ``model_kwargs`` rebuild it with :func:`create_detector`."""
+    return save_checkpoint(path, kind=KIND, model=name, model_kwargs=model_kwargs,
+                           state_dict=model.state_dict(), meta=meta, train_state=train_state)
+
+
+def detector_from_checkpoint(ckpt: dict[str, Any]) -> YoloDetector:
+    """Rebuild the network of a loaded checkpoint dict (weights included)."""
+    kwargs = dict(ckpt.get("model_kwargs") or {})
+    if "anchors" in kwargs:
+        kwargs["anchors"] = tuple(tuple(a) for a in kwargs["anchors"])
+    model = create_detector(ckpt["model"], **kwargs)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise ModelError(f"checkpoint weights do not fit detector {ckpt['model']!r}: {e}") from None
+    return model
+
+
+class YoloFaceDetector:
+    """A trained :class:`YoloDetector` with its pre- and post-processing.
+
+    Args:
+        model: the network (its ``image_size`` is the input side).
+        config: post-processing thresholds (defaults: confidence 0.3, NMS IoU 0.4, at most 12 faces).
+        device: where to run (default: the model's device).
+        name: how the detector is named in outputs.
+
+    Example:
+        >>> det = YoloFaceDetector.from_checkpoint("runs/det/best.pt")  # doctest: +SKIP
+        >>> det.detect(load_image("team.jpg")).to_json()                # doctest: +SKIP
+        [{'xyxy': [101.2, 80.4, 140.9, 131.0], 'score': 0.93}]
+    """
+
+    def __init__(self, model: YoloDetector, config: PostprocessConfig = PostprocessConfig(),
+                 device: torch.device | str | None = None, name: str = "iznet-yolo"):
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device).eval()
+        self.config = config
+        self.name = name
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: torch.device | str | None = None,
+                        config: PostprocessConfig | None = None) -> "YoloFaceDetector":
+        """Load a ``kind="detector"`` checkpoint (never unpickles; see :mod:`iznet.engine.checkpoint`)."""
+        ckpt = load_checkpoint(path, kind=KIND)
+        model = detector_from_checkpoint(ckpt)
+        if config is None:
+            pp = (ckpt.get("meta") or {}).get("postprocess") or {}
+            config = PostprocessConfig(**{k: pp[k] for k in ("conf_threshold", "iou_threshold", "max_detections")
+                                          if k in pp})
+        return cls(model, config, device or "cpu", name=Path(path).name)
+
+    @torch.no_grad()
+    def detect_batch(self, images: Sequence[np.ndarray], batch_size: int = 16,
+                     config: PostprocessConfig | None = None) -> list[Detections]:
+        """Detect faces in several (H, W, 3) uint8 RGB images; boxes are in each image's pixels."""
+        out: list[Detections] = []
+        size = self.model.image_size
+        for i in range(0, len(images), batch_size):
+            chunk = images[i:i + batch_size]
+            placed = [letterbox(_check_rgb(im), size) for im in chunk]
+            x = torch.stack([p[0] for p in placed]).to(self.device, non_blocking=True).float() / 255.0
+            raw = self.model(x)
+            out.extend(postprocess(raw, size, config or self.config, [p[1] for p in placed]))
+        return out
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Faces in one (H, W, 3) uint8 RGB image (an empty :class:`Detections` when there is none)."""
+        return self.detect_batch([image])[0]
+
+
+def _check_rgb(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        got = getattr(image, "shape", type(image).__name__)
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {got}")
+    return image
+
+
+def load_detector(spec: str | Path, device: torch.device | str | None = None) -> Any:
+    """A face detector from a spec: ``haar``, ``yunet:PATH`` or a detector checkpoint path.
+
+    Returns:
+        an object with ``detect(image (H, W, 3) uint8 RGB) -> Detections`` and ``name``.
+
+    Raises:
+        ModelError: unknown spec, missing file, not a detector checkpoint.
+    """
+    text = str(spec)
+    if text == "haar":
+        from iznet.detect.teachers import HaarDetector
+
+        return HaarDetector()
+    if text.startswith("yunet:"):
+        from iznet.detect.teachers import YuNetDetector
+
+        return YuNetDetector(text[len("yunet:"):])
+    if text == "yunet":
+        raise ModelError("give the YuNet model file as yunet:PATH (e.g. yunet:models/face_detection_yunet.onnx)")
+    path = Path(text)
+    if not path.exists():
+        raise ModelError(f"detector {text!r} is neither 'haar', 'yunet:PATH' nor an existing checkpoint file")
+    return YoloFaceDetector.from_checkpoint(path, device=device)

@@ -1,0 +1,77 @@
+"""From network outputs to ``Detections``: activate, decode, confidence threshold, NMS, top-k, un-letterbox.
+
+Defaults are the write-up's (section 4): NMS at IoU 0.4, at most 12 boxes, confidence ≥ 0.3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torchvision.ops import nms
+
+from iznet.detect.letterbox import Letterbox
+from iznet.detect.loss import activate
+from iznet.detect.results import Detections
+from iznet.detect.targets import decode
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Thresholds of :func:`postprocess`.
+
+    Attributes:
+        conf_threshold: keep boxes whose confidence is at least this.
+        iou_threshold: NMS drops a box overlapping a higher-scored kept box by more than this IoU.
+        max_detections: keep at most this many boxes per image (highest scores).
+    """
+
+    conf_threshold: float = 0.3
+    iou_threshold: float = 0.4
+    max_detections: int = 12
+
+
+def select(boxes: torch.Tensor, scores: torch.Tensor, config: PostprocessConfig = PostprocessConfig()
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Threshold, NMS and top-k for one image.
+
+    Args:
+        boxes: (M, 4) ``x1, y1, x2, y2``.
+        scores: (M,).
+
+    Returns:
+        kept boxes (K, 4) and scores (K,), sorted by score, K ≤ ``config.max_detections``.
+    """
+    keep = scores >= config.conf_threshold
+    boxes, scores = boxes[keep].float(), scores[keep].float()
+    keep = nms(boxes, scores, config.iou_threshold)[: config.max_detections]
+    return boxes[keep], scores[keep]
+
+
+def postprocess(raw: torch.Tensor, image_size: int, config: PostprocessConfig = PostprocessConfig(),
+                letterboxes: Sequence[Letterbox | None] | None = None) -> list[Detections]:
+    """Raw network outputs → one :class:`Detections` per image.
+
+    Args:
+        raw: (N, S, S, B, 5) raw outputs of a detector.
+        image_size: side of the square network input in pixels.
+        config: thresholds.
+        letterboxes: per image, how it was placed in the input; boxes are mapped back to the original
+            image. ``None`` keeps input-pixel coordinates.
+
+    Returns:
+        list of N :class:`Detections` (on the CPU).
+    """
+    boxes, scores = decode(activate(raw.detach()), image_size)
+    out = []
+    for i in range(raw.shape[0]):
+        b, s = select(boxes[i], scores[i], config)
+        lb = letterboxes[i] if letterboxes is not None else None
+        if lb is not None:
+            b = lb.to_original(b)
+            size = (lb.width, lb.height)
+        else:
+            size = (image_size, image_size)
+        out.append(Detections(b.cpu(), s.cpu(), size))
+    return out

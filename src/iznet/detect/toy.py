@@ -1,0 +1,209 @@
+"""The toy rectangles task of the write-up (section 3.2, Figure 15, Table 1).
+
+Images are 15×15, one channel, black, with 1–3 filled axis-aligned rectangles of random grey levels; the
+detector predicts a 3×3 grid × 2 boxes × 5 (90 numbers) and is trained with :class:`YoloLoss`.
+
+Generation rules (so every image has one right answer): sides are whole pixels from 3 to 9; two
+rectangles overlap by at most IoU 0.3 and cover at most half of the smaller one; no cell holds more
+centres than there are anchors. An image is *solved* when every rectangle is found at IoU ≥ 0.5 by a
+distinct predicted box and no predicted box is left over (after the usual post-processing).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+from torchvision.ops import box_iou
+
+from iznet.detect.loss import YoloLoss
+from iznet.detect.postprocess import PostprocessConfig, postprocess
+from iznet.detect.targets import DEFAULT_ANCHORS, encode_targets
+
+_logger = logging.getLogger(__name__)
+
+TOY_SIZE = 15
+TOY_GRID = 3
+
+
+def _overlap_ok(a: list[int], b: list[int]) -> bool:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    area_a = (a[2] - a[0]) * (a[3] - a[1])
+    area_b = (b[2] - b[0]) * (b[3] - b[1])
+    return inter / (area_a + area_b - inter) <= 0.3 and inter <= 0.5 * min(area_a, area_b)
+
+
+def make_rectangles(n: int, generator: torch.Generator | None = None, image_size: int = TOY_SIZE,
+                    grid: int = TOY_GRID, max_per_cell: int = 2, min_side: int = 3, max_side: int = 9,
+                    max_rects: int = 3) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Random rectangle images.
+
+    Args:
+        n: number of images.
+        generator: torch RNG (seed it for a fixed set).
+
+    Returns:
+        ``images`` (n, 1, image_size, image_size) float32 in [0, 1] and a list of n (K, 4) float32
+        ``x1, y1, x2, y2`` boxes (pixel edges), 1 ≤ K ≤ ``max_rects``.
+    """
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+
+    def randint(lo: int, hi: int) -> int:  # inclusive bounds
+        return int(torch.randint(lo, hi + 1, (1,), generator=g))
+
+    images = torch.zeros(n, 1, image_size, image_size)
+    boxes_out = []
+    cell = image_size / grid
+    for i in range(n):
+        k = randint(1, max_rects)
+        rects: list[list[int]] = []
+        cells: dict[tuple[int, int], int] = {}
+        tries = 0
+        while len(rects) < k and tries < 200:
+            tries += 1
+            w, h = randint(min_side, max_side), randint(min_side, max_side)
+            x1, y1 = randint(0, image_size - w), randint(0, image_size - h)
+            r = [x1, y1, x1 + w, y1 + h]
+            c = (int((y1 + h / 2) / cell), int((x1 + w / 2) / cell))
+            if cells.get(c, 0) >= max_per_cell or not all(_overlap_ok(r, o) for o in rects):
+                continue
+            cells[c] = cells.get(c, 0) + 1
+            rects.append(r)
+        for r in rects:
+            level = 0.35 + 0.65 * float(torch.rand(1, generator=g))
+            images[i, 0, r[1]:r[3], r[0]:r[2]] = level
+        boxes_out.append(torch.tensor(rects, dtype=torch.float32).reshape(-1, 4))
+    return images, boxes_out
+
+
+class ToyNet(nn.Module):
+    """Table 1 of the write-up: three 5×5 convolutions (BN, LeakyReLU 0.1) and a fully connected output.
+
+    Args:
+        width: filters per convolution (128 in the write-up).
+        image_size: input side (15).
+        grid, anchors: output grid and anchors (3 × 3 × 2 × 5 = 90 outputs).
+
+    Shapes: input (N, 1, image_size, image_size) → raw output (N, grid, grid, B, 5).
+    """
+
+    def __init__(self, width: int = 128, image_size: int = TOY_SIZE, grid: int = TOY_GRID,
+                 anchors: tuple[tuple[float, float], ...] = DEFAULT_ANCHORS):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for _ in range(3):
+            layers += [nn.Conv2d(c_in, width, 5, padding=2, bias=False), nn.BatchNorm2d(width),
+                       nn.LeakyReLU(0.1, inplace=True)]
+            c_in = width
+        self.features = nn.Sequential(*layers)
+        self.grid, self.anchors, self.image_size = grid, tuple(anchors), image_size
+        self.fc = nn.Linear(width * image_size * image_size, grid * grid * len(anchors) * 5)
+        with torch.no_grad():  # start near "no rectangle, mid-size box" rather than at random outputs
+            self.fc.weight.mul_(0.1)
+            bias = self.fc.bias.view(grid, grid, len(anchors), 5)
+            bias.zero_()
+            bias[..., 0] = -4.0
+            bias[..., 3:] = 0.6
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(self.features(x).flatten(1))
+        return y.view(x.shape[0], self.grid, self.grid, len(self.anchors), 5)
+
+
+def image_solved(pred: torch.Tensor, gt: torch.Tensor, iou_threshold: float = 0.5) -> bool:
+    """True when every ground-truth box has its own prediction at IoU ≥ threshold and none is left over.
+
+    Args:
+        pred: (P, 4) predicted boxes; gt: (G, 4) true boxes.
+    """
+    if pred.shape[0] != gt.shape[0]:
+        return False
+    if gt.shape[0] == 0:
+        return True
+    iou = box_iou(gt, pred)
+    used_gt: set[int] = set()
+    used_pred: set[int] = set()
+    for flat in torch.argsort(iou.flatten(), descending=True).tolist():  # greedy, best pairs first
+        g, p = divmod(flat, pred.shape[0])
+        if iou[g, p] < iou_threshold:
+            break
+        if g not in used_gt and p not in used_pred:
+            used_gt.add(g)
+            used_pred.add(p)
+    return len(used_gt) == gt.shape[0]
+
+
+@dataclass
+class ToyConfig:
+    """Training of the toy task. Defaults are the write-up's model with our loss (λcoord 25, λnoobj 0.5)."""
+
+    width: int = 128
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    lambda_coord: float = 25.0
+    lambda_noobj: float = 0.5
+    conf_target: str = "iou"
+    max_rects: int = 3
+    seed: int = 0
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+
+
+def evaluate_toy(model: nn.Module, n_images: int = 100, seed: int = 12345,
+                 postprocess_config: PostprocessConfig = PostprocessConfig(), max_rects: int = 3) -> float:
+    """Share of ``n_images`` fresh rectangle images (seeded) that the model solves."""
+    images, boxes = make_rectangles(n_images, torch.Generator().manual_seed(seed), max_rects=max_rects)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        dets = postprocess(model(images.to(device)), TOY_SIZE, postprocess_config)
+    model.train(was_training)
+    return sum(image_solved(d.xyxy, b) for d, b in zip(dets, boxes)) / n_images
+
+
+def train_toy(config: ToyConfig = ToyConfig(), device: torch.device | str = "cpu",
+              callback: Callable[[int, dict[str, float]], None] | None = None) -> tuple[ToyNet, dict]:
+    """Train :class:`ToyNet` on freshly generated images (every batch is new data).
+
+    Args:
+        config: hyper-parameters.
+        device: where to train.
+        callback: called as ``callback(step, losses)`` after every step (for progress bars).
+
+    Returns:
+        the trained model (eval mode) and a summary dict (config, last losses).
+    """
+    torch.manual_seed(config.seed)
+    g = torch.Generator().manual_seed(config.seed)
+    model = ToyNet(config.width).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    warmup = max(1, config.steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)))
+    loss_fn = YoloLoss(config.lambda_coord, config.lambda_noobj, config.conf_target)
+    last: dict[str, float] = {}
+    model.train()
+    for step in range(config.steps):
+        images, boxes = make_rectangles(config.batch_size, g, max_rects=config.max_rects)
+        target = encode_targets(boxes, TOY_GRID, model.anchors, TOY_SIZE)
+        out = loss_fn(model(images.to(device)), target.to(device))
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        opt.step()
+        sched.step()
+        last = {k: float(v.detach()) for k, v in out.items()}
+        if callback is not None:
+            callback(step, last)
+    model.eval()
+    summary = {"config": {k: v for k, v in asdict(config).items() if k != "postprocess"},
+               "postprocess": asdict(config.postprocess), "last_losses": last}
+    return model, summary

@@ -1,0 +1,84 @@
+"""Batch augmentation on whatever device the images live on (the GPU when training there).
+
+Images are uint8 (B,3,H,W). One affine warp per image (random scale, shift, horizontal flip and a small
+rotation) resamples straight to the network's input size, then a brightness/contrast jitter; the result is
+normalised the way every iznet model expects ((x/255 - 0.5) / 0.5). All randomness comes from the
+``torch.Generator`` passed in, so a run that derives the generator from (seed, step) is exactly
+reproducible and resumable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class AugmentConfig:
+    """Ranges of the random transforms (all default to mild, face-preserving values)."""
+
+    scale: tuple[float, float] = (0.9, 1.1)  # zoom factor (>1 zooms in)
+    shift: float = 0.06  # max translation as a share of the image side
+    rotate_deg: float = 8.0
+    flip: bool = True
+    brightness: float = 0.2
+    contrast: float = 0.2
+    grayscale_p: float = 0.05
+
+
+def normalise(x_uint8: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (B,3,H,W) → float (B,3,size,size) in [-1, 1], resized with antialiasing when needed."""
+    x = x_uint8.float().div_(255.0)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.sub_(0.5).div_(0.5)
+
+
+def augment_batch(x_uint8: torch.Tensor, size: int, cfg: AugmentConfig,
+                  generator: torch.Generator) -> torch.Tensor:
+    """Randomly warp and jitter a batch, returning normalised float (B,3,size,size).
+
+    Args:
+        x_uint8: (B,3,H,W) uint8 images on any device.
+        size: output side (the network's input size).
+        cfg: transform ranges.
+        generator: a CPU generator; random numbers are drawn on the CPU then moved, so results do not
+            depend on the device.
+    """
+    b = x_uint8.shape[0]
+    dev = x_uint8.device
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=generator).to(dev)
+
+    x = x_uint8.float().div_(255.0)
+    # Source is at least as large as the output; downscale first so grid_sample does not alias.
+    if x.shape[-1] > size * 1.2:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    s = cfg.scale[0] + (cfg.scale[1] - cfg.scale[0]) * rand(b)
+    ang = (rand(b) * 2 - 1) * math.radians(cfg.rotate_deg)
+    tx = (rand(b) * 2 - 1) * cfg.shift * 2  # grid coordinates span 2 units
+    ty = (rand(b) * 2 - 1) * cfg.shift * 2
+    flip = (rand(b) < 0.5) if cfg.flip else torch.zeros(b, dtype=torch.bool, device=dev)
+    sx = torch.where(flip, -1.0, 1.0) / s
+    cos, sin = torch.cos(ang), torch.sin(ang)
+    theta = torch.stack([
+        torch.stack([cos * sx, -sin / s, tx], dim=1),
+        torch.stack([sin * sx, cos / s, ty], dim=1),
+    ], dim=1)
+    grid = F.affine_grid(theta, (b, 3, size, size), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    if cfg.brightness > 0:
+        x = x + ((rand(b) * 2 - 1) * cfg.brightness).view(b, 1, 1, 1)
+    if cfg.contrast > 0:
+        c = (1 + (rand(b) * 2 - 1) * cfg.contrast).view(b, 1, 1, 1)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * c + mean
+    if cfg.grayscale_p > 0:
+        g = (rand(b) < cfg.grayscale_p).view(b, 1, 1, 1)
+        gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand_as(x)
+        x = torch.where(g, gray, x)
+    return x.clamp_(0, 1).sub_(0.5).div_(0.5)

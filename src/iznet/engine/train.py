@@ -1,0 +1,463 @@
+"""Training loop for embedders: triplet loss with online mining or uniform triplets, contrastive loss,
+and DeepFace-style pair classification.
+
+Reproducibility: every random choice of step ``s`` (the batch order, the augmentation, the uniform
+triplets or pairs) is derived from ``(seed, s)``, so a run stopped after step ``s`` and resumed from its
+checkpoint (weights, optimizer state, step) takes exactly the same steps as an uninterrupted run.
+
+The loop never prints: it reports through the ``on_event`` callback and writes its run folder:
+``config.json``, ``metrics.jsonl``, ``last.pt`` (resumable), ``model.pt`` (the embedder checkpoint),
+``snapshots/`` (embeddings for t-SNE sequences) and ``test.json`` when the data has test pairs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from iznet.engine.augment import AugmentConfig, augment_batch, normalise
+from iznet.engine.checkpoint import load_checkpoint, save_checkpoint
+from iznet.engine.data import PairSet, TrainData
+from iznet.errors import TrainingError
+from iznet.utils.device import autocast, default_device
+from iznet.utils.io import write_json
+
+_logger = logging.getLogger(__name__)
+
+LOSSES = ("triplet", "contrastive", "pair")
+MININGS = ("uniform", "all", "hard", "semi-hard", "random-hard", "batch-hard")
+OPTIMIZERS = ("sgd", "adagrad", "adamw")
+SCHEDULES = ("cosine", "step", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Defaults follow the write-up where it gives one."""
+
+    model: str = "nn4"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    loss: str = "triplet"
+    mining: str = "semi-hard"
+    margin: float = 0.2  # FaceNet's alpha (squared distances); contrastive margin when loss=contrastive
+    pair_metric: str = "abs"  # DeepFace head: weighted |f1-f2| ("abs") or chi-square ("chi2")
+    p: int = 32  # people per batch
+    k: int = 4  # images per person
+    pair_batch: int = 64  # pairs per batch for loss=pair
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    warmup_steps: int = 100
+    steps: int = 2000
+    seed: int = 0
+    bf16: bool = True
+    eval_every: int = 250
+    checkpoint_every: int = 500
+    snapshot_at: list[int] = field(default_factory=list)  # sample counts for embedding snapshots
+    snapshot_people: int = 12
+    tta: bool = True  # flip test-time augmentation for dev/test evaluation
+    time_budget: float = 0.0  # seconds; >0: after 30 steps, lower `steps` so training ends in time
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def validate(self) -> None:
+        def bad(what, value, allowed):
+            raise TrainingError(f"unknown {what} {value!r}: choose one of {', '.join(allowed)}")
+
+        if self.loss not in LOSSES:
+            bad("loss", self.loss, LOSSES)
+        if self.mining not in MININGS:
+            bad("mining", self.mining, MININGS)
+        if self.optimizer not in OPTIMIZERS:
+            bad("optimizer", self.optimizer, OPTIMIZERS)
+        if self.schedule not in SCHEDULES:
+            bad("schedule", self.schedule, SCHEDULES)
+        if self.steps < 1 or self.p < 2 or self.k < 1 or self.lr <= 0:
+            raise TrainingError("steps must be >= 1, p >= 2, k >= 1 and lr > 0")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        aug = AugmentConfig(**d.pop("augment", {}))
+        for key in ("scale",):
+            if isinstance(getattr(aug, key), list):
+                setattr(aug, key, tuple(getattr(aug, key)))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise TrainingError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(augment=aug, **d)
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed((seed * 1_000_003 + step * 7919 + 17) % (2**63 - 1))
+    return g
+
+
+def _step_seed(seed: int, step: int) -> int:
+    return (seed * 1_000_003 + step * 7919 + 23) % (2**31 - 1)
+
+
+class _Batches:
+    """P×K batches over the training labels, one epoch's order fixed by (seed, epoch)."""
+
+    def __init__(self, labels: np.ndarray, p: int, k: int, seed: int):
+        from iznet.sampling.batches import PKBatchSampler
+
+        self.sampler = PKBatchSampler(labels, p=p, k=k, seed=seed)
+        self.per_epoch = len(self.sampler)
+        if self.per_epoch == 0:
+            raise TrainingError(f"not enough people for batches of {p} people; lower --p")
+        self._epoch = -1
+        self._batches: list[list[int]] = []
+
+    def at(self, step: int) -> np.ndarray:
+        epoch, pos = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            self.sampler.set_epoch(epoch)
+            self._batches = [list(b) for b in self.sampler]
+            self._epoch = epoch
+        return np.asarray(self._batches[pos], dtype=np.int64)
+
+
+def _lr_at(cfg: TrainConfig, step: int) -> float:
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return cfg.lr * (0.1 ** int(t / 0.4))  # "step": x0.1 at 40% and 80% of the run
+
+
+def _make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+@torch.no_grad()
+def embed_images(model: nn.Module, images: torch.Tensor, indices: np.ndarray, size: int,
+                 device: torch.device, bf16: bool = True, tta: bool = True,
+                 batch_size: int = 256) -> np.ndarray:
+    """Embed ``images[indices]`` in eval mode; flip TTA sums both views and renormalises."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for s in range(0, len(indices), batch_size):
+        idx = torch.as_tensor(indices[s:s + batch_size], device=images.device)
+        x = normalise(images[idx].to(device), size)
+        with autocast(device, bf16):
+            e = model(x).float()
+            if tta:
+                e = e + model(torch.flip(x, dims=[3])).float()
+        out.append(torch.nn.functional.normalize(e, dim=1).cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, 128), np.float32)
+
+
+def pair_distances(model, images, pairs: PairSet, size, device, bf16=True, tta=True) -> np.ndarray:
+    """Euclidean distances of the embeddings of each pair (each image embedded once)."""
+    uniq, inv = np.unique(np.concatenate([pairs.idx1, pairs.idx2]), return_inverse=True)
+    emb = embed_images(model, images, uniq, size, device, bf16, tta)
+    n = len(pairs.idx1)
+    e1, e2 = emb[inv[:n]], emb[inv[n:]]
+    return np.linalg.norm(e1 - e2, axis=1)
+
+
+class Trainer:
+    """Trains an embedder on a :class:`TrainData` and writes a run folder.
+
+    Args:
+        cfg: the run's configuration.
+        data: training images, split and pairs.
+        run_dir: the folder for config, metrics, checkpoints and snapshots.
+        device: defaults to CUDA when present.
+        on_event: called with dicts ``{"event": "step"|"eval"|"snapshot"|"checkpoint"|"done", ...}``.
+        meta: extra metadata (e.g. the command line) stored in checkpoints.
+    """
+
+    def __init__(self, cfg: TrainConfig, data: TrainData, run_dir: str | Path,
+                 device: torch.device | str | None = None,
+                 on_event: Callable[[dict], None] | None = None, meta: dict | None = None):
+        from iznet.models import create_model
+
+        cfg.validate()
+        self.cfg = cfg
+        self.data = data
+        self.run_dir = Path(run_dir)
+        self.device = default_device(str(device) if device else None)
+        self.on_event = on_event or (lambda e: None)
+        self.meta = dict(meta or {})
+        torch.manual_seed(cfg.seed)
+        self.model = create_model(cfg.model, **cfg.model_kwargs).to(self.device)
+        self.size = int(self.model.input_size)
+        params = list(self.model.parameters())
+        self.head = None
+        if cfg.loss == "pair":
+            from iznet.losses import PairClassifier
+
+            self.head = PairClassifier(dim=self.model.embedding_dim, metric=cfg.pair_metric).to(self.device)
+            params += list(self.head.parameters())
+        self.optimizer = _make_optimizer(cfg, params)
+        self.step = 0
+        self.samples = 0
+        self._loss_fn, self._miner = self._make_loss()
+        self._batches = None
+        self._sampler = None  # built once; reseeded from (seed, step) before every draw
+        if cfg.loss == "pair":
+            from iznet.sampling.pairs import UniformPairSampler
+
+            self._sampler = UniformPairSampler(data.train.labels, positive_fraction=0.5, seed=cfg.seed)
+        elif cfg.mining == "uniform":
+            from iznet.sampling.triplets import UniformTripletSampler
+
+            self._sampler = UniformTripletSampler(data.train.labels, seed=cfg.seed)
+        else:
+            self._batches = _Batches(data.train.labels, cfg.p, cfg.k, cfg.seed)
+        self._snapshot_left = sorted(int(s) for s in cfg.snapshot_at)
+        self._snapshot_idx = self._snapshot_set()
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+    # ----------------------------------------------------------------------------------------- setup
+    def _make_loss(self):
+        cfg = self.cfg
+        if cfg.loss == "triplet":
+            from iznet.losses import TripletLoss
+            from iznet.mining import create_miner
+
+            miner = None
+            if cfg.mining != "uniform":
+                kw = {"margin": cfg.margin} if cfg.mining in ("semi-hard", "random-hard") else {}
+                miner = create_miner(cfg.mining, **kw)
+            return TripletLoss(margin=cfg.margin), miner
+        if cfg.loss == "contrastive":
+            from iznet.losses import ContrastiveLoss
+
+            return ContrastiveLoss(margin=cfg.margin if cfg.margin != 0.2 else 1.0), None
+        from iznet.losses import PairClassificationLoss
+
+        return PairClassificationLoss(), None
+
+    def _snapshot_set(self) -> np.ndarray:
+        """A fixed set of training images (up to ``snapshot_people`` people × 20) for snapshots."""
+        if not self._snapshot_left:
+            return np.zeros(0, np.int64)
+        labels = self.data.train.labels
+        counts = np.bincount(labels)
+        people = np.argsort(-counts, kind="stable")[: self.cfg.snapshot_people]
+        pos = np.concatenate([np.flatnonzero(labels == c)[:20] for c in people])
+        return pos
+
+    # ----------------------------------------------------------------------------------------- steps
+    def _train_step(self) -> dict:
+        cfg, data = self.cfg, self.data
+        step = self.step
+        gen = _step_generator(cfg.seed, step)
+        for g in self.optimizer.param_groups:
+            g["lr"] = _lr_at(cfg, step)
+        train_idx = data.train.indices
+        labels_np = data.train.labels
+        stats: dict[str, Any] = {}
+        if self._sampler is not None:
+            self._sampler.rng = np.random.default_rng(_step_seed(cfg.seed, step))
+        if cfg.loss == "pair":
+            pairs, same = self._sampler.sample(cfg.pair_batch)
+            pos = np.concatenate([pairs[:, 0], pairs[:, 1]])
+        elif cfg.mining == "uniform":
+            trip = self._sampler.sample(cfg.p * cfg.k // 3)
+            pos = trip.reshape(-1)  # a0 p0 n0 a1 p1 n1 ...
+        else:
+            pos = self._batches.at(step)
+        img_idx = torch.as_tensor(train_idx[pos], device=data.images.device)
+        x = augment_batch(data.images[img_idx], self.size, cfg.augment, gen).to(self.device)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        labels = torch.as_tensor(labels_np[pos], device=self.device)
+        self.model.train()
+        with autocast(self.device, cfg.bf16):
+            emb = self.model(x)
+        emb = emb.float()
+        if cfg.loss == "pair":
+            n = len(same)
+            logits = self.head(emb[:n], emb[n:])
+            target = torch.as_tensor(same, dtype=torch.float32, device=self.device)
+            loss = self._loss_fn(logits, target)
+            stats["pair_acc"] = float(((logits > 0) == target.bool()).float().mean())
+        elif cfg.loss == "triplet":
+            if cfg.mining == "uniform":
+                m = len(pos) // 3
+                ar = torch.arange(m, device=self.device) * 3
+                tup = (ar, ar + 1, ar + 2)
+            else:
+                tup = self._miner(emb, labels)
+            loss = self._loss_fn(emb, labels, tup)
+            st = getattr(self._loss_fn, "last_stats", {}) or {}
+            stats["triplets"] = int(st.get("num_triplets", len(tup[0])))
+            stats["active_share"] = float(st.get("active_share", float("nan")))
+        else:
+            loss = self._loss_fn(emb, labels)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"loss became {loss.item()} at step {step} (lr {_lr_at(cfg, step):.3g}); lower --lr, "
+                f"keep --bf16 off on CPU, or resume from {self.run_dir / 'last.pt'}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        self.samples += len(pos)
+        return {"event": "step", "step": self.step, "samples": self.samples, "loss": float(loss.detach()),
+                "lr": _lr_at(cfg, step), **stats}
+
+    def evaluate(self, pairs: PairSet, threshold: float | None = None) -> dict:
+        dist = pair_distances(self.model, self.data.images, pairs, self.size, self.device,
+                              self.cfg.bf16, self.cfg.tta)
+        same = pairs.same.astype(bool)
+        from iznet.eval.verification import accuracy_at, auc, best_threshold
+
+        thr, acc = best_threshold(dist, same)
+        out = {"best_acc": acc, "best_threshold": thr, "auc": auc(dist, same),
+               "mean_same": float(dist[same].mean()), "mean_diff": float(dist[~same].mean())}
+        if threshold is not None:
+            out["acc_at_threshold"] = accuracy_at(dist, same, threshold)
+            out["threshold"] = threshold
+        out["_dist"] = dist
+        return out
+
+    # ----------------------------------------------------------------------------------- checkpoints
+    def _model_kwargs(self) -> dict:
+        kw = dict(self.cfg.model_kwargs)
+        return kw
+
+    def save_last(self) -> Path:
+        state = {"step": self.step, "samples": self.samples, "optimizer": self.optimizer.state_dict(),
+                 "config": self.cfg.to_dict()}
+        if self.head is not None:
+            state["head"] = self.head.state_dict()
+        path = save_checkpoint(self.run_dir / "last.pt", kind="embedder", model=self.cfg.model,
+                               model_kwargs=self._model_kwargs(), state_dict=self.model.state_dict(),
+                               meta={**self.meta, "step": self.step}, train_state=state)
+        self.on_event({"event": "checkpoint", "step": self.step, "path": str(path)})
+        return path
+
+    def resume(self, path: str | Path) -> None:
+        ck = load_checkpoint(path, kind="embedder")
+        ts = ck.get("train_state")
+        if ts is None:
+            raise TrainingError(f"{path} holds no training state; resume needs a run's last.pt")
+        if ck["model"] != self.cfg.model:
+            raise TrainingError(f"{path} is a {ck['model']} run, this run trains {self.cfg.model}")
+        self.model.load_state_dict(ck["state_dict"])
+        self.optimizer.load_state_dict(ts["optimizer"])
+        if self.head is not None and "head" in ts:
+            self.head.load_state_dict(ts["head"])
+        self.step = int(ts["step"])
+        self.samples = int(ts["samples"])
+        self._snapshot_left = [s for s in self._snapshot_left if s > self.samples]
+
+    def _snapshot(self) -> None:
+        emb = embed_images(self.model, self.data.images, self.data.train.indices[self._snapshot_idx],
+                           self.size, self.device, self.cfg.bf16, tta=False)
+        labels = self.data.train.labels[self._snapshot_idx]
+        out = self.run_dir / "snapshots" / f"samples_{self.samples:09d}.npz"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        names = np.array([self.data.train.classes[l] for l in labels])
+        np.savez_compressed(out, embeddings=emb, labels=labels, names=names, samples=self.samples,
+                            step=self.step)
+        self.on_event({"event": "snapshot", "samples": self.samples, "path": str(out)})
+
+    # ------------------------------------------------------------------------------------------ run
+    def fit(self, stop_after: int | None = None) -> dict:
+        """Train until ``cfg.steps`` (or ``stop_after`` steps, to simulate an interruption)."""
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.run_dir / "config.json", {"config": cfg.to_dict(), "data": self.data.spec,
+                                                  "data_info": self.data.info, "meta": self.meta})
+        metrics_f = open(self.run_dir / "metrics.jsonl", "a")
+        t0 = time.perf_counter()
+        end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+        last_eval: dict = {}
+        try:
+            if self.step == 0 and self._snapshot_left and self._snapshot_left[0] == 0:
+                self._snapshot()
+                self._snapshot_left.pop(0)
+            start_step = self.step
+            while self.step < end:
+                ev = self._train_step()
+                ev["time"] = time.perf_counter() - t0
+                if cfg.time_budget > 0 and self.step == start_step + 30:
+                    end = self._fit_budget(ev["time"], 30, end)
+                metrics_f.write(json.dumps(ev) + "\n")
+                self.on_event(ev)
+                while self._snapshot_left and self.samples >= self._snapshot_left[0]:
+                    self._snapshot()
+                    self._snapshot_left.pop(0)
+                if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                    r = self.evaluate(self.data.dev_pairs)
+                    r.pop("_dist")
+                    last_eval = {"event": "eval", "step": self.step, "samples": self.samples,
+                                 **{f"dev_{k}": v for k, v in r.items()}}
+                    metrics_f.write(json.dumps(last_eval) + "\n")
+                    metrics_f.flush()
+                    self.on_event(last_eval)
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.save_last()
+        finally:
+            metrics_f.close()
+        elapsed = time.perf_counter() - t0
+        self.save_last()
+        if self.step < cfg.steps:
+            return {"stopped_at": self.step}
+        return self._finish(elapsed, last_eval)
+
+    def _fit_budget(self, elapsed: float, steps_done: int, end: int) -> int:
+        """Lower the step count so the run ends within ``cfg.time_budget`` seconds (recorded)."""
+        cfg = self.cfg
+        rate = steps_done / max(elapsed, 1e-9)
+        fit = int(self.step + (cfg.time_budget - elapsed) * rate)
+        if fit < cfg.steps:
+            _logger.info("time budget %.0f s: %d steps instead of %d", cfg.time_budget, fit, cfg.steps)
+            self.meta["steps_requested"] = cfg.steps
+            cfg.steps = max(fit, cfg.warmup_steps + 1, self.step + 1)
+            write_json(self.run_dir / "config.json", {"config": cfg.to_dict(), "data": self.data.spec,
+                                                      "data_info": self.data.info, "meta": self.meta})
+        return min(end, cfg.steps)
+
+    def _finish(self, elapsed: float, last_eval: dict) -> dict:
+        dev = self.evaluate(self.data.dev_pairs)
+        dev.pop("_dist")
+        summary: dict[str, Any] = {"steps": self.step, "samples": self.samples, "train_seconds": elapsed,
+                                   "samples_per_second": self.samples / max(elapsed, 1e-9),
+                                   "dev": dev, "data": self.data.spec, "data_info": self.data.info}
+        if self.data.test_pairs is not None:
+            test = self.evaluate(self.data.test_pairs, threshold=dev["best_threshold"])
+            dist = test.pop("_dist")
+            np.savez_compressed(self.run_dir / "test_pairs.npz", dist=dist,
+                                same=self.data.test_pairs.same.astype(bool))
+            summary["test"] = test
+            write_json(self.run_dir / "test.json", test)
+        meta = {**self.meta, "config": self.cfg.to_dict(), "summary": summary, "tta": self.cfg.tta,
+                "input_size": self.size}
+        save_checkpoint(self.run_dir / "model.pt", kind="embedder", model=self.cfg.model,
+                        model_kwargs=self._model_kwargs(), state_dict=self.model.state_dict(), meta=meta)
+        write_json(self.run_dir / "summary.json", summary)
+        self.on_event({"event": "done", **summary})
+        return summary

@@ -1,0 +1,98 @@
+"""NN1: FaceNet's Zeiler&Fergus-style network with 1x1 "a" layers (FaceNet Table 1), input 220x220.
+
+Layer by layer as in Table 1: conv1 7x7/2, max pool, LRN, conv2a 1x1, conv2 3x3, LRN, max pool, conv3a,
+conv3, max pool, conv4a, conv4, conv5a, conv5, conv6a, conv6, max pool (220 -> 110 -> 55 -> 28 -> 14 -> 7),
+then fc1 and fc2 as maxout with p=2 (12544 -> 2x4096 -> 4096, 4096 -> 2x4096 -> 4096), fc7128 and L2.
+About 140M parameters (fc1 alone is 103M) and 1.6B multiply-adds per image.
+
+Ours, not the paper's: batch norm after each convolution (``bn=True``, the default; FaceNet used none).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from iznet.errors import ModelError
+from iznet.models.base import EmbeddingNet
+from iznet.models.layers import ConvBNReLU, Maxout, init_weights, local_response_norm
+from iznet.models.registry import register_model
+
+_FINAL_MAP = 7  # fc1 takes a 7x7x256 map
+
+
+def _nn1_map_size(size: int) -> int:
+    """Side of the map entering fc1: conv1 (7x7/2, pad 3) and four 3x3/2 pools (pad 1) each give ceil(s/2)."""
+    for _ in range(5):
+        size = (size + 1) // 2
+    return size
+
+
+class NN1(EmbeddingNet):
+    """FaceNet NN1 (Table 1).
+
+    Args:
+        input_size: square input side; fc1 needs a 7x7 map, so 193..224 px (native 220).
+        bn: batch norm after every convolution (ours; FaceNet used none).
+        lrn: keep the two local response normalisation layers (rnorm1, rnorm2) of the table.
+        embedding_dim: embedding size (128).
+
+    Shapes:
+        (B, 3, S, S) -> forward_features (B, 256, 7, 7) -> forward (B, 128), L2-normalised.
+    """
+
+    def __init__(self, input_size: int = 220, bn: bool = True, lrn: bool = True, embedding_dim: int = 128):
+        super().__init__()
+        if _nn1_map_size(input_size) != _FINAL_MAP:
+            raise ModelError(f"nn1 cannot take input_size={input_size}: its fc1 needs a 7x7 map, "
+                             "so the input side must be 193..224 px (native 220)")
+        self.input_size = input_size
+        self.embedding_dim = embedding_dim
+        self.num_features = 256
+
+        def pool() -> nn.MaxPool2d:
+            return nn.MaxPool2d(3, stride=2, padding=1)
+
+        self.features = nn.Sequential()
+        f = self.features
+        f.add_module("conv1", ConvBNReLU(3, 64, 7, stride=2, padding=3, bn=bn))
+        f.add_module("pool1", pool())
+        f.add_module("rnorm1", local_response_norm(lrn))
+        f.add_module("conv2a", ConvBNReLU(64, 64, 1, bn=bn))
+        f.add_module("conv2", ConvBNReLU(64, 192, 3, bn=bn))
+        f.add_module("rnorm2", local_response_norm(lrn))
+        f.add_module("pool2", pool())
+        f.add_module("conv3a", ConvBNReLU(192, 192, 1, bn=bn))
+        f.add_module("conv3", ConvBNReLU(192, 384, 3, bn=bn))
+        f.add_module("pool3", pool())
+        f.add_module("conv4a", ConvBNReLU(384, 384, 1, bn=bn))
+        f.add_module("conv4", ConvBNReLU(384, 256, 3, bn=bn))
+        f.add_module("conv5a", ConvBNReLU(256, 256, 1, bn=bn))
+        f.add_module("conv5", ConvBNReLU(256, 256, 3, bn=bn))
+        f.add_module("conv6a", ConvBNReLU(256, 256, 1, bn=bn))
+        f.add_module("conv6", ConvBNReLU(256, 256, 3, bn=bn))
+        f.add_module("pool4", pool())
+
+        flat = 256 * _FINAL_MAP * _FINAL_MAP  # 12,544
+        self.head = nn.Sequential()
+        self.head.add_module("flatten", nn.Flatten(1))
+        self.head.add_module("fc1", Maxout(flat, 4096, pieces=2))
+        self.head.add_module("fc2", Maxout(4096, 4096, pieces=2))
+        self.head.add_module("fc7128", nn.Linear(4096, embedding_dim))
+        init_weights(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        super().check_input(x)
+        h, w = x.shape[-2:]
+        if _nn1_map_size(h) != _FINAL_MAP or _nn1_map_size(w) != _FINAL_MAP:
+            raise ModelError(f"nn1 takes 193..224 px inputs (native {self.input_size}), got {h}x{w}; "
+                             f"resize with iznet.models.preprocess(images, {self.input_size})")
+
+
+@register_model
+def nn1(**kw) -> NN1:
+    """FaceNet NN1 at 220x220 (Table 1), batch norm added by default."""
+    return NN1(**kw)

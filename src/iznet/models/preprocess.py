@@ -1,0 +1,43 @@
+"""The one input normalisation every embedding network expects."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from iznet.errors import ModelError
+
+
+def preprocess(images: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """uint8 RGB images -> float network input ``(x / 255 - 0.5) / 0.5`` in [-1, 1], resized to ``size``.
+
+    Resizing (only when needed) is bilinear with antialiasing, straight to ``size x size`` (no aspect
+    ratio kept: crop first). The result is float32 on the images' device.
+
+    Args:
+        images: (B, 3, H, W) or (3, H, W) uint8 tensor, RGB.
+        size: output side; ``None`` keeps H x W.
+
+    Returns:
+        (B, 3, size, size) or (3, size, size) float32 tensor (same rank as the input).
+
+    Raises:
+        ModelError: not uint8, or not 3 channels in dimension -3.
+
+    >>> preprocess(torch.full((1, 3, 8, 8), 255, dtype=torch.uint8), 4).shape
+    torch.Size([1, 3, 4, 4])
+    """
+    if images.dtype != torch.uint8:
+        raise ModelError(f"preprocess expects uint8 images (0..255), got {images.dtype}; for float images in "
+                         "[0, 1] use (x * 255).round().to(torch.uint8) first")
+    if images.ndim not in (3, 4) or images.shape[-3] != 3:
+        raise ModelError(f"preprocess expects (B, 3, H, W) or (3, H, W) RGB images, got shape {tuple(images.shape)}")
+    single = images.ndim == 3
+    x = images.unsqueeze(0) if single else images
+    x = x.float().div_(255.0)
+    if size is not None and tuple(x.shape[-2:]) != (size, size):
+        if size < 1:
+            raise ModelError(f"preprocess size must be positive, got {size}")
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    x = x.sub_(0.5).div_(0.5)
+    return x[0] if single else x

@@ -1,0 +1,230 @@
+"""Matching embeddings against the gallery's prototypes, with an "unknown" threshold.
+
+The rule (also in ``docs/gallery.md``): for a face embedding ``e``, a person's distance is the smallest
+Euclidean distance from ``e`` to any of that person's prototypes. The best person is the one with the
+smallest distance; the answer is that person's name when the distance is ``<= threshold`` and ``"unknown"``
+otherwise (no threshold: always the best person, i.e. closed-set identification). The margin is the
+second-best person's distance minus the best one's: how clearly the best person won.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from iznet.errors import GalleryError
+from iznet.recognize.gallery import EMPTY_MESSAGE
+from iznet.recognize.prototypes import pairwise_distances
+
+if TYPE_CHECKING:
+    from iznet.recognize.gallery import Gallery
+
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Match:
+    """The answer for one face.
+
+    Attributes:
+        name: the best person's name, or ``"unknown"`` when their distance is above the threshold.
+        distance: Euclidean distance to the best person's nearest prototype.
+        nearest: the best person's name, even when ``name`` is ``"unknown"``.
+        second_name: the runner-up person, or None when the gallery holds one person.
+        second_distance: the runner-up's distance (``inf`` when there is none).
+        margin: ``second_distance - distance`` (``inf`` when there is no runner-up).
+    """
+
+    name: str
+    distance: float
+    nearest: str
+    second_name: str | None
+    second_distance: float
+    margin: float
+
+    @property
+    def known(self) -> bool:
+        return self.name != UNKNOWN
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict; infinite distances become None."""
+
+        def fin(x: float) -> float | None:
+            return float(x) if math.isfinite(x) else None
+
+        return {
+            "name": self.name,
+            "distance": fin(self.distance),
+            "nearest": self.nearest,
+            "second_name": self.second_name,
+            "second_distance": fin(self.second_distance),
+            "margin": fin(self.margin),
+        }
+
+
+class Matcher:
+    """Nearest-prototype matcher.
+
+    Args:
+        prototypes: (P, D) prototype rows.
+        names: either one name per prototype row (rows with the same name belong to one person; this is what
+            :meth:`Gallery.prototypes` returns), or, with ``person_of_prototype``, one name per person.
+        threshold: distances above it are answered ``"unknown"``; None: never.
+        person_of_prototype: (P,) index into ``names`` of each prototype row, for several prototypes per person.
+
+    >>> m = Matcher(np.eye(2), ["ann", "bob"], threshold=0.5)
+    >>> m.match(np.array([[1.0, 0.0]]))[0].name
+    'ann'
+    """
+
+    def __init__(
+        self,
+        prototypes,
+        names: Sequence[str],
+        threshold: float | None = None,
+        person_of_prototype: Sequence[int] | None = None,
+    ):
+        P = np.asarray(prototypes, dtype=np.float64)
+        if P.size == 0 or len(names) == 0:
+            raise GalleryError(EMPTY_MESSAGE)
+        if P.ndim != 2:
+            raise GalleryError(f"prototypes must be a (P, D) array, got shape {P.shape}")
+        if not np.all(np.isfinite(P)):
+            raise GalleryError("prototypes contain NaN or infinite values")
+        if person_of_prototype is None:
+            if len(names) != len(P):
+                raise GalleryError(f"{len(names)} names for {len(P)} prototypes; give one name per prototype row")
+            people = list(dict.fromkeys(names))
+            index = {n: i for i, n in enumerate(people)}
+            owner = np.array([index[n] for n in names], dtype=np.int64)
+        else:
+            people = list(names)
+            if len(set(people)) != len(people):
+                raise GalleryError("names must be distinct when person_of_prototype is given")
+            owner = np.asarray(person_of_prototype, dtype=np.int64).reshape(-1)
+            if len(owner) != len(P):
+                raise GalleryError(f"person_of_prototype has {len(owner)} entries for {len(P)} prototypes")
+            if owner.min() < 0 or owner.max() >= len(people):
+                raise GalleryError(f"person_of_prototype must index names (0..{len(people) - 1})")
+            lacking = sorted(set(range(len(people))) - set(owner.tolist()))
+            if lacking:
+                raise GalleryError(f"no prototype for {', '.join(people[i] for i in lacking)}")
+        if threshold is not None:
+            try:
+                ok = math.isfinite(float(threshold))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise GalleryError(f"threshold must be a finite number or None, got {threshold!r}")
+        order = np.argsort(owner, kind="stable")
+        self.prototypes = P[order]
+        self.person_of_prototype = owner[order]
+        self._starts = np.flatnonzero(np.r_[True, np.diff(self.person_of_prototype) != 0])
+        self.names = people
+        self.threshold = None if threshold is None else float(threshold)
+
+    @classmethod
+    def from_gallery(
+        cls,
+        gallery: Gallery,
+        embedder_tag: str,
+        method: str = "medoid",
+        k: int = 3,
+        threshold: float | None | str = "stored",
+    ) -> Matcher:
+        """A matcher over a gallery's prototypes; ``threshold="stored"`` uses the one calibrated for the embedder
+        (see :meth:`Gallery.set_threshold`), or none when nothing is stored."""
+        P, names = gallery.prototypes(embedder_tag, method=method, k=k)
+        if threshold == "stored":
+            threshold = gallery.threshold(embedder_tag)
+        return cls(P, names, threshold=threshold)
+
+    @property
+    def dim(self) -> int:
+        return int(self.prototypes.shape[1])
+
+    def person_distances(self, embeddings) -> np.ndarray:
+        """Distance of each embedding to each person (min over the person's prototypes).
+
+        Args:
+            embeddings: (N, D) or (D,).
+
+        Returns:
+            float64 (N, n_people), columns in the order of :attr:`names`.
+        """
+        E = np.asarray(embeddings, dtype=np.float64)
+        if E.ndim == 1:
+            E = E[None, :]
+        if E.ndim != 2 or E.shape[1] != self.dim:
+            raise GalleryError(
+                f"embeddings of shape {E.shape} do not fit the gallery's {self.dim}-d prototypes;"
+                " embed with the same model the gallery was enrolled with"
+            )
+        if len(E) == 0:
+            return np.zeros((0, len(self.names)))
+        D = pairwise_distances(E, self.prototypes)
+        return np.minimum.reduceat(D, self._starts, axis=1)
+
+    def match(self, embeddings) -> list[Match]:
+        """Name every embedding (N, D) (or one (D,)); returns N :class:`Match`."""
+        dist = self.person_distances(embeddings)
+        out: list[Match] = []
+        for row in dist:
+            order = np.argsort(row, kind="stable")
+            best = int(order[0])
+            d = float(row[best])
+            if len(order) > 1:
+                second = int(order[1])
+                name2, d2 = self.names[second], float(row[second])
+            else:
+                name2, d2 = None, math.inf
+            known = self.threshold is None or d <= self.threshold
+            out.append(
+                Match(
+                    name=self.names[best] if known else UNKNOWN,
+                    distance=d,
+                    nearest=self.names[best],
+                    second_name=name2,
+                    second_distance=d2,
+                    margin=d2 - d,
+                )
+            )
+        return out
+
+
+def calibrate_threshold(dist, same, target_far: float = 1e-3) -> float:
+    """The largest distance threshold whose false-accept rate on impostor pairs is at most ``target_far``.
+
+    A pair is accepted when its distance is ``<= threshold``. With the impostor distances sorted as
+    ``s[0] <= s[1] <= ...`` and ``m = floor(target_far * n_impostors)``, at most ``m`` of them may be accepted,
+    so the threshold is the largest float strictly below ``s[m]`` (ties with ``s[m]`` are rejected too).
+
+    Args:
+        dist: (N,) distances of held-out pairs.
+        same: (N,) True for a genuine pair (same person), False for an impostor pair.
+        target_far: the wanted false-accept rate, in [0, 1].
+
+    Returns:
+        The threshold (``inf`` when the target allows accepting every impostor pair).
+
+    >>> calibrate_threshold([0.2, 0.5, 0.7, 0.9, 1.1], [True, False, False, False, False], 0.25) < 0.7
+    True
+    """
+    d = np.asarray(dist, dtype=np.float64).reshape(-1)
+    s = np.asarray(same).reshape(-1)
+    if d.shape != s.shape:
+        raise GalleryError(f"dist has {d.size} entries but same has {s.size}")
+    if not np.all(np.isfinite(d)):
+        raise GalleryError("distances contain NaN or infinite values")
+    if not 0.0 <= target_far <= 1.0:
+        raise GalleryError(f"target_far must be in [0, 1], got {target_far}")
+    impostor = np.sort(d[~s.astype(bool)])
+    if impostor.size == 0:
+        raise GalleryError("no impostor pairs (same=False): the false-accept rate cannot be measured")
+    m = math.floor(target_far * impostor.size + 1e-9)
+    if m >= impostor.size:
+        return math.inf
+    return float(np.nextafter(impostor[m], -np.inf))

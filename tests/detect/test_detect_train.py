@@ -1,0 +1,95 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from iznet.detect.detector import YoloFaceDetector, load_detector
+from iznet.detect.train import DetectorTrainConfig, DetectorTrainer
+from iznet.errors import ModelError, TrainingError
+
+
+def _cfg(**kw):
+    base = dict(backbone="light", width=8, image_size=64, epochs=2, batch_size=4, lr=3e-3, workers=0,
+                dev_composites=2, max_faces=2)
+    base.update(kw)
+    return DetectorTrainConfig(**base)
+
+
+def test_trainer_writes_run_and_resumes(tmp_path, tiny_pack):
+    run = tmp_path / "run"
+    tr = DetectorTrainer(_cfg(), tiny_pack, run, device="cpu")
+    summary = tr.fit()
+    assert summary["epochs"] == 2
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and {"loss_loss", "loss_xy", "dev_ap50", "dev_recall30", "images_per_s"} <= set(lines[0])
+    assert all(np.isfinite(x["loss_loss"]) for x in lines)
+    det = YoloFaceDetector.from_checkpoint(run / "best.pt")
+    assert det.model.image_size == 64 and det.config.conf_threshold == 0.3
+    found = det.detect(np.zeros((50, 70, 3), np.uint8))
+    assert found.image_size == (70, 50)
+    # resume: two more epochs continue from epoch 2
+    tr2 = DetectorTrainer(_cfg(epochs=4), tiny_pack, run, device="cpu")
+    tr2.resume(run / "last.pt")
+    assert tr2.epoch == 2 and tr2.step == tr.step
+    tr2.fit()
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+def test_bad_config_and_resume(tmp_path, tiny_pack):
+    with pytest.raises(TrainingError, match="unknown backbone"):
+        DetectorTrainer(_cfg(backbone="vgg"), tiny_pack, tmp_path)
+    with pytest.raises(TrainingError, match="multiple of 32"):
+        _cfg(image_size=100).validate()
+    tr = DetectorTrainer(_cfg(epochs=1), tiny_pack, tmp_path / "r", device="cpu")
+    tr.fit()
+    with pytest.raises(TrainingError, match="no training state"):
+        tr.resume(tmp_path / "r" / "best.pt")
+
+
+def test_load_detector_specs(tmp_path):
+    assert load_detector("haar").name == "haar"
+    with pytest.raises(ModelError, match="yunet:PATH"):
+        load_detector("yunet")
+    with pytest.raises(ModelError, match="does not exist"):
+        load_detector("yunet:/no/such/model.onnx")
+    with pytest.raises(ModelError, match="neither"):
+        load_detector(tmp_path / "missing.pt")
+    torch.save({"format": "iznet-checkpoint-v1", "kind": "embedder"}, tmp_path / "emb.pt")
+    with pytest.raises(ModelError, match="expected 'detector'"):
+        load_detector(tmp_path / "emb.pt")
+
+
+def _run(args):
+    from iznet.cli.main import _register
+    from iznet.cli.app import app
+
+    _register()
+    return CliRunner().invoke(app, args)
+
+
+def test_cli_detect_json_no_face_and_broken_image(tmp_path, tiny_pack):
+    DetectorTrainer(_cfg(epochs=1), tiny_pack, tmp_path / "run", device="cpu").fit()
+    from PIL import Image
+
+    Image.fromarray(np.full((40, 60, 3), 128, np.uint8)).save(tmp_path / "plain.jpg")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    res = _run(["detect", str(tmp_path / "plain.jpg"), str(tmp_path / "broken.jpg"), "--detector",
+                str(tmp_path / "run" / "best.pt"), "--conf", "0.99", "--out", str(tmp_path / "drawn")])
+    assert res.exit_code == 1
+    assert "plain.jpg: no face found" in res.output
+    assert "broken.jpg" in res.output and "cannot read" in res.output
+    assert (tmp_path / "drawn" / "plain_boxes.jpg").is_file()
+    res = _run(["detect", str(tmp_path / "plain.jpg"), "--json", "--detector", "haar"])
+    assert res.exit_code == 0
+    doc = json.loads(res.output.strip().splitlines()[-1])
+    assert doc["faces"] == [] and doc["width"] == 60 and doc["detector"] == "haar"
+
+
+def test_cli_train_detector_smoke(tmp_path, tiny_pack):
+    tiny_pack.save(tmp_path / "p.pt")
+    res = _run(["train-detector", "--data", str(tmp_path / "p.pt"), "--out", str(tmp_path / "run"), "--width", "8",
+                "--image-size", "64", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "best dev AP@0.5" in res.output and (tmp_path / "run" / "best.pt").is_file()

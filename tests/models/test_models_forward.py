@@ -1,0 +1,45 @@
+"""Every registered model: (B, 128) unit vectors without NaN, and gradients reaching every parameter."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from iznet.models import create_model, list_models
+
+# inception_v3: PyTorch's default init instead of torchvision's slow truncated-normal init (same architecture)
+_FAST_KW = {"inception_v3": {"init_weights": False}}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_unit_vectors_and_backward_reaches_every_parameter(name):
+    """One forward and one backward pass per model at its native size, batch 2."""
+    torch.manual_seed(0)
+    model = create_model(name, **_FAST_KW.get(name, {})).train()
+    assert model.embedding_dim == 128
+    s = model.input_size
+    emb = model(torch.randn(2, 3, s, s).clamp(-1, 1))
+    assert emb.shape == (2, 128)
+    assert torch.isfinite(emb).all()
+    assert torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-5)
+    (emb[0] - emb[1]).pow(2).sum().backward()  # a loss that needs both embeddings
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not no_grad, f"parameters without a finite gradient: {no_grad[:5]}"
+    zero = [n for n, p in model.named_parameters() if p.grad.abs().sum() == 0]
+    assert not zero, f"parameters with an all-zero gradient: {zero[:5]}"
+
+
+@pytest.mark.parametrize("name", ["nn4_small", "nn2"])
+def test_trunk_and_head_compose_to_forward(name):
+    torch.manual_seed(0)
+    model = create_model(name, input_size=64).eval()
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        assert feats.shape == (3, model.num_features, 2, 2)
+        raw = model.forward_head(feats, normalize=False)
+        assert raw.shape == (3, 128)
+        assert torch.allclose(F.normalize(raw, dim=1), model(x), atol=1e-6)
+        # eval mode: an image's embedding does not depend on the rest of the batch
+        assert torch.allclose(model(x[:1]), model(x)[:1], atol=1e-5)

@@ -1,0 +1,201 @@
+"""Pipeline: detect -> crop -> embed -> match on synthetic photos with a blob detector and raw pixels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from iznet.data.crops import crop_face
+from iznet.errors import GalleryError, ImageError
+from iznet.recognize.embedder import NetworkEmbedder, RawPixelEmbedder
+from iznet.recognize.gallery import Gallery
+from iznet.recognize.pipeline import (
+    LABEL_SCHEMA,
+    FaceResult,
+    Pipeline,
+    crops_to_batch,
+    detect_faces,
+    embedder_tag,
+    enroll_files,
+)
+
+THRESHOLD = 0.2  # same person <= 0.02, different people >= 0.45 for these patterns and raw:16
+
+
+@pytest.fixture
+def embedder():
+    return RawPixelEmbedder(size=16)
+
+
+@pytest.fixture
+def gallery(tmp_path, people_photos, embedder, blob_detector):
+    g = Gallery(tmp_path / "g.db")
+    for name in ("ann", "bob", "cy"):
+        enroll_files(g, name, sorted((people_photos / name).glob("*.png")), embedder, blob_detector)
+    yield g
+    g.close()
+
+
+def _group(synth):
+    # ann (0) and cy (2) are enrolled, person 7 is a stranger; variant 9 was never enrolled
+    return synth.make_photo([(0, 9, 20, 30), (7, 9, 120, 40), (2, 9, 230, 150)])
+
+
+def test_names_at_the_right_boxes(synth, gallery, embedder, blob_detector):
+    img, boxes = _group(synth)
+    res = Pipeline(blob_detector, embedder, gallery, threshold=THRESHOLD).label(img)
+    assert len(res) == 3
+    got = {tuple(int(v) for v in f.box): f for f in res.faces}
+    assert set(got) == set(boxes)
+    assert got[boxes[0]].name == "ann" and got[boxes[2]].name == "cy"
+    stranger = got[boxes[1]]
+    assert stranger.name == "unknown" and not stranger.known
+    assert stranger.distance > THRESHOLD and stranger.nearest in {"ann", "bob", "cy"}
+    for f in (got[boxes[0]], got[boxes[2]]):
+        assert f.distance < 0.05
+        assert f.margin == pytest.approx(f.second_distance - f.distance)
+        assert f.second_name not in (None, f.name)
+    assert res.threshold == THRESHOLD and res.warnings == []
+
+
+def test_faces_sorted_by_detector_score(synth, gallery, embedder, blob_detector):
+    img, _ = _group(synth)
+    scores = [f.det_score for f in Pipeline(blob_detector, embedder, gallery).label(img).faces]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_stored_threshold_and_none(synth, gallery, embedder, blob_detector):
+    img, _ = _group(synth)
+    tag = embedder_tag(embedder)
+    open_set = Pipeline(blob_detector, embedder, gallery, threshold="stored")
+    assert open_set.threshold is None and "no unknown-face threshold" in open_set.warnings[0]
+    assert "unknown" not in open_set.label(img).names  # closed set: the stranger gets someone's name
+    gallery.set_threshold(tag, THRESHOLD)
+    stored = Pipeline(blob_detector, embedder, gallery)
+    assert stored.threshold == THRESHOLD
+    assert stored.label(img).names.count("unknown") == 1
+    with pytest.raises(GalleryError):
+        Pipeline(blob_detector, embedder, gallery, threshold="sometimes")
+
+
+def test_no_face_gives_an_empty_result(gallery, embedder, blob_detector):
+    res = Pipeline(blob_detector, embedder, gallery).label(np.zeros((50, 60, 3), np.uint8))
+    assert res.faces == [] and res.image_size == (60, 50)
+    assert res.to_json()["faces"] == []
+    assert res.draw(np.zeros((50, 60, 3), np.uint8)).sum() == 0
+
+
+@pytest.mark.parametrize("kind", ["missing_file", "empty_file"])
+def test_empty_gallery_names_everyone_unknown(tmp_path, synth, embedder, blob_detector, kind):
+    path = tmp_path / "none.db"
+    if kind == "empty_file":
+        Gallery(path).close()
+    img, _ = _group(synth)
+    pipe = Pipeline(blob_detector, embedder, path)
+    res = pipe.label(img)
+    assert res.names == ["unknown"] * 3
+    assert all(f.distance is None for f in res.faces)
+    assert "is empty" in res.warnings[0] and "iznet enroll" in res.warnings[0]
+    assert (kind == "empty_file") == path.exists()  # labelling never creates a gallery file
+
+
+def test_gallery_of_another_embedder_is_refused(gallery, blob_detector):
+    with pytest.raises(GalleryError, match="raw\\(size=16"):
+        Pipeline(blob_detector, RawPixelEmbedder(size=12), gallery)
+
+
+def test_reload_sees_new_people(tmp_path, synth, people_photos, embedder, blob_detector):
+    g = Gallery(tmp_path / "r.db")
+    pipe = Pipeline(blob_detector, embedder, g, threshold=THRESHOLD)
+    img, _ = synth.make_photo([(1, 9, 20, 30)])
+    assert pipe.label(img).names == ["unknown"]
+    enroll_files(g, "bob", sorted((people_photos / "bob").glob("*.png")), embedder, blob_detector)
+    pipe.reload()
+    assert pipe.label(img).names == ["bob"]
+    g.close()
+
+
+def test_crops_follow_the_crop_convention_and_one_batch_per_photo(synth, gallery, embedder, blob_detector):
+    calls = []
+
+    class Counting(RawPixelEmbedder):
+        def embed(self, images, batch_size=256):
+            calls.append(tuple(images.shape))
+            return super().embed(images, batch_size)
+
+    counting = Counting(size=16)
+    img, _ = _group(synth)
+    pipe = Pipeline(blob_detector, counting, gallery, margin_scale=1.3)
+    pipe.label(img)
+    assert calls == [(3, 3, 16, 16)]
+    boxes, _ = detect_faces(blob_detector, img)
+    want = embedder.embed(crops_to_batch([crop_face(img, b, 16, scale=1.3) for b in boxes]))
+    np.testing.assert_allclose(pipe.embed_boxes(img, boxes), want, atol=1e-6)
+
+
+def test_json_and_drawing(synth, gallery, embedder, blob_detector, tmp_path):
+    img, boxes = _group(synth)
+    path = synth.save_png(tmp_path / "group.png", img)
+    res = Pipeline(blob_detector, embedder, gallery, threshold=THRESHOLD).label_file(path)
+    doc = json.loads(json.dumps(res.to_json()))
+    assert doc["schema"] == LABEL_SCHEMA and doc["source"] == str(path)
+    assert doc["image_size"] == [320, 240] and doc["embedder"] == embedder_tag(embedder)
+    assert set(doc["faces"][0]) == {"box", "det_score", "name", "distance", "nearest", "second_name",
+                                    "second_distance", "margin"}
+    drawn = res.draw(img)
+    assert drawn.shape == img.shape and not np.array_equal(drawn, img)
+    x1, y1, _, _ = boxes[1]
+    assert tuple(drawn[y1 + 20, x1]) == (255, 0, 0)  # the red box edge
+    assert res.labels()[0].split()[0] in {"ann", "cy", "unknown"}
+
+
+def test_broken_file_names_the_file(tmp_path, gallery, embedder, blob_detector):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    with pytest.raises(ImageError, match="broken.jpg"):
+        Pipeline(blob_detector, embedder, gallery).label_file(bad)
+
+
+def test_face_result_without_runner_up():
+    from iznet.recognize.matcher import Matcher
+
+    m = Matcher(np.eye(2)[:1], ["solo"]).match(np.array([[1.0, 0.0]]))[0]
+    f = FaceResult.from_match((0, 0, 10, 10), 0.9, m)
+    assert f.second_name is None and f.margin is None and f.to_dict()["margin"] is None
+
+
+class _Tiny(torch.nn.Module):
+    input_size = 8
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 8 * 8, 4)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def test_embedder_tag_rule(tmp_path):
+    assert embedder_tag(RawPixelEmbedder(size=16)) == "raw(size=16;gray=True;crop=1)"  # no commas
+    torch.manual_seed(0)
+    model = _Tiny()
+    a = NetworkEmbedder(model, device="cpu", name="tiny@a.pt")
+    b = NetworkEmbedder(_Tiny().cpu(), device="cpu", name="tiny@a.pt")
+    b.model.load_state_dict(model.state_dict())
+    c = NetworkEmbedder(b.model, device="cpu", name="tiny@renamed.pt")
+    assert embedder_tag(a) == embedder_tag(b) == embedder_tag(c)  # same weights, any file name
+    assert embedder_tag(a).startswith("tiny@") and len(embedder_tag(a).split("@")[1]) == 12
+    assert embedder_tag(NetworkEmbedder(b.model, device="cpu", tta=True, name="tiny")) != embedder_tag(a)
+    with torch.no_grad():
+        b.model.fc.bias[0] += 1e-3
+    assert embedder_tag(b) != embedder_tag(a)
+
+    class Tagged(RawPixelEmbedder):
+        tag = "custom-tag"
+
+    assert embedder_tag(Tagged()) == "custom-tag"
+    Tagged.tag = "a,b"
+    assert embedder_tag(Tagged()) == "a;b"

@@ -1,0 +1,153 @@
+"""Matcher: nearest person, unknown threshold, margins, several prototypes per person; threshold calibration."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from iznet.errors import GalleryError
+from iznet.recognize.gallery import Gallery, sha256_bytes
+from iznet.recognize.matcher import Matcher, calibrate_threshold
+
+
+def _brute(E, P, owner, names):
+    """Per person min distance by plain loops."""
+    out = np.full((len(E), len(names)), np.inf)
+    for i, e in enumerate(E):
+        for j, p in enumerate(P):
+            out[i, owner[j]] = min(out[i, owner[j]], math.dist(e, p))
+    return out
+
+
+def test_nearest_threshold_and_margin():
+    P = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
+    m = Matcher(P, ["ann", "bob", "cid"], threshold=1.0)
+    a, b, c, d = m.match(np.array([[0.5, 0.0], [3.0, 1.0], [1.0, 0.0], [10.0, 0.0]]))
+    assert (a.name, a.distance, a.second_name, a.second_distance, a.margin) == ("ann", 0.5, "bob", 2.5, 2.0)
+    assert a.known
+    # exactly at the threshold is accepted
+    assert b.name == "bob" and b.distance == 1.0
+    assert c.name == "ann" and c.margin == pytest.approx(1.0)
+    # above the threshold: unknown, but the nearest person is still reported
+    assert d.name == "unknown" and not d.known and d.nearest == "bob"
+    assert d.distance == 7.0 and d.second_name == "ann" and d.second_distance == 10.0 and d.margin == 3.0
+
+
+def test_no_threshold_is_closed_set():
+    m = Matcher(np.eye(3), ["a", "b", "c"], threshold=None)
+    res = m.match(np.array([[100.0, 0.0, 0.0]]))
+    assert res[0].name == "a" and res[0].distance == pytest.approx(99.0)
+
+
+def test_single_person_has_no_runner_up():
+    m = Matcher(np.array([[1.0, 0.0]]), ["ann"], threshold=0.5)
+    (r,) = m.match(np.array([0.0, 1.0]))  # one vector (D,) is accepted
+    assert r.name == "unknown" and r.nearest == "ann"
+    assert r.second_name is None and math.isinf(r.second_distance) and math.isinf(r.margin)
+    assert r.to_dict() == {"name": "unknown", "distance": pytest.approx(math.sqrt(2)), "nearest": "ann",
+                           "second_name": None, "second_distance": None, "margin": None}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_kmeans_person_of_prototype_against_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    names = ["ann", "bob", "cid", "dan"]
+    owner = np.array([2, 0, 1, 0, 3, 2, 0, 1])  # interleaved on purpose
+    P = rng.normal(size=(len(owner), 5))
+    E = rng.normal(size=(20, 5))
+    m = Matcher(P, names, threshold=2.0, person_of_prototype=owner)
+    ref = _brute(E, P, owner, names)
+    np.testing.assert_allclose(m.person_distances(E), ref, rtol=1e-9, atol=1e-9)
+    for r, row in zip(m.match(E), ref):
+        order = np.argsort(row)
+        assert r.nearest == names[order[0]]
+        assert r.name == (names[order[0]] if row[order[0]] <= 2.0 else "unknown")
+        assert r.distance == pytest.approx(row[order[0]])
+        assert r.second_name == names[order[1]]
+        assert r.margin == pytest.approx(row[order[1]] - row[order[0]])
+    # the same matcher from repeated per-row names
+    m2 = Matcher(P, [names[o] for o in owner], threshold=2.0)
+    assert [r.name for r in m2.match(E)] == [r.name for r in m.match(E)]
+
+
+def test_second_prototype_of_same_person_is_not_the_runner_up():
+    # ann has two prototypes both closer than bob's: the runner-up must be bob, not ann again
+    P = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 0.0]])
+    m = Matcher(P, ["ann", "bob"], person_of_prototype=[0, 0, 1])
+    (r,) = m.match(np.array([[0.1, 0.0]]))
+    assert r.name == "ann" and r.distance == 0.0 and r.second_name == "bob" and r.second_distance == pytest.approx(4.9)
+
+
+def test_bad_inputs():
+    with pytest.raises(GalleryError, match="the gallery is empty: enrol people with `iznet enroll NAME IMAGES...`"):
+        Matcher(np.zeros((0, 128)), [])
+    with pytest.raises(GalleryError, match="one name per prototype"):
+        Matcher(np.eye(3), ["a", "b"])
+    with pytest.raises(GalleryError, match="no prototype for c"):
+        Matcher(np.eye(2), ["a", "b", "c"], person_of_prototype=[0, 1])
+    with pytest.raises(GalleryError, match="distinct"):
+        Matcher(np.eye(2), ["a", "a"], person_of_prototype=[0, 1])
+    with pytest.raises(GalleryError, match="finite"):
+        Matcher(np.eye(2), ["a", "b"], threshold=float("nan"))
+    m = Matcher(np.eye(2), ["a", "b"])
+    with pytest.raises(GalleryError, match="do not fit the gallery's 2-d"):
+        m.match(np.ones((1, 3)))
+    assert m.match(np.zeros((0, 2))) == []
+
+
+def test_from_gallery_uses_stored_threshold(tmp_path):
+    tag = "toy@1"
+    with Gallery(tmp_path / "g.db") as g:
+        with pytest.raises(GalleryError, match="the gallery is empty"):
+            Matcher.from_gallery(g, tag)
+        g.enroll("ann", [("a.jpg", sha256_bytes(b"a"), [1.0, 0.0])], tag)
+        g.enroll("bob", [("b.jpg", sha256_bytes(b"b"), [0.0, 1.0])], tag)
+        assert Matcher.from_gallery(g, tag).threshold is None
+        g.set_threshold(tag, 0.3)
+        m = Matcher.from_gallery(g, tag)
+        assert m.threshold == 0.3 and m.names == ["ann", "bob"]
+        far = np.array([[np.sqrt(0.5), np.sqrt(0.5)]])
+        assert m.match(far)[0].name == "unknown"
+        assert Matcher.from_gallery(g, tag, threshold=None).match(far)[0].name in ("ann", "bob")
+
+
+def test_calibrate_threshold_hand_computed():
+    # impostor distances sorted: 0.5 0.7 0.9 1.1 (4 pairs); genuine pairs do not move the threshold
+    dist = [0.2, 1.1, 0.5, 0.3, 0.9, 0.7]
+    same = [True, False, False, True, False, False]
+    # FAR <= 0.25 allows one impostor accepted (0.5) but not 0.7: the threshold is just below 0.7
+    t = calibrate_threshold(dist, same, target_far=0.25)
+    assert 0.5 <= t < 0.7 and t == np.nextafter(0.7, 0)
+    # FAR <= 0.2 allows none: just below 0.5
+    assert calibrate_threshold(dist, same, target_far=0.2) == np.nextafter(0.5, 0)
+    # FAR <= 0.5 allows two: just below 0.9
+    assert calibrate_threshold(dist, same, target_far=0.5) == np.nextafter(0.9, 0)
+    assert calibrate_threshold(dist, same, target_far=1.0) == math.inf
+
+
+def test_calibrate_threshold_ties_and_far_definition():
+    # tied impostors at 0.6: accepting one accepts both, so with one allowed the threshold stays below 0.6
+    dist = np.array([0.6, 0.6, 0.8, 1.0])
+    same = np.zeros(4, bool)
+    t = calibrate_threshold(dist, same, target_far=0.25)
+    assert t < 0.6
+    rng = np.random.default_rng(0)
+    d = rng.uniform(0, 2, 1000)
+    s = rng.random(1000) < 0.3
+    for far in (0.001, 0.01, 0.1):
+        t = calibrate_threshold(d, s, far)
+        imp = d[~s]
+        assert np.mean(imp <= t) <= far
+        # the largest such threshold: the next float up breaks the target
+        assert np.mean(imp <= np.nextafter(t, 3)) > far
+
+
+def test_calibrate_threshold_errors():
+    with pytest.raises(GalleryError, match="no impostor"):
+        calibrate_threshold([0.1, 0.2], [True, True])
+    with pytest.raises(GalleryError, match="entries"):
+        calibrate_threshold([0.1, 0.2], [True])
+    with pytest.raises(GalleryError, match="target_far"):
+        calibrate_threshold([0.1], [False], target_far=2.0)

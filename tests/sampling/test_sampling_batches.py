@@ -1,0 +1,97 @@
+"""P×K batches: shapes, people, determinism, resume, DataLoader use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from iznet.sampling import PKBatchSampler, SamplingError
+
+
+def make_labels():
+    # 10 people with 1..6 images (person 0 has a single image), shuffled
+    sizes = [1, 2, 3, 4, 5, 6, 2, 4, 6, 3]
+    return np.random.default_rng(0).permutation(np.repeat(np.arange(10) * 10, sizes))
+
+
+def test_shapes_people_and_images():
+    labels = make_labels()
+    s = PKBatchSampler(labels, p=3, k=4, seed=1)
+    assert s.num_people == 9  # the single-image person is left out (min_images=2)
+    batches = list(s)
+    assert len(batches) == len(s) == 3
+    seen = []
+    for b in batches:
+        assert len(b) == 12 and all(isinstance(i, int) for i in b)
+        people = labels[b].reshape(3, 4)
+        assert (people == people[:, :1]).all()  # K consecutive images per person
+        assert len(set(people[:, 0])) == 3  # P distinct people
+        for row, idx in zip(people[:, 0], np.array(b).reshape(3, 4)):
+            n_images = int((labels == row).sum())
+            # distinct images when the person has >= K, otherwise all of them (then repeats)
+            assert len(set(idx)) == min(4, n_images)
+        seen.extend(people[:, 0].tolist())
+    assert len(set(seen)) == 9  # an epoch visits each person once
+
+
+def test_drop_last_and_min_images():
+    labels = make_labels()
+    assert len(PKBatchSampler(labels, p=4, k=2)) == 2
+    s = PKBatchSampler(labels, p=4, k=2, drop_last=False)
+    sizes = [len(b) for b in s]
+    assert sizes == [8, 8, 2]
+    assert PKBatchSampler(labels, p=2, k=2, min_images=1).num_people == 10
+    assert PKBatchSampler(labels, p=2, k=2, min_images=5).num_people == 3
+    with pytest.raises(SamplingError, match="fewer than p"):
+        PKBatchSampler(labels, p=10, k=2)
+
+
+def test_deterministic_and_fresh_each_epoch():
+    labels = make_labels()
+    a, b = PKBatchSampler(labels, p=3, k=2, seed=7), PKBatchSampler(labels, p=3, k=2, seed=7)
+    e0 = list(a)
+    assert e0 == list(b)
+    e1 = list(a)  # the epoch advances by itself
+    assert a.epoch == 2 and e1 != e0
+    a.set_epoch(0)
+    assert list(a) == e0
+    assert list(PKBatchSampler(labels, p=3, k=2, seed=8)) != e0
+
+
+def test_exact_resume_mid_epoch():
+    labels = make_labels()
+    s = PKBatchSampler(labels, p=2, k=3, seed=3)
+    s.set_epoch(5)
+    full = list(s)
+    s.set_epoch(5)
+    it = iter(s)
+    first = [next(it), next(it)]
+    state = s.state_dict()
+    assert state == {"seed": 3, "epoch": 5, "batch": 2}
+    fresh = PKBatchSampler(labels, p=2, k=3, seed=3)
+    fresh.load_state_dict(state)
+    assert first + list(fresh) == full
+    assert fresh.state_dict() == {"seed": 3, "epoch": 6, "batch": 0}
+    with pytest.raises(SamplingError, match="seed"):
+        PKBatchSampler(labels, p=2, k=3, seed=4).load_state_dict(state)
+    with pytest.raises(SamplingError, match="lacks"):
+        fresh.load_state_dict({"seed": 3})
+
+
+def test_works_as_dataloader_batch_sampler():
+    labels = make_labels()
+    data = torch.utils.data.TensorDataset(torch.arange(len(labels)), torch.as_tensor(labels))
+    sampler = PKBatchSampler(labels, p=3, k=2, seed=0)
+    loader = torch.utils.data.DataLoader(data, batch_sampler=sampler)
+    assert len(loader) == 3
+    got = [(idx.tolist(), lab.tolist()) for idx, lab in loader]
+    sampler.set_epoch(0)
+    assert [g[0] for g in got] == list(sampler)
+    assert all(lab == labels[idx].tolist() for idx, lab in got)
+
+
+@pytest.mark.parametrize("kw", [{"p": 0, "k": 2}, {"p": 2, "k": 0}, {"p": 2.0, "k": 2}, {"p": 2, "k": 2, "seed": -1}])
+def test_bad_arguments_raise(kw):
+    with pytest.raises(SamplingError):
+        PKBatchSampler(make_labels(), **kw)
