@@ -1,6 +1,8 @@
 """Forward throughput and peak memory of the embedding networks, against torchvision's ResNet-18.
 
-Each model runs in eval mode under ``torch.inference_mode`` at its native input size, for each batch size
+Throughput is the best of ``--repeats`` timing windows (the median is in the JSON): on a shared machine
+the best window is the least disturbed by other processes. ``cpu ms/img`` is the process's CPU time (all
+threads) per image, which other processes disturb much less than wall time. Each model runs in eval mode under ``torch.inference_mode`` at its native input size, for each batch size
 (``--train``: training steps instead, forward + backward in train mode).
 The reference (``resnet18`` at 224 px, measured in the same run) gives machine-independent ratios.
 
@@ -23,6 +25,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -38,11 +41,14 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", default="1,32", help="comma-separated batch sizes (default: 1,32)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--seconds", type=float, default=3.0, help="target timed seconds per model and batch")
-    p.add_argument("--max-iters", type=int, default=50, help="at most this many timed iterations")
+    p.add_argument("--max-iters", type=int, default=50, help="at most this many timed iterations per window")
+    p.add_argument("--repeats", type=int, default=3, help="timing windows; the best is reported (and the median)")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first (1 for models > 3 GFLOPs/batch)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
     p.add_argument("--train", action="store_true", help="time training steps (forward + backward, train mode)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format for model and input")
+    p.add_argument("--kw", action="append", default=[], metavar="KEY=VALUE",
+                   help="keyword for create_model of every iznet model, e.g. --kw lrn=True (repeatable)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-reference", action="store_true", help=f"skip the {REFERENCE} reference")
     p.add_argument("--out", default=None, help="JSON output (default: benchmarks/results/bench_models_<device>.json)")
@@ -61,8 +67,23 @@ def _select(spec: str) -> list[str]:
     return names
 
 
-def _build(name: str, device: torch.device, train: bool = False,
-           channels_last: bool = False) -> tuple[torch.nn.Module, int]:
+def _parse_kw(items: list[str]) -> dict:
+    import ast
+
+    kw = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise SystemExit(f"--kw expects KEY=VALUE, got {item!r}")
+        try:
+            kw[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            kw[key] = value  # a bare string
+    return kw
+
+
+def _build(name: str, device: torch.device, train: bool = False, channels_last: bool = False,
+           kw: dict | None = None) -> tuple[torch.nn.Module, int]:
     if name == REFERENCE:
         import torchvision
 
@@ -70,7 +91,9 @@ def _build(name: str, device: torch.device, train: bool = False,
     else:
         from iznet.models import create_model
 
-        kw = {"init_weights": False} if name == "inception_v3" else {}  # init does not change the speed
+        kw = dict(kw or {})
+        if name == "inception_v3":
+            kw = {"init_weights": False}  # init does not change the speed; the NN options do not apply
         model = create_model(name, **kw)
         size = int(model.input_size)
     model = model.to(device).train(train)
@@ -148,14 +171,21 @@ def _measure_speed(model, x, device, ctx, args, gflops_batch: float) -> dict:
         _step(model, x, args.train)
         _sync(device)
         first = time.perf_counter() - t0
-        iters = max(1, min(args.max_iters, math.ceil(args.seconds / max(first, 1e-6))))
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            _step(model, x, args.train)
-        _sync(device)
-        elapsed = time.perf_counter() - t0
+        # several timing windows; the best one is least disturbed by other processes (as timeit does)
+        iters = max(1, min(args.max_iters, math.ceil(args.seconds / args.repeats / max(first, 1e-6))))
+        windows, cpu_windows = [], []
+        for _ in range(args.repeats):
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(iters):
+                _step(model, x, args.train)
+            _sync(device)
+            windows.append((time.perf_counter() - t0) / iters)
+            cpu_windows.append((time.process_time() - c0) / iters)
     b = x.shape[0]
-    return {"iters": iters, "ms_per_batch": 1000 * elapsed / iters, "images_per_s": b * iters / elapsed}
+    best, median = min(windows), statistics.median(windows)
+    # process CPU seconds (all threads) per image: much less sensitive to other processes than wall time
+    return {"iters": iters, "repeats": len(windows), "ms_per_batch": 1000 * best, "images_per_s": b / best,
+            "images_per_s_median": b / median, "cpu_ms_per_image": 1000 * min(cpu_windows) / b}
 
 
 def _machine(device: torch.device, threads: int) -> dict:
@@ -184,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     batches = [int(b) for b in args.batch.split(",") if b.strip()]
+    model_kw = _parse_kw(args.kw)
     names = ([] if args.no_reference else [REFERENCE]) + _select(args.models)
     from iznet.models import count_flops, count_params
     from iznet.utils.device import autocast
@@ -195,13 +226,13 @@ def main(argv: list[str] | None = None) -> dict:
         torch.backends.cudnn.benchmark = True
     machine = _machine(device, torch.get_num_threads())
     results = []
-    print(f"{'model':<14} {'input':>5} {'batch':>5} {'GFLOPs':>7} {'img/s':>9} {'ms/batch':>9} "
+    print(f"{'model':<14} {'input':>5} {'batch':>5} {'GFLOPs':>7} {'img/s':>9} {'ms/batch':>9} {'cpu ms/img':>10} "
           f"{'peak MB':>8} {'extra MB':>8} {'vs ref':>7}", flush=True)
     ref_speed: dict[int, float] = {}
     for name in names:
-        model, size = _build(name, device, args.train, args.channels_last)
+        model, size = _build(name, device, args.train, args.channels_last, model_kw)
         with torch.device("meta"):
-            meta_model, _ = _build(name, torch.device("meta"))
+            meta_model, _ = _build(name, torch.device("meta"), kw=model_kw)
         gflops = count_flops(meta_model, size) / 1e9
         params = count_params(meta_model)
         del meta_model
@@ -221,7 +252,8 @@ def main(argv: list[str] | None = None) -> dict:
             extra = f"{row['extra_mb']:8.0f}" if row["extra_mb"] is not None else f"{'-':>8}"
             rtxt = f"{ratio:7.2f}" if ratio is not None else f"{'-':>7}"
             print(f"{name:<14} {size:>5} {b:>5} {gflops:>7.3f} {row['images_per_s']:>9.1f} "
-                  f"{row['ms_per_batch']:>9.1f} {row['peak_mb']:>8.0f} {extra} {rtxt}", flush=True)
+                  f"{row['ms_per_batch']:>9.1f} {row['cpu_ms_per_image']:>10.1f} {row['peak_mb']:>8.0f} {extra} {rtxt}",
+                  flush=True)
             del x
         del model
         gc.collect()
@@ -232,7 +264,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
               "reference": f"torchvision {REFERENCE} at 224 px, same run", "amp": args.amp,
               "mode": "train step (forward + backward)" if args.train else "inference forward",
-              "channels_last": args.channels_last,
+              "channels_last": args.channels_last, "model_kw": model_kw,
               "machine": machine, "results": results}
     out = Path(args.out) if args.out else Path(__file__).resolve().parent / "results" / f"bench_models_{device.type}.json"
     from iznet.utils.io import write_json

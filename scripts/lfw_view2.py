@@ -60,6 +60,9 @@ def main() -> None:
     ap.add_argument("--time-budget", type=float, default=0.0,
                     help="seconds of training per fold; steps are lowered to fit (recorded in config.json)")
     ap.add_argument("--aggregate-only", action="store_true")
+    ap.add_argument("--no-bf16", action="store_true")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="channels_last inputs on CUDA (off: it made NN2 diverge under bf16)")
     args = ap.parse_args()
     folds = [int(f) for f in args.folds.split(",")]
 
@@ -77,7 +80,8 @@ def main() -> None:
                               margin=args.margin, p=args.p, k=args.k, optimizer=args.optimizer, lr=args.lr,
                               weight_decay=args.weight_decay, steps=args.steps, warmup_steps=args.warmup,
                               seed=args.seed + k, eval_every=0, checkpoint_every=0,
-                              time_budget=args.time_budget)
+                              time_budget=args.time_budget, bf16=not args.no_bf16,
+                              channels_last=args.channels_last)
             td = build_train_data(f"lfw:fold={k}", pack=args.pack, data_root=args.data_root, device=dev,
                                   seed=args.seed + k)
             tr = Trainer(cfg, td, args.out / f"fold{k}", device=dev,

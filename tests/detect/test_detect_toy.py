@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from iznet.detect.targets import encode_targets_with_stats
@@ -13,9 +14,22 @@ def test_rectangles_follow_the_rules():
         assert ((b[:, 2:] - b[:, :2]) >= 3).all() and ((b[:, 2:] - b[:, :2]) <= 9).all()
         assert (b >= 0).all() and (b <= 15).all()
         for x1, y1, x2, y2 in b.int().tolist():  # every rectangle is visible in the image
-            assert img[0, y1:y2, x1:x2].max() > 0.3
+            assert img[0, y1:y2, x1:x2].min() >= 0.3
     # no cell holds more rectangles than anchors: encoding drops none
     assert encode_targets_with_stats(boxes, grid=3, image_size=15)[1] == 0
+
+
+def test_additive_render_shows_overlaps():
+    g = torch.Generator().manual_seed(1)
+    images, boxes = make_rectangles(300, g)
+    occl, _ = make_rectangles(300, torch.Generator().manual_seed(1), render="occlude")
+    assert occl.max() <= 1.0 and images.max() > 1.0  # overlaps add up only in the additive render
+    for img, b in zip(images, boxes):
+        for x1, y1, x2, y2 in b.int().tolist():
+            # a rectangle's own level (its darkest pixel) is within the level range
+            assert 0.3 <= img[0, y1:y2, x1:x2].min() <= 0.7 + 1e-6
+    with pytest.raises(ValueError):
+        make_rectangles(1, render="paint")
 
 
 def test_image_solved_rules():

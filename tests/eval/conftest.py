@@ -58,8 +58,10 @@ def mini_lfw(tmp_path_factory) -> Path:
             lines.append(f"{a}\t{1 + j % 3}\t{b}\t{1 + (j // 3) % 3}")
     (root / "pairs.txt").write_text("\n".join(lines) + "\n")
     # View 1: train on people 0..13, test on 14..19
-    train = ["3"] + [f"{people[p]}\t1\t2" for p in (0, 1, 2)] + [f"{people[p]}\t1\t{people[p + 1]}\t2" for p in (3, 5, 7)]
-    test = ["3"] + [f"{people[p]}\t1\t3" for p in (14, 15, 16)] + [f"{people[p]}\t2\t{people[p + 1]}\t3" for p in (17, 18, 14)]
+    train = (["3"] + [f"{people[p]}\t1\t2" for p in (0, 1, 2)]
+             + [f"{people[p]}\t1\t{people[p + 1]}\t2" for p in (3, 5, 7)])
+    test = (["3"] + [f"{people[p]}\t1\t3" for p in (14, 15, 16)]
+            + [f"{people[p]}\t2\t{people[p + 1]}\t3" for p in (17, 18, 14)])
     (root / "pairsDevTrain.txt").write_text("\n".join(train) + "\n")
     (root / "pairsDevTest.txt").write_text("\n".join(test) + "\n")
     return root

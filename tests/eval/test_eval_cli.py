@@ -16,7 +16,8 @@ runner = CliRunner()
 
 def test_eval_lfw_prints_and_writes_json(mini_lfw, tmp_path):
     out = tmp_path / "r" / "lfw.json"
-    res = runner.invoke(app, ["eval", "lfw", "--embedder", "pca:8,size=16", "--data", str(mini_lfw), "--json", str(out)])
+    res = runner.invoke(app, ["eval", "lfw", "--embedder", "pca:8,size=16", "--data", str(mini_lfw),
+                              "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "accuracy     100.00%" in res.output and "AUC" in res.output and "VAL@FAR=0.001" in res.output
     d = json.loads(out.read_text())

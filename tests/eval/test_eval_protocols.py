@@ -20,7 +20,6 @@ class _SpyEmbedder(Embedder):
     needs_fit = True
     input_size = 32
     name = "spy"
-    fitted_on: list[set[int]]
 
     def __init__(self, log):
         self.log = log

@@ -54,7 +54,8 @@ def test_kfold_threshold_from_other_folds():
     same = np.array([1, 0, 1, 0], bool)
     r = kfold_accuracy(dist, same, folds=np.array([0, 0, 1, 1]))
     assert r["thresholds"] == pytest.approx([0.25, 0.45])
-    # fold 0 with t=0.25: 0.4 S rejected (wrong), 0.5 D rejected (right) -> 0.5; fold 1 with t=0.45: 0.2 ok, 0.3 D accepted -> 0.5
+    # fold 0 with t=0.25: 0.4 S rejected (wrong), 0.5 D rejected (right) -> 0.5
+    # fold 1 with t=0.45: 0.2 S accepted (right), 0.3 D accepted (wrong) -> 0.5
     assert r["accuracy"] == pytest.approx([0.5, 0.5])
     assert r["mean"] == pytest.approx(0.5) and r["std"] == pytest.approx(0.0)
 
@@ -115,14 +116,14 @@ def test_eer_hand_case_and_brute_force():
     assert eer(dist, same)["eer"] == pytest.approx(0.25)
     d, s = _random_pairs(n=2000, seed=5)
     far, tar, _ = roc(d, s)
-    brute = min(max(f, 1 - t) for f, t in zip(far, tar))
+    brute = min(max(f, 1 - t) for f, t in zip(far, tar, strict=True))
     e = eer(d, s)["eer"]
     assert abs(e - brute) < 2e-3
 
 
 def test_split_report_uses_train_threshold():
-    train_d = np.array([0.1, 0.2, 0.8, 0.9]); train_s = np.array([1, 1, 0, 0], bool)
-    test_d = np.array([0.4, 0.6, 0.45, 0.7]); test_s = np.array([1, 1, 0, 0], bool)
+    train_d, train_s = np.array([0.1, 0.2, 0.8, 0.9]), np.array([1, 1, 0, 0], bool)
+    test_d, test_s = np.array([0.4, 0.6, 0.45, 0.7]), np.array([1, 1, 0, 0], bool)
     r = split_report(train_d, train_s, test_d, test_s, protocol="v1")
     assert r.thresholds == [pytest.approx(0.5)]
     assert r.accuracy == pytest.approx(0.5)  # 0.4 ok, 0.6 missed, 0.45 falsely accepted, 0.7 ok

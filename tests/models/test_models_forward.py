@@ -43,3 +43,24 @@ def test_trunk_and_head_compose_to_forward(name):
         assert torch.allclose(F.normalize(raw, dim=1), model(x), atol=1e-6)
         # eval mode: an image's embedding does not depend on the rest of the batch
         assert torch.allclose(model(x[:1]), model(x)[:1], atol=1e-5)
+
+
+@pytest.mark.parametrize("bn, lrn_default", [(True, False), (False, True)])
+def test_lrn_follows_bn_by_default(bn, lrn_default):
+    with torch.device("meta"):
+        assert create_model("nn2", bn=bn).lrn is lrn_default
+        assert create_model("nn1", bn=bn).lrn is lrn_default
+        assert isinstance(create_model("nn2", bn=bn, lrn=True).features.norm1, torch.nn.LocalResponseNorm)
+
+
+def test_lrn_is_nearly_the_identity_after_batch_norm():
+    """Why LRN is off with BN: on BN-scaled activations the Caffe LRN divisor is within ~1e-4 of 1."""
+    torch.manual_seed(0)
+    with_lrn = create_model("nn2", input_size=96, lrn=True)
+    without = create_model("nn2", input_size=96, lrn=False)
+    without.load_state_dict(with_lrn.state_dict())  # LRN has no parameters: same weights
+    x = torch.randn(4, 3, 96, 96).clamp(-1, 1)
+    with torch.no_grad():
+        for train in (True, False):
+            a, b = with_lrn.train(train)(x), without.train(train)(x)
+            assert (a - b).norm(dim=1).max() < 5e-3

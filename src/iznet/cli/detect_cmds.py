@@ -189,7 +189,8 @@ def detector_pack_cmd(
     r = meta["reconcile"]
     typer.echo(f"{path}: {meta['bytes'] / 1e6:.1f} MB; {counts}")
     typer.echo(f"given boxes {r['given']}: {r['matched']} matched to the teacher, {r['mapped']} mapped by rule; "
-               f"{r['added']} unlabelled faces added; mapping {json.dumps(r['mapping'])}")
+               f"{r['added']} unlabelled faces added; mapping {json.dumps(r['mapping'])}; median IoU of mapped given "
+               f"boxes with the matched teacher boxes {r['median_iou_mapped_vs_teacher']:.3f}")
 
 
 @app.command("train-detector")
@@ -211,6 +212,7 @@ def train_detector_cmd(
     max_minutes: Optional[float] = typer.Option(None, help="stop after this much training time (the LR schedule "
                                                           "fits in it)"),
     steps: int = typer.Option(6000, help="--toy: training steps"),
+    render: str = typer.Option("add", help="--toy: 'add' (overlaps add up; well-posed) or 'occlude'"),
     seed: int = typer.Option(0),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when present)"),
     no_bf16: bool = typer.Option(False, "--no-bf16", help="disable bf16 autocast on CUDA"),
@@ -228,8 +230,10 @@ def train_detector_cmd(
 
         from iznet.detect.toy import ToyConfig, evaluate_toy, train_toy
 
+        if render not in ("add", "occlude"):
+            raise typer.BadParameter(f"{render!r}: use 'add' or 'occlude'", param_hint="--render")
         cfg = ToyConfig(steps=steps, lr=lr, lambda_coord=lambda_coord, lambda_noobj=lambda_noobj,
-                        conf_target=conf_target, seed=seed, **({"width": width} if width else {}),
+                        conf_target=conf_target, seed=seed, render=render, **({"width": width} if width else {}),
                         **({"batch_size": batch_size} if batch_size != 32 else {}))
         with tqdm(total=cfg.steps, desc="toy", unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
             def cb(step: int, losses: dict) -> None:
@@ -237,8 +241,8 @@ def train_detector_cmd(
                 if step % 50 == 0:
                     bar.set_postfix(loss=f"{losses['loss']:.3f}", refresh=False)
             model, summary = train_toy(cfg, dev, cb)
-        solved = evaluate_toy(model, 100)
-        summary.update({"solved_100": solved, "solved_1000": evaluate_toy(model, 1000, seed=777),
+        solved = evaluate_toy(model, 100, render=render)
+        summary.update({"solved_100": solved, "solved_1000": evaluate_toy(model, 1000, seed=777, render=render),
                         "command": _command_line(), "device": str(dev)})
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "toy.json", summary)

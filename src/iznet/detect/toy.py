@@ -5,7 +5,9 @@ detector predicts a 3×3 grid × 2 boxes × 5 (90 numbers) and is trained with :
 
 Generation rules (so every image has one right answer): sides are whole pixels from 3 to 9; two
 rectangles overlap by at most IoU 0.3 and cover at most half of the smaller one; no cell holds more
-centres than there are anchors. An image is *solved* when every rectangle is found at IoU ≥ 0.5 by a
+centres than there are anchors; grey levels add up where rectangles overlap and touching rectangles
+differ in level (``render="add"``; ``render="occlude"`` paints later rectangles over earlier ones, which
+makes some images ambiguous). An image is *solved* when every rectangle is found at IoU ≥ 0.5 by a
 distinct predicted box and no predicted box is left over (after the usual post-processing).
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -39,45 +42,64 @@ def _overlap_ok(a: list[int], b: list[int]) -> bool:
     return inter / (area_a + area_b - inter) <= 0.3 and inter <= 0.5 * min(area_a, area_b)
 
 
+def _touch(a: list[int], b: list[int]) -> bool:
+    """True when two pixel rectangles overlap or share an edge."""
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+
+
 def make_rectangles(n: int, generator: torch.Generator | None = None, image_size: int = TOY_SIZE,
                     grid: int = TOY_GRID, max_per_cell: int = 2, min_side: int = 3, max_side: int = 9,
-                    max_rects: int = 3) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                    max_rects: int = 3, render: str = "add") -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Random rectangle images.
 
     Args:
         n: number of images.
         generator: torch RNG (seed it for a fixed set).
+        render: ``"add"`` (default): grey levels add up where rectangles overlap, and rectangles that touch
+            differ in level by at least 0.15, so every rectangle's full extent is visible; ``"occlude"``:
+            later rectangles paint over earlier ones with any level (touching or half-hidden rectangles can
+            then look like other shapes, as in the write-up's own remark on Figure 16).
 
     Returns:
-        ``images`` (n, 1, image_size, image_size) float32 in [0, 1] and a list of n (K, 4) float32
+        ``images`` (n, 1, image_size, image_size) float32 (0 background; up to about 2 where rectangles
+        overlap with ``render="add"``) and a list of n (K, 4) float32
         ``x1, y1, x2, y2`` boxes (pixel edges), 1 ≤ K ≤ ``max_rects``.
     """
+    if render not in ("add", "occlude"):
+        raise ValueError(f"render must be 'add' or 'occlude', got {render!r}")
     g = generator if generator is not None else torch.Generator().manual_seed(0)
-
-    def randint(lo: int, hi: int) -> int:  # inclusive bounds
-        return int(torch.randint(lo, hi + 1, (1,), generator=g))
-
+    # one torch draw seeds a fast Python RNG for this call: same generator state -> same images
+    rng = random.Random(int(torch.randint(0, 2**62, (1,), generator=g)))
     images = torch.zeros(n, 1, image_size, image_size)
     boxes_out = []
     cell = image_size / grid
     for i in range(n):
-        k = randint(1, max_rects)
+        k = rng.randint(1, max_rects)
         rects: list[list[int]] = []
         cells: dict[tuple[int, int], int] = {}
         tries = 0
         while len(rects) < k and tries < 200:
             tries += 1
-            w, h = randint(min_side, max_side), randint(min_side, max_side)
-            x1, y1 = randint(0, image_size - w), randint(0, image_size - h)
+            w, h = rng.randint(min_side, max_side), rng.randint(min_side, max_side)
+            x1, y1 = rng.randint(0, image_size - w), rng.randint(0, image_size - h)
             r = [x1, y1, x1 + w, y1 + h]
             c = (int((y1 + h / 2) / cell), int((x1 + w / 2) / cell))
             if cells.get(c, 0) >= max_per_cell or not all(_overlap_ok(r, o) for o in rects):
                 continue
             cells[c] = cells.get(c, 0) + 1
             rects.append(r)
-        for r in rects:
-            level = 0.35 + 0.65 * float(torch.rand(1, generator=g))
-            images[i, 0, r[1]:r[3], r[0]:r[2]] = level
+        levels: list[float] = []
+        for j, r in enumerate(rects):
+            if render == "occlude":
+                level = 0.35 + 0.65 * rng.random()
+                images[i, 0, r[1]:r[3], r[0]:r[2]] = level
+                continue
+            for _ in range(100):
+                level = 0.3 + 0.4 * rng.random()
+                if all(abs(level - levels[o]) >= 0.15 for o in range(j) if _touch(r, rects[o])):
+                    break
+            levels.append(level)
+            images[i, 0, r[1]:r[3], r[0]:r[2]] += level
         boxes_out.append(torch.tensor(rects, dtype=torch.float32).reshape(-1, 4))
     return images, boxes_out
 
@@ -153,14 +175,17 @@ class ToyConfig:
     lambda_noobj: float = 0.5
     conf_target: str = "iou"
     max_rects: int = 3
+    render: str = "add"
     seed: int = 0
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 
 
 def evaluate_toy(model: nn.Module, n_images: int = 100, seed: int = 12345,
-                 postprocess_config: PostprocessConfig = PostprocessConfig(), max_rects: int = 3) -> float:
+                 postprocess_config: PostprocessConfig = PostprocessConfig(), max_rects: int = 3,
+                 render: str = "add") -> float:
     """Share of ``n_images`` fresh rectangle images (seeded) that the model solves."""
-    images, boxes = make_rectangles(n_images, torch.Generator().manual_seed(seed), max_rects=max_rects)
+    images, boxes = make_rectangles(n_images, torch.Generator().manual_seed(seed), max_rects=max_rects,
+                                    render=render)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -193,7 +218,7 @@ def train_toy(config: ToyConfig = ToyConfig(), device: torch.device | str = "cpu
     last: dict[str, float] = {}
     model.train()
     for step in range(config.steps):
-        images, boxes = make_rectangles(config.batch_size, g, max_rects=config.max_rects)
+        images, boxes = make_rectangles(config.batch_size, g, max_rects=config.max_rects, render=config.render)
         target = encode_targets(boxes, TOY_GRID, model.anchors, TOY_SIZE)
         out = loss_fn(model(images.to(device)), target.to(device))
         opt.zero_grad(set_to_none=True)

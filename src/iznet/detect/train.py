@@ -251,13 +251,14 @@ class DetectorTrainer:
     # ------------------------------------------------------------------ loop
 
     def _loader(self) -> DataLoader:
+        """One loader for the whole run; its workers live across epochs (a fresh start costs seconds)."""
         workers = self.cfg.workers if self.cfg.workers is not None else _default_workers(self.device)
         g = torch.Generator().manual_seed(self.cfg.seed * 1000 + self.epoch)
         return DataLoader(self.train_set, batch_size=self.cfg.batch_size, shuffle=True, drop_last=True,
                           num_workers=workers, collate_fn=DetectionCollate(self.cfg.image_size, self.model.grid,
                                                                            self.model.anchors),
                           pin_memory=self.device.type == "cuda", generator=g,
-                          persistent_workers=False, prefetch_factor=4 if workers else None)
+                          persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
 
     def fit(self) -> dict:
         """Train for the configured epochs (or until ``max_minutes``); returns the summary."""
@@ -268,12 +269,13 @@ class DetectorTrainer:
         deadline = None if self.cfg.max_minutes is None else self.cfg.max_minutes * 60
         last: dict = {}
         self.model.train()
+        loader = self._loader()
         while self.epoch < self.cfg.epochs:
             t0 = time.perf_counter()
             sums: dict[str, float] = {}
             n_batches = n_images = 0
             stop = False
-            for images, target, _ in self._loader():
+            for images, target, _ in loader:
                 lr = self._lr_at(self.step, self.train_seconds + time.perf_counter() - t0)
                 for group in self.opt.param_groups:
                     group["lr"] = lr

@@ -67,7 +67,10 @@ class TrainConfig:
     snapshot_at: list[int] = field(default_factory=list)  # sample counts for embedding snapshots
     snapshot_people: int = 12
     tta: bool = True  # flip test-time augmentation for dev/test evaluation
-    time_budget: float = 0.0  # seconds; >0: after 30 steps, lower `steps` so training ends in time
+    time_budget: float = 0.0  # seconds; >0: after 40 steps, lower `steps` so training ends in time
+    # channels_last on CUDA: off by default; with bf16 autocast it made NN2 gradients explode (max
+    # |grad| 7e8 by step 3 on an H100, scripts/debug_nan.py), while plain NCHW trained normally.
+    channels_last: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> None:
@@ -289,7 +292,7 @@ class Trainer:
             pos = self._batches.at(step)
         img_idx = torch.as_tensor(train_idx[pos], device=data.images.device)
         x = augment_batch(data.images[img_idx], self.size, cfg.augment, gen).to(self.device)
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         labels = torch.as_tensor(labels_np[pos], device=self.device)
         self.model.train()
@@ -400,11 +403,14 @@ class Trainer:
                 self._snapshot()
                 self._snapshot_left.pop(0)
             start_step = self.step
+            t_warm = None  # the first steps are slow (kernel selection): time the rate after them
             while self.step < end:
                 ev = self._train_step()
                 ev["time"] = time.perf_counter() - t0
-                if cfg.time_budget > 0 and self.step == start_step + 30:
-                    end = self._fit_budget(ev["time"], 30, end)
+                if cfg.time_budget > 0 and self.step == start_step + 10:
+                    t_warm = ev["time"]
+                if cfg.time_budget > 0 and self.step == start_step + 40:
+                    end = self._fit_budget(ev["time"], 30 / max(ev["time"] - t_warm, 1e-9), end)
                 metrics_f.write(json.dumps(ev) + "\n")
                 self.on_event(ev)
                 while self._snapshot_left and self.samples >= self._snapshot_left[0]:
@@ -428,10 +434,9 @@ class Trainer:
             return {"stopped_at": self.step}
         return self._finish(elapsed, last_eval)
 
-    def _fit_budget(self, elapsed: float, steps_done: int, end: int) -> int:
+    def _fit_budget(self, elapsed: float, rate: float, end: int) -> int:
         """Lower the step count so the run ends within ``cfg.time_budget`` seconds (recorded)."""
         cfg = self.cfg
-        rate = steps_done / max(elapsed, 1e-9)
         fit = int(self.step + (cfg.time_budget - elapsed) * rate)
         if fit < cfg.steps:
             _logger.info("time budget %.0f s: %d steps instead of %d", cfg.time_budget, fit, cfg.steps)

@@ -104,7 +104,8 @@ def _pair_keys(lfw, pairs) -> tuple[list[str], list[str], np.ndarray]:
     return a, b, np.array([p.same for p in pairs], dtype=bool)
 
 
-def _pair_distances(embedder: Embedder, images: _LfwImages, lfw, pairs, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def _pair_distances(embedder: Embedder, images: _LfwImages, lfw, pairs,
+                    batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Distances (P,) and same flags (P,) of ``pairs``; each distinct image embedded once."""
     a, b, same = _pair_keys(lfw, pairs)
     uniq = list(dict.fromkeys(a + b))
@@ -277,7 +278,8 @@ def evaluate_identification(embedder: Embedder, folder_or_pack: Any, k: int = 5,
             if not keep.any():
                 raise DataError(f"{fit_people}: every person there is also in the evaluation set; nothing to fit on")
             embedder = embedder.fit(fimgs[torch.as_tensor(keep)], flabels[keep])
-            fit_desc = f"{fdesc} ({int(keep.sum())} images; {len(shared)} people shared with the evaluation set left out)"
+            fit_desc = (f"{fdesc} ({int(keep.sum())} images; {len(shared)} people shared with the evaluation set "
+                        "left out)")
     emb = embedder.embed(images, batch_size=batch_size)
     out = closed_set_identification(emb, labels, k, prototypes)
     out["open_set"] = (open_set_rejection(emb, labels, k, far=open_set_far, seed=seed)

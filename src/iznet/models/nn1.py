@@ -6,6 +6,8 @@ then fc1 and fc2 as maxout with p=2 (12544 -> 2x4096 -> 4096, 4096 -> 2x4096 -> 
 About 140M parameters (fc1 alone is 103M) and 1.6B multiply-adds per image.
 
 Ours, not the paper's: batch norm after each convolution (``bn=True``, the default; FaceNet used none).
+With batch norm the two LRN layers are left out by default (``lrn=None`` means ``not bn``): they are nearly
+the identity on BN-scaled activations and slow; ``lrn=True`` keeps them (see :mod:`iznet.models.nn2`).
 """
 
 from __future__ import annotations
@@ -34,21 +36,24 @@ class NN1(EmbeddingNet):
     Args:
         input_size: square input side; fc1 needs a 7x7 map, so 193..224 px (native 220).
         bn: batch norm after every convolution (ours; FaceNet used none).
-        lrn: keep the two local response normalisation layers (rnorm1, rnorm2) of the table.
+        lrn: the two local response normalisation layers (rnorm1, rnorm2) of the table; ``None`` (default)
+            means ``not bn``.
         embedding_dim: embedding size (128).
 
     Shapes:
         (B, 3, S, S) -> forward_features (B, 256, 7, 7) -> forward (B, 128), L2-normalised.
     """
 
-    def __init__(self, input_size: int = 220, bn: bool = True, lrn: bool = True, embedding_dim: int = 128):
+    def __init__(self, input_size: int = 220, bn: bool = True, lrn: bool | None = None, embedding_dim: int = 128):
         super().__init__()
+        lrn = (not bn) if lrn is None else lrn
         if _nn1_map_size(input_size) != _FINAL_MAP:
             raise ModelError(f"nn1 cannot take input_size={input_size}: its fc1 needs a 7x7 map, "
                              "so the input side must be 193..224 px (native 220)")
         self.input_size = input_size
         self.embedding_dim = embedding_dim
         self.num_features = 256
+        self.lrn = lrn
 
         def pool() -> nn.MaxPool2d:
             return nn.MaxPool2d(3, stride=2, padding=1)

@@ -10,7 +10,10 @@
   parameters, so shipped weights stay a few MB.
 
 Ours, not the paper's: batch norm after every convolution (``bn=True``, the default). The two LRN
-("norm") layers of the stem are kept (``lrn=True``).
+("norm") layers of the stem follow ``bn``: present without batch norm (the paper's network), left out with
+it by default, where they are nearly the identity (BN keeps activations O(1), so the LRN divisor
+``(1 + 2e-5 * sum of 5 squares) ** 0.75`` stays within about 1e-4 of 1) but cost a third of the training
+throughput on a GPU (docs/models.md). ``lrn=True`` puts them back.
 """
 
 from __future__ import annotations
@@ -135,7 +138,7 @@ class NN2(EmbeddingNet):
         width: multiplier on every channel count (1.0 = the paper; ``nn4_small`` uses 0.5).
         no_5x5: names of modules whose 5x5 branch is removed (NN4: "5a", "5b").
         bn: batch norm after each convolution (ours; FaceNet used none).
-        lrn: keep the two LRN "norm" layers of the stem.
+        lrn: the two LRN "norm" layers of the stem; ``None`` (default) means ``not bn``.
         embedding_dim: embedding size (128).
 
     Shapes:
@@ -144,8 +147,9 @@ class NN2(EmbeddingNet):
     """
 
     def __init__(self, input_size: int = 224, width: float = 1.0, no_5x5: tuple[str, ...] | list[str] = (),
-                 bn: bool = True, lrn: bool = True, embedding_dim: int = 128):
+                 bn: bool = True, lrn: bool | None = None, embedding_dim: int = 128):
         super().__init__()
+        lrn = (not bn) if lrn is None else lrn
         if not width > 0:
             raise ModelError(f"width must be > 0, got {width}")
         if input_size < 32:
@@ -158,6 +162,7 @@ class NN2(EmbeddingNet):
         self.embedding_dim = embedding_dim
         self.width = width
         self.no_5x5 = tuple(no_5x5)
+        self.lrn = lrn
 
         c1, c2red, c2 = _scale(64, width), _scale(64, width), _scale(192, width)
         self.features = nn.Sequential()
