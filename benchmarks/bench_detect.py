@@ -28,14 +28,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from iznet.detect.data import composite_eval_set, photo_eval_set
 from iznet.detect.detector import YoloFaceDetector, load_detector
 from iznet.detect.evaluate import evaluate_detections
 from iznet.detect.pack import load_pack
-from iznet.detect.postprocess import PostprocessConfig
 from iznet.detect.teachers import HaarDetector, YuNetDetector
 from iznet.detect.train import AP_POSTPROCESS
 

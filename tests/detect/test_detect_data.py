@@ -10,7 +10,7 @@ from iznet.detect.data import (DetectionCollate, DetectionTrainSet, augment, bac
 from iznet.detect.pack import build_pack, load_pack, split_names
 from iznet.errors import DataError
 
-from conftest import synthetic_image
+from detect_helpers import synthetic_image
 
 
 def test_csv_round_trip_with_empty_image(tmp_path):

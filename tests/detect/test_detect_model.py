@@ -8,7 +8,7 @@ from iznet.detect.postprocess import postprocess
 from iznet.detect.targets import encode_targets
 from iznet.errors import ModelError
 
-from conftest import synthetic_image
+from detect_helpers import synthetic_image
 
 
 def test_registry():

@@ -83,8 +83,9 @@ def test_cli_detect_json_no_face_and_broken_image(tmp_path, tiny_pack):
     assert (tmp_path / "drawn" / "plain_boxes.jpg").is_file()
     res = _run(["detect", str(tmp_path / "plain.jpg"), "--json", "--detector", "haar"])
     assert res.exit_code == 0
-    doc = json.loads(res.output.strip().splitlines()[-1])
+    doc = json.loads(next(line for line in res.output.splitlines() if line.startswith("{")))
     assert doc["faces"] == [] and doc["width"] == 60 and doc["detector"] == "haar"
+    assert "no face found in" in res.output
 
 
 def test_cli_train_detector_smoke(tmp_path, tiny_pack):

@@ -45,11 +45,14 @@ def test_register_model_decorator_and_duplicates(monkeypatch):
     assert "tiny_test_net" in list_models()
     assert isinstance(create_model("tiny_test_net"), nn.Linear)
 
-    def tiny_test_net(**kw):  # noqa: F811 - another function under the same name
+    assert register_model(tiny_test_net) is tiny_test_net  # the same builder again (a reload) is fine
+
+    def other_builder(**kw):
         return nn.Identity()
 
+    other_builder.__name__ = "tiny_test_net"  # a different builder under a taken name
     with pytest.raises(ModelError, match="twice"):
-        register_model(tiny_test_net)
+        register_model(other_builder)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -46,7 +46,8 @@ def encode(img: np.ndarray, fmt: str = "PNG") -> bytes:
 
 def photo_bytes(person: int, variant: int, fmt: str = "PNG") -> bytes:
     """A one-face photo of ``person`` (its place moves with the variant)."""
-    return encode(make_photo([(person, variant, 20 + 15 * variant, 30 + 10 * variant)]), fmt)
+    k = variant % 8
+    return encode(make_photo([(person, variant, 20 + 15 * k, 30 + 10 * k)]), fmt)
 
 
 class BlobDetector:
@@ -113,3 +114,38 @@ class _Synth:
 @pytest.fixture
 def synth() -> type[_Synth]:
     return _Synth
+
+
+@pytest.fixture
+def live_server(make_app):
+    """``live_server(**settings) -> (base_url, service)``: the app under uvicorn on a free loopback port,
+    in a thread, stopped after the test."""
+    import socket
+    import time
+
+    import uvicorn
+
+    servers = []
+
+    def start(**overrides):
+        app, svc, _ = make_app(**overrides)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        servers.append((server, thread, sock))
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{port}", svc
+
+    yield start
+    for server, thread, sock in servers:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -111,6 +111,8 @@ def detect_cmd(
         if as_json:
             typer.echo(json.dumps({"image": str(f), "width": img.shape[1], "height": img.shape[0],
                                    "detector": det.name, "faces": dets.to_json()}))
+            if len(dets) == 0:
+                typer.echo(f"no face found in {f}", err=True)
         elif len(dets) == 0:
             typer.echo(f"{f}: no face found")
         else:

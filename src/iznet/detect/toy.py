@@ -13,7 +13,6 @@ distinct predicted box and no predicted box is left over (after the usual post-p
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 from dataclasses import asdict, dataclass, field
@@ -26,8 +25,6 @@ from torchvision.ops import box_iou
 from iznet.detect.loss import YoloLoss
 from iznet.detect.postprocess import PostprocessConfig, postprocess
 from iznet.detect.targets import DEFAULT_ANCHORS, encode_targets
-
-_logger = logging.getLogger(__name__)
 
 TOY_SIZE = 15
 TOY_GRID = 3

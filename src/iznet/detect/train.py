@@ -8,6 +8,8 @@ The loop never prints: it reports through ``on_event`` and writes its run folder
     best.pt          the detector with the best dev AP (EMA weights; kind="detector")
 
 Device is automatic (CUDA when present) with bf16 autocast on CUDA; images travel to the device as uint8.
+A resumed run continues weights, EMA, optimizer, epoch and schedule; its data order is not bit-identical
+to an uninterrupted run (the loader's workers draw their own augmentation).
 Evaluation and the saved detector use an exponential moving average of the weights (decay 0.999).
 """
 

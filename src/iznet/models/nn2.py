@@ -12,8 +12,8 @@
 Ours, not the paper's: batch norm after every convolution (``bn=True``, the default). The two LRN
 ("norm") layers of the stem follow ``bn``: present without batch norm (the paper's network), left out with
 it by default, where they are nearly the identity (BN keeps activations O(1), so the LRN divisor
-``(1 + 2e-5 * sum of 5 squares) ** 0.75`` stays within about 1e-4 of 1) but cost a third of the training
-throughput on a GPU (docs/models.md). ``lrn=True`` puts them back.
+``(1 + 2e-5 * sum of 5 squares) ** 0.75`` stays within about 1e-4 of 1) but cost time (15% of an NN2
+training step on a CPU, docs/models.md). ``lrn=True`` puts them back.
 """
 
 from __future__ import annotations

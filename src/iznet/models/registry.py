@@ -28,8 +28,10 @@ def register_model(fn: F) -> F:
     ... def my_net(**kw): ...
     """
     name = fn.__name__
-    if name in _REGISTRY and _REGISTRY[name] is not fn:
-        raise ModelError(f"model {name!r} is registered twice")
+    old = _REGISTRY.get(name)
+    # re-registering the same builder (a module reload) is fine; a different builder under one name is not
+    if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
+        raise ModelError(f"model {name!r} is registered twice ({old.__module__} and {fn.__module__})")
     _REGISTRY[name] = fn
     return fn
 

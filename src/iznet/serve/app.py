@@ -82,10 +82,10 @@ class BodyLimitMiddleware:
         self.max_bytes = int(max_bytes)
 
     def _response(self) -> JSONResponse:
-        mib = self.max_bytes / 2**20
-        return JSONResponse({"error": f"request body is larger than the limit of {mib:.3g} MiB"
-                                      f" ({self.max_bytes:,} bytes); send a smaller photo or fewer photos"},
-                            status_code=413)
+        n = self.max_bytes
+        size = f"{n / 2**20:.3g} MiB" if n >= 2**20 else f"{n / 2**10:.3g} KiB"
+        return JSONResponse({"error": f"request body is larger than the limit of {size} ({n:,} bytes);"
+                                      " send a smaller photo or fewer photos"}, status_code=413)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -77,6 +77,8 @@ class ServeSettings:
         preview_max_side: the picture sent back is scaled down to at most this many pixels a side.
         jpeg_quality: JPEG quality of that picture.
         decode_slots: uploads decoded at the same time.
+        label_font: TrueType font for the names drawn on the picture (None: matplotlib's DejaVu Sans,
+            which covers Latin, Greek and Cyrillic; PIL's default font, the fallback, is ASCII-only).
     """
 
     gallery: Path | None = None
@@ -90,6 +92,7 @@ class ServeSettings:
     preview_max_side: int = 1600
     jpeg_quality: int = 88
     decode_slots: int = 2
+    label_font: str | None = None
 
     def __post_init__(self) -> None:
         for key in ("max_upload_bytes", "max_pixels", "max_files", "preview_max_side", "decode_slots"):
@@ -244,6 +247,16 @@ def images_dir_for(gallery_path: str | Path) -> Path:
     return p.with_name(f"{p.stem}_images")
 
 
+def default_label_font() -> str | None:
+    """matplotlib's DejaVu Sans (matplotlib is a dependency), or None when it cannot be found."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    return str(path) if path.is_file() else None
+
+
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     """uint8 (H, W, 3) RGB -> JPEG bytes."""
     from PIL import Image
@@ -286,6 +299,7 @@ class RecognitionService:
         self._write_lock = threading.Lock()
         self._decode_slots = threading.BoundedSemaphore(settings.decode_slots)
         self._stamp = self._gallery_stamp()
+        self.label_font = settings.label_font or default_label_font()
 
     @classmethod
     def from_settings(cls, settings: ServeSettings | None = None, *, detector: Any = None,
@@ -348,7 +362,7 @@ class RecognitionService:
         if image == "labelled":
             scaled = dataclasses.replace(
                 result, faces=[dataclasses.replace(f, box=tuple(v * s for v in f.box)) for f in result.faces])
-            small = scaled.draw(small)
+            small = scaled.draw(small, font=self.label_font)
         jpeg = encode_jpeg(small, self.settings.jpeg_quality)
         return LabelOutcome(result, jpeg, (int(small.shape[1]), int(small.shape[0])))
 
@@ -544,6 +558,7 @@ def check_name(name: str) -> str:
 
 __all__ = [
     "CheckedUpload", "EnrollOutcome", "IMAGE_MODES", "LabelOutcome", "RecognitionService", "ServeError",
-    "ServeSettings", "UPLOAD_FORMATS", "Upload", "check_name", "check_upload", "clean_filename", "encode_jpeg",
+    "ServeSettings", "UPLOAD_FORMATS", "Upload", "check_name", "check_upload", "clean_filename", "default_label_font",
+    "encode_jpeg",
     "images_dir_for", "scaled_down", "sniff_image",
 ]

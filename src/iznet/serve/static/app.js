@@ -80,6 +80,9 @@ async function labelFile(file) {
 function showResult(res) {
   const [W, H] = res.image_size;
   const img = $("result-img");
+  // a small photo (a face crop, a thumbnail) is shown at up to twice its size, never beyond 480 px
+  const up = Math.min(2, 480 / Math.max(...res.preview_size));
+  img.style.width = up > 1 ? `${Math.round(res.preview_size[0] * up)}px` : "";
   img.src = `data:${res.image_type};base64,${res.image}`;
   const boxes = $("boxes");
   const list = $("faces");
@@ -90,7 +93,7 @@ function showResult(res) {
   faces.forEach((f, n) => {
     const known = f.name !== "unknown";
     const [x1, y1, x2, y2] = f.box;
-    const label = known ? `${f.name} ${fmt(f.distance)}` : "unknown";
+    const label = known ? f.name : "unknown";
     const box = el("div", { class: "box" + (known ? "" : " unknown") + (y1 / H < 0.06 ? " below" : "") +
                             (x1 / W > 0.6 ? " right" : ""),
                             "data-face": n });
@@ -98,17 +101,19 @@ function showResult(res) {
       left: `${(100 * x1) / W}%`, top: `${(100 * y1) / H}%`,
       width: `${(100 * (x2 - x1)) / W}%`, height: `${(100 * (y2 - y1)) / H}%`,
     });
-    box.append(el("span", { class: "tag", text: `${n + 1} · ${label}` }));
+    box.append(el("span", { class: "tag" }, String(n + 1), el("span", { class: "tag-name", text: ` · ${label}` })));
     boxes.append(box);
 
     const detail = [];
-    if (f.distance !== null) detail.push(`distance ${fmt(f.distance)}`);
     if (!known && f.nearest) detail.push(`closest: ${f.nearest}`);
     if (f.second_name) detail.push(`next: ${f.second_name} ${fmt(f.second_distance)}`);
-    detail.push(`face score ${fmt(f.det_score)}`);
-    const item = el("li", { class: known ? "known" : "unknown", "data-face": n, tabindex: "0" },
+    if (!detail.length) detail.push(f.distance === null ? "the gallery is empty" : "no one else to compare");
+    const dist = f.distance === null ? "" : fmt(f.distance);
+    const item = el("li", { class: known ? "known" : "unknown", "data-face": n, tabindex: "0",
+                            title: `detector score ${fmt(f.det_score)}` },
       el("span", { class: "badge", text: String(n + 1) }),
       el("span", { class: "face-name", text: f.name }),
+      el("span", { class: "face-dist", text: dist, title: f.nearest ? `distance to ${f.nearest}` : "" }),
       el("span", { class: "face-detail", text: detail.join(" · ") }));
     const hot = (on) => { box.classList.toggle("hot", on); item.classList.toggle("hot", on); };
     item.addEventListener("mouseenter", () => hot(true));
@@ -118,7 +123,7 @@ function showResult(res) {
     list.append(item);
   });
 
-  const named = res.faces.filter((f) => f.name !== "unknown").map((f) => f.name);
+  const named = faces.filter((f) => f.name !== "unknown").map((f) => f.name);
   const unknown = res.faces.length - named.length;
   let summary;
   if (!res.faces.length) summary = "No face found in this photo.";
@@ -132,6 +137,16 @@ function showResult(res) {
   const warn = $("label-warnings");
   warn.replaceChildren(...res.warnings.map((w) => el("li", { text: w })));
   $("result").hidden = false;
+  fitTags();
+}
+
+// Faces drawn smaller than a name tag (a crowded group photo, a narrow screen) get just their number;
+// the list says who they are, and hovering a list entry shows that face's name.
+function fitTags() {
+  const img = $("result-img");
+  const boxes = [...document.querySelectorAll("#boxes .box")];
+  const smallest = Math.min(...boxes.map((b) => b.getBoundingClientRect().width));
+  $("stage").classList.toggle("numbers-only", img.clientWidth > 0 && smallest < 70);
 }
 
 function setUpDrop() {
@@ -227,11 +242,12 @@ function renderPeople() {
   $("people-empty").hidden = people.length > 0;
   $("people").hidden = people.length === 0;
   for (const p of people) {
-    const added = p.created ? new Date(p.created).toLocaleDateString() : "";
+    const added = p.created
+      ? new Date(p.created).toLocaleDateString(undefined, { day: "numeric", month: "short", year: "numeric" }) : "";
     const row = el("tr", { "data-name": p.name },
-      el("td", { class: "name", text: p.name }),
+      el("td", { class: "who" }, el("span", { class: "name", text: p.name }),
+        el("span", { class: "when", text: added ? `added ${added}` : "" })),
       el("td", { class: "num", text: String(p.n_images) }),
-      el("td", { class: "when", text: added }),
       el("td", { class: "actions" },
         el("button", { class: "quiet", type: "button", text: "Rename", onclick: () => startRename(row, p) }),
         el("button", { class: "danger", type: "button", text: "Remove", onclick: (e) => remove(e.target, p) })));
@@ -240,7 +256,7 @@ function renderPeople() {
 }
 
 function startRename(row, p) {
-  const cell = row.querySelector("td.name");
+  const cell = row.querySelector("td.who");
   const input = el("input", { type: "text", maxlength: "64", "aria-label": `New name for ${p.name}` });
   input.value = p.name;
   const done = async (save) => {
@@ -248,8 +264,8 @@ function startRename(row, p) {
     if (!save || !value || value === p.name) return renderPeople();
     try {
       const r = await api("POST", `/api/people/${encodeURIComponent(p.name)}/rename`, { new_name: value });
-      setStatus($("people-status"), `Renamed ${p.name} to ${r.name}.`, "ok");
       await refreshPeople();
+      setStatus($("people-status"), `Renamed ${p.name} to ${r.name}.`, "ok");
     } catch (e) {
       setStatus($("people-status"), e.message, "bad");
       input.focus();
@@ -279,8 +295,8 @@ async function remove(button, p) {
   button.disabled = true;
   try {
     const r = await api("DELETE", `/api/people/${encodeURIComponent(p.name)}`);
-    setStatus($("people-status"), `Removed ${r.name} (${plural(r.images_removed, "photo", "photos")}).`, "ok");
     await refreshPeople();
+    setStatus($("people-status"), `Removed ${r.name} (${plural(r.images_removed, "photo", "photos")}).`, "ok");
   } catch (e) {
     setStatus($("people-status"), e.message, "bad");
     button.disabled = false;
@@ -290,6 +306,8 @@ async function remove(button, p) {
 // ------------------------------------------------------------------ start
 document.addEventListener("DOMContentLoaded", () => {
   setUpDrop();
+  $("result-img").addEventListener("load", fitTags);
+  window.addEventListener("resize", fitTags);
   $("enrol-form").addEventListener("submit", enrol);
   $("enrol-name").addEventListener("input", updateEnrolButton);
   refreshPeople();

@@ -1,0 +1,133 @@
+"""Build the files shipped in ``src/iznet/assets``: the default embedder, the default detector and the demo.
+
+    python scripts/make_assets.py --embedder-run runs/default_nn4_small --detector runs/det_gpu_h100/best.pt \
+        --pack packs/lfw112.pt --lfw ../shared/data/lfw
+
+1. ``embedder.pt``: the run's ``model.pt`` with its weights stored as float16 (half the size; they are cast
+   back to float32 on load).
+2. ``detector.pt``: the detector checkpoint, as trained.
+3. The unknown-face threshold: the embedder's distances on the run's *development* pairs (LFW people held
+   out of its training), the largest threshold with a false-accept rate <= ``--target-far``.
+4. ``demo/photo.jpg``: a 3×2 collage of LFW photos: five people of the demo gallery (all left out of the
+   embedder's training) and one stranger, who is not enrolled. ``demo/gallery.db``: those five people
+   enrolled from five other photos each (detected and cropped by the bundled detector), with the threshold.
+   ``demo/expected.json``: who is where, for the end-to-end test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "src" / "iznet" / "assets"
+DEMO_PEOPLE = ["George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder"]
+STRANGER = "Serena_Williams"
+DEMO_PHOTO_INDEX = 1  # the collage uses image 1 of each person; the gallery images 2..6
+
+
+def build_embedder(run: Path) -> dict:
+    from iznet.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    ck = load_checkpoint(run / "model.pt", kind="embedder")
+    sd = {k: (v.half() if v.is_floating_point() else v) for k, v in ck["state_dict"].items()}
+    meta = dict(ck["meta"])
+    meta["weights_dtype"] = "float16"
+    meta["source_run"] = str(run)
+    save_checkpoint(ASSETS / "embedder.pt", kind="embedder", model=ck["model"], model_kwargs=ck["model_kwargs"],
+                    state_dict=sd, meta=meta)
+    return meta
+
+
+def dev_threshold(run: Path, pack: Path, lfw_root: Path, target_far: float) -> dict:
+    from iznet.engine.data import build_train_data
+    from iznet.recognize.embedder import load_embedder
+    from iznet.recognize.matcher import calibrate_threshold
+
+    cfg = json.loads((run / "config.json").read_text())
+    seed = cfg["config"]["seed"]
+    td = build_train_data(cfg["data"], pack=pack, data_root=lfw_root.parent, device="cpu", seed=seed)
+    emb = load_embedder(str(ASSETS / "embedder.pt"), device="cpu")
+    pairs = td.dev_pairs
+    uniq, inv = np.unique(np.concatenate([pairs.idx1, pairs.idx2]), return_inverse=True)
+    e = emb.embed(td.images[torch.as_tensor(uniq)])
+    n = len(pairs.idx1)
+    dist = np.linalg.norm(e[inv[:n]] - e[inv[n:]], axis=1)
+    same = pairs.same.astype(bool)
+    t = calibrate_threshold(dist, same, target_far)
+    return {"threshold": float(t), "target_far": target_far, "far": float(np.mean(dist[~same] <= t)),
+            "tar": float(np.mean(dist[same] <= t)), "n_genuine": int(same.sum()), "n_impostor": int((~same).sum()),
+            "source": f"development pairs of {run} (LFW people held out of training)"}
+
+
+def build_demo(lfw_root: Path, threshold: float) -> dict:
+    from iznet.data.images import load_image
+    from iznet.recognize.gallery import Gallery
+    from iznet.recognize.pipeline import Pipeline, embedder_tag, enroll_files, load_detector_spec, \
+        load_embedder_spec
+
+    demo = ASSETS / "demo"
+    demo.mkdir(parents=True, exist_ok=True)
+    people = DEMO_PEOPLE + [STRANGER]
+    tiles = [load_image(lfw_root / "images" / p / f"{p}_{DEMO_PHOTO_INDEX:04d}.jpg") for p in people]
+    h, w = tiles[0].shape[:2]
+    canvas = np.zeros((2 * h, 3 * w, 3), np.uint8)
+    where = {}
+    for i, (p, t) in enumerate(zip(people, tiles)):
+        r, c = divmod(i, 3)
+        canvas[r * h:(r + 1) * h, c * w:(c + 1) * w] = t
+        where[p] = [c * w, r * h, (c + 1) * w, (r + 1) * h]
+    Image.fromarray(canvas).save(demo / "photo.jpg", quality=90)
+
+    gpath = demo / "gallery.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(gpath) + suffix).unlink(missing_ok=True)
+    embedder = load_embedder_spec(str(ASSETS / "embedder.pt"), device="cpu")
+    detector = load_detector_spec(str(ASSETS / "detector.pt"))
+    enrolled = {}
+    with Gallery(gpath) as g:
+        for p in DEMO_PEOPLE:
+            paths = [lfw_root / "images" / p / f"{p}_{i:04d}.jpg" for i in range(2, 7)]
+            rep = enroll_files(g, p.replace("_", " "), paths, embedder, detector)
+            enrolled[p] = len(rep.added)
+        g.set_threshold(embedder_tag(embedder), threshold)
+    # Stored paths point into the shared LFW folder; the demo only needs the embeddings.
+    with Gallery(gpath) as g:
+        pipe = Pipeline(detector, embedder, g)
+        result = pipe.label_file(demo / "photo.jpg")
+    expected = {"tiles": {p.replace("_", " "): where[p] for p in people},
+                "enrolled": [p.replace("_", " ") for p in DEMO_PEOPLE], "stranger": STRANGER.replace("_", " "),
+                "labelled": result.to_json()}
+    (demo / "expected.json").write_text(json.dumps(expected, indent=2) + "\n")
+    return {"enrolled": enrolled, "faces": [(f.name, round(f.distance, 3)) for f in result.faces]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--embedder-run", type=Path, required=True)
+    ap.add_argument("--detector", type=Path, required=True)
+    ap.add_argument("--pack", type=Path, required=True)
+    ap.add_argument("--lfw", type=Path, required=True)
+    ap.add_argument("--target-far", type=float, default=0.01)
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    ASSETS.mkdir(parents=True, exist_ok=True)
+    meta = build_embedder(a.embedder_run)
+    shutil.copyfile(a.detector, ASSETS / "detector.pt")
+    cal = dev_threshold(a.embedder_run, a.pack, a.lfw, a.target_far)
+    demo = build_demo(a.lfw, cal["threshold"])
+    report = {"embedder": {"model": meta.get("config", {}).get("model"), "summary": meta.get("summary")},
+              "calibration": cal, "demo": demo,
+              "sizes_bytes": {p.name: p.stat().st_size for p in ASSETS.glob("*.pt")}}
+    (ASSETS / "assets.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    print(json.dumps(report, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()

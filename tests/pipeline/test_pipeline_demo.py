@@ -1,0 +1,58 @@
+"""The bundled default models on the bundled demo photo: the README's main job, with known answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from iznet.recognize import pipeline as pl
+
+
+@pytest.fixture(scope="module")
+def demo():
+    try:
+        assets = pl.demo_assets()
+        pl.default_embedder_spec(), pl.default_detector_spec()
+    except Exception as e:  # noqa: BLE001 - report why
+        pytest.fail(f"the bundled demo or default models are missing: {e}")
+    expected = json.loads((assets.photo.parent / "expected.json").read_text())
+    return assets, expected
+
+
+def _tile_of(box, tiles):
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    hits = [name for name, (x0, y0, x1, y1) in tiles.items() if x0 <= cx < x1 and y0 <= cy < y1]
+    return hits[0] if hits else None
+
+
+def test_demo_photo_is_labelled_with_known_answers(demo):
+    assets, expected = demo
+    from iznet.recognize.gallery import Gallery
+
+    with Gallery(assets.gallery) as g:
+        pipe = pl.Pipeline(pl.load_detector_spec(None), pl.load_embedder_spec(None, device="cpu"), g)
+        result = pipe.label_file(assets.photo)
+    tiles = expected["tiles"]
+    # One face found in every tile of the collage, none outside.
+    found = [_tile_of(f.box, tiles) for f in result.faces]
+    assert sorted(found) == sorted(tiles), found
+    # The enrolled people are named, the stranger is "unknown".
+    by_tile = {_tile_of(f.box, tiles): f for f in result.faces}
+    for person in expected["enrolled"]:
+        assert by_tile[person].name == person, (person, by_tile[person].to_dict())
+    assert by_tile[expected["stranger"]].name == "unknown"
+
+
+def test_demo_cli_writes_the_labelled_photo(demo, tmp_path):
+    from typer.testing import CliRunner
+
+    from iznet.cli import main as cli_main
+    from iznet.cli.app import app
+
+    cli_main._register()
+    res = CliRunner().invoke(app, ["label", "--demo", "-o", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "photo_labelled.jpg").is_file()
+    data = json.loads((tmp_path / "photo.json").read_text())
+    assert len(data["faces"]) == len(demo[1]["tiles"])
