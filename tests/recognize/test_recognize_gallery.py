@@ -395,3 +395,14 @@ def test_concurrent_writers_on_separate_connections(tmp_path):
         t.join()
     assert errors == []
     assert _counts(path) == {"people": 20, "images": 40, "embeddings": 40, "prototypes": 20}
+
+
+def test_embedder_tag_with_comma_is_refused(tmp_path):
+    import numpy as np
+
+    from iznet.errors import GalleryError
+    from iznet.recognize.gallery import Gallery
+
+    with Gallery(tmp_path / "g.db") as g:
+        with pytest.raises(GalleryError, match="comma"):
+            g.enroll("Alice", [("a.jpg", "0" * 64, np.ones(4) / 2)], embedder_tag="raw(size=16,gray)")

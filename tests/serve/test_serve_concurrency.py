@@ -160,3 +160,20 @@ def test_live_server_stops_reading_a_streamed_body_past_the_limit(live_server, s
     r = httpx.post(f"{url}/api/label", files={"file": ("ok.png", synth.photo_bytes(0, 1))}, timeout=30)
     assert r.status_code == 200 and len(r.json()["faces"]) == 1
     assert len(svc.gallery) == 0
+
+
+def test_gallery_busy_with_another_writer_is_503_and_leaves_no_files(served, synth):
+    client, svc, _ = served
+    svc.gallery._conn.execute("PRAGMA busy_timeout = 50")  # do not wait the default 10 s for the other writer
+    other = sqlite3.connect(svc.gallery.path, isolation_level=None)
+    files = [("files", ("a.png", synth.photo_bytes(0, 1)))]
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        r = client.post("/api/people", data={"name": "ann"}, files=files)
+        assert r.status_code == 503 and "busy" in r.json()["error"]
+        assert check_consistent(svc) == {}  # the upload written for it was removed again
+    finally:
+        other.rollback()
+        other.close()
+    assert client.post("/api/people", data={"name": "ann"}, files=files).status_code == 201
+    assert check_consistent(svc) == {"ann": 1}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from iznet.serve.service import ServeError, clean_filename, sniff_image
+from iznet.serve.service import ServeError, ServeSettings, clean_filename, sniff_image
 
 
 def png_claiming(width: int, height: int) -> bytes:
@@ -160,3 +160,11 @@ def test_sniff_image_and_clean_filename(synth):
     assert clean_filename("../../etc/passwd") == "passwd"
     assert clean_filename("a\x00b\nc.png") == "abc.png"
     assert clean_filename(None) == "upload" and clean_filename("x" * 300) == "x" * 100
+
+
+@pytest.mark.parametrize("bad", [{"max_upload_bytes": 0}, {"max_files": -1}, {"max_pixels": 1.5},
+                                 {"jpeg_quality": 100}, {"decode_slots": True}])
+def test_settings_are_checked(bad):
+    with pytest.raises(ServeError) as e:
+        ServeSettings(**bad)
+    assert next(iter(bad)) in str(e.value)

@@ -84,6 +84,8 @@ class NN1(EmbeddingNet):
         self.head.add_module("fc1", Maxout(flat, 4096, pieces=2))
         self.head.add_module("fc2", Maxout(4096, 4096, pieces=2))
         self.head.add_module("fc7128", nn.Linear(4096, embedding_dim))
+        if bn:
+            self.head.add_module("bn", nn.BatchNorm1d(embedding_dim))  # as in NN2: spread at the start
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

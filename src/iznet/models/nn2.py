@@ -188,6 +188,11 @@ class NN2(EmbeddingNet):
         self.head.add_module("pool", nn.AdaptiveAvgPool2d(1))
         self.head.add_module("flatten", nn.Flatten(1))
         self.head.add_module("fc", nn.Linear(ch, embedding_dim))
+        if bn:
+            # BN before the L2 norm keeps a fresh network's embeddings spread over the sphere; without it
+            # they start nearly equal and batch-hard training collapsed (mean distance 0.93 -> 0.26 in 10
+            # steps, docs/models.md).
+            self.head.add_module("bn", nn.BatchNorm1d(embedding_dim))
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -192,6 +192,8 @@ def _now() -> str:
 def _check_tag(tag: str) -> str:
     if not isinstance(tag, str) or not tag.strip() or len(tag) > 200:
         raise GalleryError(f"embedder tag must be a non-empty string of at most 200 characters, got {tag!r}")
+    if "," in tag:  # tags are listed with SQLite's GROUP_CONCAT, whose DISTINCT form only joins with ","
+        raise GalleryError(f"embedder tag {tag!r} must not contain a comma")
     return tag
 
 

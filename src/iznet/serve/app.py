@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from iznet.errors import GalleryError, ImageError, IznetError, NoFaceError
 from iznet.serve.schemas import (
-    EnrollOut, ErrorOut, FaceOut, HealthOut, LabelOut, PeopleOut, PersonOut, RemovedOut, RenameIn,
+    EnrollOut, ErrorOut, HealthOut, LabelOut, PeopleOut, PersonOut, RemovedOut, RenameIn,
 )
 from iznet.serve.service import RecognitionService, ServeError, ServeSettings, Upload
 from iznet.version import __version__
@@ -367,4 +367,4 @@ def create_app(settings: ServeSettings | None = None, *, detector: Any = None, e
     return app
 
 
-__all__ = ["BodyLimitMiddleware", "FaceOut", "PAGE_CSP", "STATIC_DIR", "create_app", "get_service", "router"]
+__all__ = ["BodyLimitMiddleware", "PAGE_CSP", "STATIC_DIR", "create_app", "get_service", "router"]

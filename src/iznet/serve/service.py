@@ -187,10 +187,6 @@ def clean_filename(name: str | None) -> str:
     return base or "upload"
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.3g} MiB"
-
-
 def sniff_image(data: bytes, filename: str, max_pixels: int) -> tuple[str, tuple[int, int]]:
     """Identify an upload from its bytes and check its size from the header, without decoding it.
 
@@ -449,7 +445,10 @@ class RecognitionService:
                     report = enroll_files(self.gallery, clean, paths, self.pipeline.embedder, self.pipeline.detector,
                                           method=self.pipeline.prototype_method)
             except GalleryError as e:
-                raise ServeError(f"nothing was enrolled: {e}", status=422) from None
+                # the gallery's one error class: "busy" (another process holds the write lock past the
+                # timeout) is worth retrying; anything else here means no photo could be used
+                status = 503 if "busy" in str(e) else 422
+                raise ServeError(f"nothing was enrolled: {e}", status=status) from None
             finally:
                 self._drop_unreferenced(created)
                 self._reload()

@@ -127,6 +127,7 @@ function showResult(res) {
   const unknown = res.faces.length - named.length;
   let summary;
   if (!res.faces.length) summary = "No face found in this photo.";
+  else if (!named.length) summary = `${plural(unknown, "face", "faces")}, ${unknown === 1 ? "not" : "none"} recognised`;
   else {
     const parts = [];
     if (named.length) parts.push([...new Set(named)].join(", "));
