@@ -14,6 +14,7 @@ from typing import List, Optional
 import typer
 
 from iznet.cli.app import app
+from iznet.cli.inputs import expand_inputs
 
 DETECTOR_SPEC_HELP = ("face detector: 'haar' (OpenCV's cascade), 'yunet:PATH' (YuNet ONNX file) or a detector "
                       "checkpoint (default: the bundled one, iznet/assets/detector.pt)")
@@ -21,26 +22,6 @@ DETECTOR_SPEC_HELP = ("face detector: 'haar' (OpenCV's cascade), 'yunet:PATH' (Y
 
 def _command_line() -> str:
     return "iznet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-
-
-def _files(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Image files from FILE / FOLDER arguments (folders searched recursively) and the arguments naming nothing."""
-    from iznet.data.images import list_images
-
-    files: list[Path] = []
-    problems: list[tuple[str, str]] = []
-    for arg in inputs:
-        p = Path(arg).expanduser()
-        if p.is_dir():
-            found = list_images(p)
-            if not found:
-                problems.append((arg, "folder holds no images"))
-            files.extend(found)
-        elif p.exists():
-            files.append(p)  # an unreadable file is reported when it is read
-        else:
-            problems.append((arg, "file does not exist"))
-    return list(dict.fromkeys(files)), problems
 
 
 def _default_detector() -> str:
@@ -76,7 +57,7 @@ def detect_cmd(
     from iznet.errors import ImageError
     from iznet.viz.draw import draw_detections
 
-    files, problems = _files(images)
+    files, problems = expand_inputs(images)
     det = load_detector(detector or _default_detector(), device=device)
     if conf is not None:
         if not isinstance(det, YoloFaceDetector):
@@ -147,7 +128,7 @@ def label_boxes_cmd(
         det = YuNetDetector(teacher[len("yunet:"):], score_threshold=min_score)
     else:
         raise ModelError(f"unknown teacher {teacher!r}: use 'haar' or 'yunet:PATH'")
-    files, problems = _files(photos)
+    files, problems = expand_inputs(photos)
     for arg, why in problems:
         typer.echo(f"error: {arg}: {why}", err=True)
     root = Path(photos[0]) if len(photos) == 1 and Path(photos[0]).is_dir() else None

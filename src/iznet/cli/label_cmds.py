@@ -14,38 +14,7 @@ import typer
 
 from iznet.cli.app import app
 from iznet.cli.gallery_cmds import DETECTOR_HELP, EMBEDDER_HELP, GALLERY_HELP, _echo_list
-
-_GLOB_CHARS = set("*?[")
-
-
-def _expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files to label from PHOTO / FOLDER / GLOB arguments (folders recursively), and the arguments that
-    named nothing usable, with the reason."""
-    import glob
-
-    from iznet.data.images import IMAGE_EXTENSIONS, list_images
-
-    files: list[Path] = []
-    problems: list[tuple[str, str]] = []
-    for arg in inputs:
-        p = Path(arg).expanduser()
-        if p.is_dir():
-            found = list_images(p)
-            if not found:
-                problems.append((arg, "folder holds no images"))
-            files.extend(found)
-        elif p.exists():
-            files.append(p)  # any file: an unreadable one is reported when it is read
-        elif _GLOB_CHARS & set(arg):
-            found = sorted(Path(m) for m in glob.glob(str(p), recursive=True)
-                           if Path(m).is_file() and Path(m).suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                problems.append((arg, "pattern matches no image"))
-            files.extend(found)
-        else:
-            problems.append((arg, "file does not exist"))
-    return list(dict.fromkeys(files)), problems
-
+from iznet.cli.inputs import expand_inputs
 
 def _parse_threshold(text: Optional[str]) -> float | str | None:
     if text is None or text.strip().lower() == "stored":
@@ -121,7 +90,7 @@ def label_cmd(
         inputs, gallery = [str(assets.photo)], assets.gallery
     if not inputs:
         raise typer.BadParameter("give at least one photo, folder or pattern (or --demo)")
-    files, problems = _expand_inputs(inputs)
+    files, problems = expand_inputs(inputs)
     if out is None and not as_json:
         out = Path("labelled")
     if out is not None and out.exists() and not out.is_dir():
