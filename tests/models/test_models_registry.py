@@ -72,14 +72,22 @@ def test_input_size_override_nn2_at_112():
     assert model_info("nn2", input_size=112)["flops"] < model_info("nn2")["flops"] / 3
 
 
-def test_nn1_rejects_sizes_its_fc_cannot_take():
-    with pytest.raises(ModelError, match="193..224"):
-        create_model("nn1", input_size=160)
+def test_nn1_sizes_its_fc_to_the_input_and_rejects_other_sides():
+    with pytest.raises(ModelError, match="at least 33"):
+        create_model("nn1", input_size=32)
     with torch.device("meta"):
         m = create_model("nn1", input_size=200)
         assert m.forward_features(torch.zeros(1, 3, 200, 200)).shape == (1, 256, 7, 7)
+        assert m.head.fc1.linear.in_features == 256 * 7 * 7
         with pytest.raises(ModelError, match="193..224"):
             m(torch.zeros(1, 3, 96, 96))
+    small = create_model("nn1", input_size=96)  # CPU stand-in: a 3x3 map, a smaller fc1
+    assert small.head.fc1.linear.in_features == 256 * 3 * 3
+    small.eval()
+    with torch.no_grad():
+        assert small(torch.randn(2, 3, 96, 96)).shape == (2, 128)
+    with pytest.raises(ModelError, match="built for 96 px"):
+        small(torch.zeros(1, 3, 220, 220))
 
 
 def test_bad_input_shape_is_a_model_error():

@@ -20,7 +20,7 @@ from iznet.models.base import EmbeddingNet
 from iznet.models.layers import ConvBNReLU, Maxout, init_weights, local_response_norm
 from iznet.models.registry import register_model
 
-_FINAL_MAP = 7  # fc1 takes a 7x7x256 map
+_MIN_INPUT = 33  # smallest side that leaves a 2x2 map for fc1
 
 
 def _nn1_map_size(size: int) -> int:
@@ -34,7 +34,9 @@ class NN1(EmbeddingNet):
     """FaceNet NN1 (Table 1).
 
     Args:
-        input_size: square input side; fc1 needs a 7x7 map, so 193..224 px (native 220).
+        input_size: square input side (native 220). fc1 is sized for the map this side gives: 7x7 for
+            193..224 px as in Table 1; a smaller side (e.g. 96 px -> 3x3, for CPU experiments) gives a
+            smaller fc1 and is no longer the paper's network.
         bn: batch norm after every convolution (ours; FaceNet used none).
         lrn: the two local response normalisation layers (rnorm1, rnorm2) of the table; ``None`` (default)
             means ``not bn``.
@@ -47,10 +49,11 @@ class NN1(EmbeddingNet):
     def __init__(self, input_size: int = 220, bn: bool = True, lrn: bool | None = None, embedding_dim: int = 128):
         super().__init__()
         lrn = (not bn) if lrn is None else lrn
-        if _nn1_map_size(input_size) != _FINAL_MAP:
-            raise ModelError(f"nn1 cannot take input_size={input_size}: its fc1 needs a 7x7 map, "
-                             "so the input side must be 193..224 px (native 220)")
+        if input_size < _MIN_INPUT:
+            raise ModelError(f"nn1 cannot take input_size={input_size}: it needs at least {_MIN_INPUT} px "
+                             "(native 220) to leave a map for fc1")
         self.input_size = input_size
+        self.map_size = _nn1_map_size(input_size)
         self.embedding_dim = embedding_dim
         self.num_features = 256
         self.lrn = lrn
@@ -78,7 +81,7 @@ class NN1(EmbeddingNet):
         f.add_module("conv6", ConvBNReLU(256, 256, 3, bn=bn))
         f.add_module("pool4", pool())
 
-        flat = 256 * _FINAL_MAP * _FINAL_MAP  # 12,544
+        flat = 256 * self.map_size * self.map_size  # 12,544 at 193..224 px
         self.head = nn.Sequential()
         self.head.add_module("flatten", nn.Flatten(1))
         self.head.add_module("fc1", Maxout(flat, 4096, pieces=2))
@@ -94,9 +97,16 @@ class NN1(EmbeddingNet):
     def check_input(self, x: torch.Tensor) -> None:
         super().check_input(x)
         h, w = x.shape[-2:]
-        if _nn1_map_size(h) != _FINAL_MAP or _nn1_map_size(w) != _FINAL_MAP:
-            raise ModelError(f"nn1 takes 193..224 px inputs (native {self.input_size}), got {h}x{w}; "
-                             f"resize with iznet.models.preprocess(images, {self.input_size})")
+        if _nn1_map_size(h) != self.map_size or _nn1_map_size(w) != self.map_size:
+            lo, hi = _side_range(self.map_size)
+            raise ModelError(f"this nn1 was built for {self.input_size} px ({lo}..{hi} px fit its fc1), "
+                             f"got {h}x{w}; resize with iznet.models.preprocess(images, {self.input_size})")
+
+
+def _side_range(map_size: int) -> tuple[int, int]:
+    """Input sides whose map entering fc1 is ``map_size`` x ``map_size``."""
+    sides = [s for s in range(_MIN_INPUT, 32 * map_size + 1) if _nn1_map_size(s) == map_size]
+    return min(sides), max(sides)
 
 
 @register_model
