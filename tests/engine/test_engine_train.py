@@ -103,3 +103,22 @@ def test_augment_is_deterministic_and_shaped():
     b = augment_batch(x, 32, AugmentConfig(), g2)
     assert a.shape == (4, 3, 32, 32) and torch.equal(a, b)
     assert a.min() >= -1 and a.max() <= 1
+
+
+def test_step_phases_are_timed_and_summarised(tmp_path):
+    from iznet.engine.train import phase_shares
+
+    summary = Trainer(_cfg(steps=4), _synthetic(), tmp_path / "run", device="cpu").fit()
+    import json
+
+    steps = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [e for e in steps if e["event"] == "step"]
+    assert all(set(e["t"]) == {"sample", "augment", "forward", "mine", "backward"} for e in steps)
+    assert all(v >= 0 for e in steps for v in e["t"].values())
+    # fewer steps than the warm-up skip: nothing to summarise rather than a wrong average
+    assert summary["step_phases"] == {}
+    ph = phase_shares([{"event": "step", "t": {"a": 1.0, "b": 3.0}}, {"event": "eval"},
+                       {"event": "step", "t": {"a": 3.0, "b": 1.0}}], skip=0)
+    assert ph["steps"] == 2 and ph["seconds_per_step"] == pytest.approx(4.0)
+    assert ph["seconds"] == {"a": 2.0, "b": 2.0} and ph["share"] == {"a": 0.5, "b": 0.5}
+    assert phase_shares([{"event": "step", "t": {"a": 1.0}}], skip=1) == {}

@@ -43,6 +43,8 @@ def train(
     resume: Optional[Path] = typer.Option(None, help="a run's last.pt to continue from"),
     time_budget: float = typer.Option(0.0, help="seconds; lowers --steps after 30 steps so training "
                                                 "ends in time (the steps run are recorded)"),
+    profile: bool = typer.Option(False, "--profile", help="synchronise the GPU between the phases of a step "
+                                                          "so their times (summary.json step_phases) are exact"),
 ) -> None:
     """Train an embedder and write a run folder with config, metrics, checkpoints and model.pt."""
     from tqdm import tqdm
@@ -61,7 +63,7 @@ def train(
                       pair_metric=pair_metric, p=p, k=k, pair_batch=pair_batch, optimizer=optimizer, lr=lr,
                       weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup, steps=steps,
                       seed=seed, bf16=not no_bf16, eval_every=eval_every, checkpoint_every=checkpoint_every,
-                      snapshot_at=snaps, time_budget=time_budget)
+                      snapshot_at=snaps, time_budget=time_budget, profile=profile)
     cfg.validate()
     dev = default_device(device)
     size_hint = 112
@@ -95,4 +97,8 @@ def train(
     if "test" in summary:
         line += f"; test accuracy {summary['test']['acc_at_threshold']:.4f} (threshold from dev)"
     typer.echo(line)
+    phases = summary.get("step_phases") or {}
+    if phases.get("share"):
+        typer.echo("step time: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in phases["share"].items())
+                   + f" of {1000 * phases['seconds_per_step']:.0f} ms")
     typer.echo(f"model: {out / 'model.pt'}")

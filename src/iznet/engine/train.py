@@ -71,6 +71,9 @@ class TrainConfig:
     # channels_last on CUDA: off by default; with bf16 autocast it made NN2 gradients explode (max
     # |grad| 7e8 by step 3 on an H100, scripts/debug_nan.py), while plain NCHW trained normally.
     channels_last: bool = False
+    # Time each phase of a step (sampling, augmentation, forward, mining, loss+backward+update) with a
+    # device synchronisation at every boundary, so GPU times are exact (slower; CPU times are exact anyway).
+    profile: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> None:
@@ -113,6 +116,35 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
 
 def _step_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step * 7919 + 23) % (2**31 - 1)
+
+
+class _PhaseClock:
+    """Seconds spent in each phase of a training step (``laps``). On CUDA the device is synchronised at
+    each boundary only when ``exact`` (otherwise the GPU phases hold launch times and the last one waits)."""
+
+    def __init__(self, device: torch.device, exact: bool):
+        self._sync = device.type == "cuda" and exact
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self._sync:
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._t, 6)
+        self._t = now
+
+
+def phase_shares(events: list[dict], skip: int = 10) -> dict[str, Any]:
+    """Mean seconds per step in each phase and its share of the step, over step events after ``skip``."""
+    rows = [e["t"] for e in events if e.get("event") == "step" and "t" in e][skip:]
+    if not rows:
+        return {}
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    mean = {k: sum(r.get(k, 0.0) for r in rows) / len(rows) for k in names}
+    total = sum(mean.values())
+    return {"steps": len(rows), "seconds_per_step": total,
+            "seconds": mean, "share": {k: v / total for k, v in mean.items()} if total > 0 else {}}
 
 
 class _Batches:
@@ -286,6 +318,7 @@ class Trainer:
         train_idx = data.train.indices
         labels_np = data.train.labels
         stats: dict[str, Any] = {}
+        clock = _PhaseClock(self.device, self.cfg.profile)
         if self._sampler is not None:
             self._sampler.rng = np.random.default_rng(_step_seed(cfg.seed, step))
         if cfg.loss == "pair":
@@ -296,15 +329,18 @@ class Trainer:
             pos = trip.reshape(-1)  # a0 p0 n0 a1 p1 n1 ...
         else:
             pos = self._batches.at(step)
+        clock.lap("sample")
         img_idx = torch.as_tensor(train_idx[pos], device=data.images.device)
         x = augment_batch(data.images[img_idx], self.size, cfg.augment, gen).to(self.device)
         if self.device.type == "cuda" and cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         labels = torch.as_tensor(labels_np[pos], device=self.device)
+        clock.lap("augment")
         self.model.train()
         with autocast(self.device, cfg.bf16):
             emb = self.model(x)
         emb = emb.float()
+        clock.lap("forward")
         if cfg.loss == "pair":
             n = len(same)
             logits = self.head(emb[:n], emb[n:])
@@ -318,6 +354,7 @@ class Trainer:
                 tup = (ar, ar + 1, ar + 2)
             else:
                 tup = self._miner(emb, labels)
+            clock.lap("mine")
             loss = self._loss_fn(emb, labels, tup)
             st = getattr(self._loss_fn, "last_stats", {}) or {}
             stats["triplets"] = int(st.get("num_triplets", len(tup[0])))
@@ -331,10 +368,12 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        loss_value = float(loss.detach())  # waits for the device
+        clock.lap("backward")
         self.step += 1
         self.samples += len(pos)
-        return {"event": "step", "step": self.step, "samples": self.samples, "loss": float(loss.detach()),
-                "lr": _lr_at(cfg, step), **stats}
+        return {"event": "step", "step": self.step, "samples": self.samples, "loss": loss_value,
+                "lr": _lr_at(cfg, step), **stats, "t": clock.laps}
 
     def evaluate(self, pairs: PairSet, threshold: float | None = None) -> dict:
         dist = pair_distances(self.model, self.data.images, pairs, self.size, self.device,
@@ -402,6 +441,7 @@ class Trainer:
                                                   "data_info": self.data.info, "meta": self.meta})
         metrics_f = open(self.run_dir / "metrics.jsonl", "a")
         t0 = time.perf_counter()
+        self._step_events: list[dict] = []
         end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
         last_eval: dict = {}
         try:
@@ -418,6 +458,7 @@ class Trainer:
                 if cfg.time_budget > 0 and self.step == start_step + 40:
                     end = self._fit_budget(ev["time"], 30 / max(ev["time"] - t_warm, 1e-9), end)
                 metrics_f.write(json.dumps(ev) + "\n")
+                self._step_events.append(ev)
                 self.on_event(ev)
                 while self._snapshot_left and self.samples >= self._snapshot_left[0]:
                     self._snapshot()
@@ -457,6 +498,7 @@ class Trainer:
         dev.pop("_dist")
         summary: dict[str, Any] = {"steps": self.step, "samples": self.samples, "train_seconds": elapsed,
                                    "samples_per_second": self.samples / max(elapsed, 1e-9),
+                                   "step_phases": phase_shares(self._step_events),
                                    "dev": dev, "data": self.data.spec, "data_info": self.data.info}
         if self.data.test_pairs is not None:
             test = self.evaluate(self.data.test_pairs, threshold=dev["best_threshold"])
