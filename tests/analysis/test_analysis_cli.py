@@ -141,3 +141,27 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     assert isinstance(res.exception, IznetError) and "snapshot" in str(res.exception)
     res = _run("analyze", tmp_path / "not_a_run", "--data", data, "--out", tmp_path / "o")
     assert isinstance(res.exception, IznetError) and "model.pt" in str(res.exception)
+
+
+def test_group_split_holds_out_the_last_fifth_of_each_person():
+    from iznet.engine.data import group_split
+
+    names = ["b"] * 10 + ["a"] * 5 + ["c"] * 2  # c: too few to hold any out
+    train, held = group_split(names)
+    assert held.tolist() == [14, 8, 9]  # a (sorted first): its last 1 of 5; b: its last 2 of 10
+    assert sorted(train.tolist() + held.tolist()) == list(range(17))
+    assert set(train.tolist()) >= {15, 16}
+
+
+def test_analyze_part_picks_the_images_training_held_out(tmp_path):
+    data = _folder(tmp_path / "faces", people=3, per=10)
+    for part, per in (("held-out", 2), ("train", 8)):
+        out = tmp_path / part
+        res = _run("analyze", "raw:16", "--data", data, "--out", out, "--part", part, "--enroll", 1,
+                   "--iterations", 500, "--threads", 1, "--dpi", 40)
+        assert res.exit_code == 0, res.output + repr(res.exception)
+        a = json.loads((out / "analysis.json").read_text())
+        assert a["counts"] == [per] * 3
+        assert f"{part} part" in (out / "report.html").read_text()
+    res = _run("analyze", "raw:16", "--data", data, "--out", tmp_path / "x", "--part", "test")
+    assert res.exit_code != 0 and "--part 'test'" in res.output + str(res.exception)

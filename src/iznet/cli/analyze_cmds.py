@@ -50,15 +50,38 @@ def _first_per_person(labels, limit: Optional[int]):
     return np.asarray(keep, dtype=np.int64)
 
 
-def _load_labelled_set(data: Path, max_per_person: Optional[int]) -> dict[str, Any]:
+PARTS = ("all", "train", "held-out")
+
+
+def _part_indices(labels, part: str):
+    """Indices of ``part`` of a labelled set under the split ``iznet train`` uses for a group."""
+    import numpy as np
+
+    if part == "all":
+        return np.arange(len(labels))
+    from iznet.engine.data import group_split
+
+    train_idx, held_idx = group_split(np.asarray(labels))
+    return train_idx if part == "train" else held_idx
+
+
+def _part_note(part: str) -> str:
+    return "" if part == "all" else f" ({part} part: the last 20% of each person's images are held out)"
+
+
+def _load_labelled_set(data: Path, max_per_person: Optional[int], part: str = "all") -> dict[str, Any]:
     """Images (N, 3, S, S) uint8, labels (N,), classes and paths of a folder or a pack.
 
     A folder's images are read in sorted order; unreadable files are skipped and reported. Images of
     different sizes are brought to the most common side with a centre square crop and a resize.
+    ``part`` keeps the training or the held-out images of the split ``iznet train`` makes of a group
+    (decided on the set's order, before unreadable files are dropped, as training does).
     """
     import numpy as np
     import torch
 
+    if part not in PARTS:
+        raise DataError(f"--part {part!r}: choose one of {', '.join(PARTS)}")
     if max_per_person is not None and max_per_person < 2:
         raise DataError(f"--max-per-person {max_per_person}: keep at least 2 images per person")
     if not data.exists():
@@ -69,12 +92,13 @@ def _load_labelled_set(data: Path, max_per_person: Optional[int]) -> dict[str, A
 
         pack = load_pack(data)
         labels = pack.labels.numpy()
-        idx = _first_per_person(labels, max_per_person)
+        part_idx = _part_indices(labels, part)
+        idx = part_idx[_first_per_person(labels[part_idx], max_per_person)]
         if idx.size == 0:
             raise DataError(f"pack {data} holds no images")
         images = pack.decode(idx)
         return {"images": images, "labels": labels[idx], "classes": list(pack.classes),
-                "paths": [pack.paths[i] for i in idx], "source": f"pack {data}", "skipped": ""}
+                "paths": [pack.paths[i] for i in idx], "source": f"pack {data}" + _part_note(part), "skipped": ""}
 
     from iznet.data.datasets import IdentityFolder
     from iznet.data.images import load_images
@@ -82,7 +106,8 @@ def _load_labelled_set(data: Path, max_per_person: Optional[int]) -> dict[str, A
 
     root = _resolve_folder(data)
     folder = IdentityFolder(root)
-    idx = _first_per_person(folder.labels, max_per_person)
+    part_idx = _part_indices(folder.labels, part)
+    idx = part_idx[_first_per_person(folder.labels[part_idx], max_per_person)]
     loaded, report = load_images([folder.paths[i] for i in idx])
     if not loaded:
         raise DataError(f"no readable image in {root}: {report.summary()}")
@@ -101,7 +126,7 @@ def _load_labelled_set(data: Path, max_per_person: Optional[int]) -> dict[str, A
     remap = {old: new for new, old in enumerate(present)}
     labels = np.asarray([remap[y] for y in labels.tolist()], dtype=np.int64)
     return {"images": images, "labels": labels, "classes": classes,
-            "paths": [folder.relpaths()[i] for i in idx], "source": f"folder {root}",
+            "paths": [folder.relpaths()[i] for i in idx], "source": f"folder {root}" + _part_note(part),
             "skipped": report.summary() if report.count else ""}
 
 
@@ -282,6 +307,9 @@ def analyze(
                                                                        "early exaggeration, so 500 at least)"),
     max_per_person: Optional[int] = typer.Option(None, "--max-per-person", help="use the first M images of each "
                                                                                 "person (sorted order)"),
+    part: str = typer.Option("all", "--part", help="all | train | held-out: the images `iznet train` on this "
+                                                   "folder or pack trains on, or the last 20% per person it "
+                                                   "holds out"),
     pairs: int = typer.Option(20000, "--pairs", min=2, help="verification pairs at most: as many same-person "
                                                             "as different-person pairs"),
     fit_data: Optional[Path] = typer.Option(None, "--fit-data", help="where a baseline that learns (pca) is "
@@ -311,11 +339,12 @@ def analyze(
     from iznet.viz import plots
 
     command = _command([("--data", data), ("--out", out), ("--enroll", enroll), ("--perplexity", perplexity),
-                        ("--iterations", iterations), ("--max-per-person", max_per_person), ("--pairs", pairs),
+                        ("--iterations", iterations), ("--max-per-person", max_per_person),
+                        ("--part", part if part != "all" else None), ("--pairs", pairs),
                         ("--fit-data", fit_data), ("--seed", seed), ("--threads", threads),
                         ("--dpi", dpi if dpi != 130 else None)], [target])
     embedder = load_embedder(_resolve_target(target), device=device)
-    ds = _load_labelled_set(data, max_per_person)
+    ds = _load_labelled_set(data, max_per_person, part)
     out.mkdir(parents=True, exist_ok=True)
     typer.echo(f"{ds['source']}: {len(ds['labels'])} images of {len(ds['classes'])} people", err=True)
     if ds["skipped"]:

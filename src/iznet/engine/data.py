@@ -135,18 +135,34 @@ def _pack_folder_in_memory(root: Path, size: int, device) -> tuple[torch.Tensor,
         return p.decode(device=device), names
 
 
+GROUP_HELD_OUT_SHARE = 0.2
+
+
+def group_split(names, held_out_share: float = GROUP_HELD_OUT_SHARE) -> tuple[np.ndarray, np.ndarray]:
+    """Per person: the first images (in the given order) for training, the last ``held_out_share`` held out.
+
+    People with fewer than 3 images are kept whole for training. ``iznet train`` on a folder or pack uses
+    this split (held-out images give the development pairs) and ``iznet analyze --part held-out`` picks
+    the same images, so a group's analysis can be run on images the model never trained on.
+
+    Returns:
+        (train indices, held-out indices), int64, each in input order within a person, people sorted.
+    """
+    names_arr = np.asarray(names)
+    train_idx, held_idx = [], []
+    for person in sorted(set(names_arr.tolist())):
+        idx = np.flatnonzero(names_arr == person)
+        n_held = int(round(held_out_share * len(idx))) if len(idx) >= 3 else 0
+        train_idx.extend(idx[: len(idx) - n_held])
+        held_idx.extend(idx[len(idx) - n_held:])
+    return np.array(train_idx, dtype=np.int64), np.array(held_idx, dtype=np.int64)
+
+
 def _build_group(spec: str, images: torch.Tensor, names: list[str], dev_pairs: int,
                  rng: np.random.Generator) -> TrainData:
     """A group of people: train on the first 80% of each person's images, dev on the rest."""
     names_arr = np.array(names)
-    train_idx, dev_idx = [], []
-    for person in sorted(set(names)):
-        idx = np.flatnonzero(names_arr == person)
-        n_dev = int(round(0.2 * len(idx))) if len(idx) >= 3 else 0
-        train_idx.extend(idx[: len(idx) - n_dev])
-        dev_idx.extend(idx[len(idx) - n_dev:])
-    train_idx = np.array(train_idx, dtype=np.int64)
-    dev_idx = np.array(dev_idx, dtype=np.int64)
+    train_idx, dev_idx = group_split(names)
     labels, classes = _relabel(list(names_arr[train_idx]))
     if len(dev_idx) < 2:
         raise DataError(f"{spec}: too few images to hold out a development set (need 3+ per person)")
