@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # One-command set-up: creates .venv and installs iznet with everything it needs (torch included).
-# Usage: ./setup.sh            # runtime + dev (tests) extras
+# Usage: ./setup.sh            # runtime + dev (tests), serve (web) and onnx (export, --runtime onnx) extras
 #        IZNET_EXTRAS=dev,serve ./setup.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
-EXTRAS=${IZNET_EXTRAS:-dev,serve}
+EXTRAS=${IZNET_EXTRAS:-dev,serve,onnx}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi

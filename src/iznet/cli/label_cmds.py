@@ -68,6 +68,11 @@ def label_cmd(
                                                                             "one) or 'none'"),
     method: str = typer.Option("medoid", "--method", help="prototypes: medoid, centroid, kmeans, all"),
     demo: bool = typer.Option(False, "--demo", help="label the bundled demo photo with the bundled demo gallery"),
+    runtime: str = typer.Option("torch", "--runtime", help="torch, or onnx: run the embedder and detector with "
+                                                           "onnxruntime (checkpoints are exported once into the "
+                                                           "ONNX cache; -e/-d also take .onnx files)"),
+    onnx_dir: Optional[Path] = typer.Option(None, "--onnx-dir", help="ONNX cache for --runtime onnx (default: "
+                                                                     "$IZNET_ONNX_DIR, else ~/.cache/iznet/onnx)"),
 ) -> None:
     """Find the faces in photos, name them from the gallery, and draw a red box and name on each.
 
@@ -95,8 +100,13 @@ def label_cmd(
         out = Path("labelled")
     if out is not None and out.exists() and not out.is_dir():
         raise typer.BadParameter(f"{out} is a file; give a folder", param_hint="--out")
-    pipe = pl.Pipeline(pl.load_detector_spec(detector), pl.load_embedder_spec(embedder),
-                       pl.default_gallery_path(gallery), prototype_method=method, threshold=thr)
+    from iznet.export.onnx_runtime import RUNTIMES, load_detector_runtime, load_embedder_runtime
+
+    if runtime.strip().lower() not in RUNTIMES:
+        raise typer.BadParameter(f"{runtime!r}: choose one of {', '.join(RUNTIMES)}", param_hint="--runtime")
+    det = load_detector_runtime(detector, runtime, onnx_dir)
+    pipe = pl.Pipeline(det, load_embedder_runtime(embedder, runtime, onnx_dir), pl.default_gallery_path(gallery),
+                       prototype_method=method, threshold=thr)
     for w in pipe.warnings:
         typer.echo(f"warning: {w}", err=True)
     for arg, why in problems:

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "iznet.cli.eval_cmds",
     "iznet.cli.analyze_cmds",
     "iznet.cli.models_cmds",
+    "iznet.cli.export_cmds",
     "iznet.cli.data_cmds",
     "iznet.cli.serve_cmds",
 ]

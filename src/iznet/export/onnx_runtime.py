@@ -1,0 +1,384 @@
+"""Running exported iznet models with onnxruntime, in the same pipeline as the PyTorch ones.
+
+* :class:`OnnxEmbedder`: an :class:`~iznet.recognize.embedder.Embedder` over an exported embedder. Crops go
+  through the same :func:`iznet.models.preprocess` as in PyTorch; only the network runs in onnxruntime. Its
+  ``tag`` is the PyTorch embedder's (stored in the file), so galleries and calibrated thresholds carry over.
+* :class:`OnnxDetector`: ``detect(image) -> Detections`` over an exported detector, with the PyTorch
+  detector's letterboxing and post-processing (:mod:`iznet.detect.postprocess`).
+* :func:`load_embedder_runtime` / :func:`load_detector_runtime`: what ``iznet label --runtime onnx`` uses.
+  An ``.onnx`` file is opened as it is; a checkpoint (or the bundled default) is exported once into the ONNX
+  cache (:func:`default_onnx_dir`) under a name made of its kind and SHA-256, and reused while the checkpoint
+  is unchanged; when the cache cannot be written, the export goes to a temporary folder for this run only.
+  Models that are no networks (``raw`` pixels, OpenCV's ``haar`` and ``yunet:PATH``) run as they are.
+
+onnxruntime uses as many threads as torch (``torch.get_num_threads()``, so ``OMP_NUM_THREADS`` and
+``torch.set_num_threads`` govern both) unless ``threads`` is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+import numpy as np
+import torch
+
+from iznet.detect.postprocess import PostprocessConfig
+from iznet.detect.results import Detections
+from iznet.errors import ModelError
+from iznet.export.onnx_export import DEFAULT_MODELS, FORMAT, INSTALL_HINT
+from iznet.recognize.embedder import Embedder
+
+_logger = logging.getLogger(__name__)
+
+RUNTIMES = ("torch", "onnx")
+ONNX_DIR_ENV = "IZNET_ONNX_DIR"
+T = TypeVar("T")
+
+
+def require_onnxruntime(why: str = "") -> Any:
+    """The ``onnxruntime`` module, or a :class:`ModelError` saying how to install it."""
+    try:
+        import onnxruntime
+    except ImportError as e:
+        need = f" {why}" if why else ""
+        raise ModelError(f"onnxruntime is needed{need} but cannot be imported ({e}); {INSTALL_HINT}") from None
+    return onnxruntime
+
+
+def make_session(path: str | Path, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session for ``path``.
+
+    Args:
+        path: the ONNX file.
+        threads: intra-op threads (default: ``torch.get_num_threads()``).
+
+    Raises:
+        ModelError: onnxruntime missing, file missing, or not a model onnxruntime can load.
+    """
+    ort = require_onnxruntime()
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"ONNX file {path} does not exist")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads) if threads else max(1, torch.get_num_threads())
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # errors only
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{path} is not an ONNX model onnxruntime can load ({first})") from None
+
+
+def _open(path: str | Path, kind: str, threads: int | None) -> tuple[Path, Any, dict[str, str]]:
+    path = Path(path).expanduser()
+    session = make_session(path, threads)
+    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    if metadata.get("iznet.format") != FORMAT:
+        raise ModelError(f"{path} is not an iznet ONNX file (no iznet.format={FORMAT} metadata); export one with"
+                         " `iznet export MODEL --format onnx --out FILE.onnx`")
+    got = metadata.get("iznet.kind")
+    if got != kind:
+        raise ModelError(f"{path} holds an exported {got or 'model of unknown kind'}, expected an exported {kind}")
+    return path, session, metadata
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file (loaded with onnxruntime)."""
+    return dict(make_session(path, threads=1).get_modelmeta().custom_metadata_map)
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    return default if value is None else value.strip().lower() == "true"
+
+
+class OnnxEmbedder(Embedder):
+    """An exported embedder run by onnxruntime; same interface and results as the PyTorch one.
+
+    Args:
+        path: an ONNX file written by :func:`iznet.export.onnx_export.export_embedder`.
+        threads: onnxruntime intra-op threads (default: ``torch.get_num_threads()``).
+
+    Attributes:
+        tag: the gallery tag of the PyTorch embedder it was exported from.
+        metadata: the file's ``iznet.*`` metadata.
+        threshold: a threshold the checkpoint held (None usually: galleries store their own).
+
+    Shapes:
+        ``embed``: uint8 (N, 3, H, W) -> float32 (N, D), unit rows.
+
+    Raises:
+        ModelError: missing file, not an iznet ONNX embedder, onnxruntime missing.
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        self.path, self.session, self.metadata = _open(path, "embedder", threads)
+        md = self.metadata
+        try:
+            self.input_size = int(md["iznet.input_size"])
+            self._dim = int(md["iznet.embedding_dim"])
+        except (KeyError, ValueError) as e:
+            raise ModelError(f"{self.path}: bad or missing iznet metadata ({e}); export it again") from None
+        self.name = md.get("iznet.name", self.path.name)
+        self.tta = _flag(md.get("iznet.tta"), False)
+        self.trained = _flag(md.get("iznet.trained"), True)
+        self.tag = md.get("iznet.tag") or None
+        self.threshold = float(md["iznet.threshold"]) if "iznet.threshold" in md else None
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _embed_batch(self, images: torch.Tensor) -> torch.Tensor:
+        from iznet.models import preprocess
+
+        x = np.ascontiguousarray(preprocess(images.cpu(), self.input_size).numpy(), dtype=np.float32)
+        return torch.from_numpy(self.session.run([self.output_name], {self.input_name: x})[0])
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "kind": "onnx", "tta": self.tta, "path": str(self.path),
+                "runtime": "onnxruntime"}
+
+
+class OnnxDetector:
+    """An exported iznet detector run by onnxruntime, with the PyTorch detector's pre- and post-processing.
+
+    Args:
+        path: an ONNX file written by :func:`iznet.export.onnx_export.export_detector`.
+        config: post-processing thresholds (default: those stored in the file).
+        threads: onnxruntime intra-op threads (default: ``torch.get_num_threads()``).
+
+    Shapes:
+        network: float32 (B, 3, S, S) in [0, 1] -> raw (B, S/32, S/32, A, 5).
+
+    Raises:
+        ModelError: missing file, not an iznet ONNX detector, onnxruntime missing.
+    """
+
+    def __init__(self, path: str | Path, config: PostprocessConfig | None = None, threads: int | None = None):
+        self.path, self.session, self.metadata = _open(path, "detector", threads)
+        md = self.metadata
+        try:
+            self.image_size = int(md["iznet.input_size"])
+            pp = json.loads(md.get("iznet.postprocess", "{}"))
+        except (KeyError, ValueError) as e:
+            raise ModelError(f"{self.path}: bad or missing iznet metadata ({e}); export it again") from None
+        if config is None:
+            config = PostprocessConfig(**{k: pp[k] for k in ("conf_threshold", "iou_threshold", "max_detections")
+                                          if k in pp})
+        self.config = config
+        self.name = md.get("iznet.name", self.path.name)
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Raw network output for float32 (B, 3, S, S) inputs in [0, 1]."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return self.session.run([self.output_name], {self.input_name: x})[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray], batch_size: int = 16,
+                     config: PostprocessConfig | None = None) -> list[Detections]:
+        """Faces in several (H, W, 3) uint8 RGB images; boxes in each image's pixels."""
+        from iznet.detect.detector import _check_rgb
+        from iznet.detect.letterbox import letterbox
+        from iznet.detect.postprocess import postprocess
+
+        out: list[Detections] = []
+        size = self.image_size
+        for i in range(0, len(images), batch_size):
+            placed = [letterbox(_check_rgb(im), size) for im in images[i:i + batch_size]]
+            x = torch.stack([p[0] for p in placed]).float() / 255.0
+            raw = torch.from_numpy(self.forward(x.numpy()))
+            out.extend(postprocess(raw, size, config or self.config, [p[1] for p in placed]))
+        return out
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Faces in one (H, W, 3) uint8 RGB image."""
+        return self.detect_batch([image])[0]
+
+
+def load_onnx(path: str | Path, threads: int | None = None) -> OnnxEmbedder | OnnxDetector:
+    """An :class:`OnnxEmbedder` or :class:`OnnxDetector`, whichever the file's metadata says it holds."""
+    kind = read_onnx_metadata(path).get("iznet.kind")
+    if kind == "detector":
+        return OnnxDetector(path, threads=threads)
+    return OnnxEmbedder(path, threads=threads)  # raises a clear error for anything but an embedder
+
+
+# ---------------------------------------------------------------------------------------------- the cache
+def default_onnx_dir(explicit: str | Path | None = None) -> Path:
+    """Where exported models are cached: ``explicit``, else ``$IZNET_ONNX_DIR``, else
+    ``$XDG_CACHE_HOME/iznet/onnx`` (``XDG_CACHE_HOME`` defaults to ``~/.cache``)."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get(ONNX_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "iznet" / "onnx"
+
+
+def cache_name(kind: str, sha256: str) -> str:
+    """File name of an exported checkpoint in the cache: ``<kind>-<first 16 hex of its SHA-256>-<format>.onnx``."""
+    return f"{kind}-{sha256[:16]}-{FORMAT.rsplit('-', 1)[-1]}.onnx"
+
+
+def cached_export(spec: str | Path, kind: str, onnx_dir: str | Path | None = None,
+                  opener: Callable[[Path], T] | None = None) -> T | Path:
+    """The exported ``kind`` of a checkpoint, from the cache, exporting it there first when needed.
+
+    Args:
+        spec: a checkpoint file, a run folder, or ``default-embedder`` / ``default-detector``.
+        kind: ``embedder`` or ``detector`` (the checkpoint must hold it).
+        onnx_dir: the cache folder (default: :func:`default_onnx_dir`).
+        opener: turns the file into a model (e.g. :class:`OnnxEmbedder`); None returns the path. A cached
+            file that cannot be opened or was exported from other weights is exported again.
+
+    Returns:
+        ``opener(path)``, or the path. When the cache folder cannot be written the export goes to a
+        temporary folder that is deleted after ``opener`` ran (with ``opener=None`` that path is gone: give
+        an opener).
+
+    Raises:
+        ModelError: missing or wrong checkpoint, export failed, onnxruntime missing.
+    """
+    from iznet.export.onnx_export import checkpoint_path, export_model
+    from iznet.recognize.gallery import sha256_file
+
+    ckpt = checkpoint_path(spec)
+    sha = sha256_file(ckpt)
+    folder = default_onnx_dir(onnx_dir)
+    target = folder / cache_name(kind, sha)
+    open_ = opener or (lambda p: p)
+
+    if target.is_file():
+        try:
+            obj = open_(target)
+            md = obj.metadata if hasattr(obj, "metadata") else read_onnx_metadata(target)
+            if md.get("iznet.source_sha256") == sha:
+                return obj
+            _logger.info("cached %s was exported from other weights; exporting %s again", target, ckpt)
+        except ModelError as e:
+            _logger.info("cached %s is unusable (%s); exporting %s again", target, e, ckpt)
+    try:
+        export_model(ckpt, target, kind=kind)
+    except OSError as e:  # a read-only or full cache: export for this run only
+        _logger.warning("cannot write the ONNX cache %s (%s); exporting %s to a temporary folder for this run",
+                        folder, e.strerror or e, ckpt)
+        with tempfile.TemporaryDirectory(prefix="iznet-onnx-") as tmp:
+            path = Path(tmp) / target.name
+            export_model(ckpt, path, kind=kind)
+            return open_(path)
+    _logger.info("exported %s %s to %s (reused while the checkpoint is unchanged)", kind, ckpt, target)
+    return open_(target)
+
+
+@contextlib.contextmanager
+def _temporary_export(obj: Any, kind: str) -> Iterator[Path]:
+    from iznet.export.onnx_export import export_detector, export_embedder
+
+    with tempfile.TemporaryDirectory(prefix="iznet-onnx-") as tmp:
+        path = Path(tmp) / f"{kind}.onnx"
+        (export_embedder if kind == "embedder" else export_detector)(obj, path)
+        yield path
+
+
+def _check_runtime(runtime: str) -> str:
+    r = str(runtime).strip().lower()
+    if r not in RUNTIMES:
+        raise ModelError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    return r
+
+
+def _is_onnx(text: str) -> bool:
+    return text.lower().endswith(".onnx")
+
+
+def load_embedder_runtime(spec: str | None = None, runtime: str = "torch", onnx_dir: str | Path | None = None,
+                          device: str | None = None, threads: int | None = None) -> Embedder:
+    """The embedder for a ``--embedder`` value on the chosen runtime.
+
+    Args:
+        spec: as for :func:`iznet.recognize.pipeline.load_embedder_spec` (None: the bundled default); with
+            ``runtime="onnx"`` also an exported ``.onnx`` file.
+        runtime: ``torch`` or ``onnx``.
+        onnx_dir: the ONNX cache (see :func:`cached_export`).
+        device: PyTorch device (torch runtime only; onnxruntime runs on the CPU).
+        threads: onnxruntime threads.
+
+    Raises:
+        ModelError: unknown runtime or spec, an ONNX file on the torch runtime, onnxruntime missing.
+    """
+    from iznet.recognize import pipeline as pl
+    from iznet.recognize.embedder import NetworkEmbedder
+
+    runtime = _check_runtime(runtime)
+    text = str(spec).strip() if spec else ""
+    if runtime == "torch":
+        if _is_onnx(text):
+            raise ModelError(f"embedder {text} is an ONNX file: run it with --runtime onnx")
+        return pl.load_embedder_spec(spec, device=device)
+    require_onnxruntime("for --runtime onnx")
+
+    def opener(p: Path) -> OnnxEmbedder:
+        return OnnxEmbedder(p, threads)
+
+    if _is_onnx(text):
+        emb: Embedder = opener(Path(text))
+    elif not text or text in DEFAULT_MODELS or Path(text).expanduser().exists():
+        emb = cached_export(text or "default-embedder", "embedder", onnx_dir, opener)
+    else:
+        emb = pl.load_embedder_spec(text, device="cpu")  # 'raw', a model name, or a clear error
+        if isinstance(emb, NetworkEmbedder):  # random weights: nothing worth caching
+            with _temporary_export(emb, "embedder") as path:
+                emb = opener(path)
+        else:
+            _logger.info("embedder %s is not a network: it runs as it is with --runtime onnx", emb.name)
+    if not emb.trained and isinstance(emb, OnnxEmbedder):
+        _logger.warning("embedder %s has random weights (untrained): its names mean nothing", emb.name)
+    return emb
+
+
+def load_detector_runtime(spec: str | None = None, runtime: str = "torch", onnx_dir: str | Path | None = None,
+                          threads: int | None = None) -> Any:
+    """The face detector for a ``--detector`` value on the chosen runtime.
+
+    Args:
+        spec: as for :func:`iznet.recognize.pipeline.load_detector_spec` (None: the bundled default); with
+            ``runtime="onnx"`` also an exported ``.onnx`` file. ``haar`` and ``yunet:PATH`` run through OpenCV
+            on either runtime.
+        runtime: ``torch`` or ``onnx``.
+        onnx_dir: the ONNX cache (see :func:`cached_export`).
+        threads: onnxruntime threads.
+
+    Raises:
+        ModelError: unknown runtime or spec, an ONNX file on the torch runtime, onnxruntime missing.
+    """
+    from iznet.recognize import pipeline as pl
+
+    runtime = _check_runtime(runtime)
+    text = str(spec).strip() if spec else ""
+    opencv = text == "haar" or text.startswith("yunet")
+    if runtime == "torch" or opencv:
+        if _is_onnx(text) and not opencv:
+            raise ModelError(f"detector {text} is an ONNX file: run it with --runtime onnx (or give a YuNet model as"
+                             f" yunet:{text})")
+        return pl.load_detector_spec(spec)
+    require_onnxruntime("for --runtime onnx")
+
+    def opener(p: Path) -> OnnxDetector:
+        return OnnxDetector(p, threads=threads)
+
+    if _is_onnx(text):
+        return opener(Path(text))
+    if text and text not in DEFAULT_MODELS and not Path(text).expanduser().exists():
+        return pl.load_detector_spec(text)  # raises the detector spec's own message
+    return cached_export(text or "default-detector", "detector", onnx_dir, opener)

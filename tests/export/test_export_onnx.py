@@ -1,0 +1,160 @@
+"""ONNX export and the onnxruntime embedder/detector: same numbers as PyTorch, self-describing files, cache."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from iznet.errors import ModelError
+from iznet.export.onnx_export import FORMAT, export_model
+from iznet.export.onnx_runtime import (OnnxDetector, OnnxEmbedder, cache_name, cached_export, load_detector_runtime,
+                                       load_embedder_runtime, read_onnx_metadata)
+
+EMB_SIZE, DET_SIZE = 64, 128  # the input sizes of the random checkpoints in conftest.py
+
+
+def _crops(n: int, side: int, seed: int = 0) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (n, 3, side, side), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("which", ["embedder_ckpt", "embedder_tta_ckpt"])
+def test_embedder_onnx_matches_torch(which, request, tmp_path):
+    from iznet.recognize.embedder import load_embedder
+    from iznet.recognize.pipeline import embedder_tag
+
+    ckpt = request.getfixturevalue(which)
+    report = export_model(ckpt, tmp_path / "e.onnx")
+    assert report.kind == "embedder" and report.input_size == EMB_SIZE
+    assert report.max_abs_diff is not None and report.max_abs_diff <= 1e-4
+
+    torch_emb = load_embedder(str(ckpt), device="cpu")
+    onnx_emb = OnnxEmbedder(tmp_path / "e.onnx", threads=1)
+    # 80 px crops: both resize with the same preprocess; batch_size 2 over 5 crops gives batches 2, 2, 1
+    crops = _crops(5, 80)
+    want = torch_emb.embed(crops, batch_size=2)
+    got = onnx_emb.embed(crops, batch_size=2)
+    assert got.shape == want.shape == (5, 128)
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    # the gallery tag is the PyTorch embedder's, so galleries enrolled with the checkpoint still match
+    assert embedder_tag(onnx_emb) == embedder_tag(torch_emb)
+    assert onnx_emb.tta == torch_emb.tta and onnx_emb.dim == 128 and onnx_emb.trained
+
+
+def test_embedder_metadata_describes_the_file(embedder_tta_ckpt, tmp_path):
+    export_model(embedder_tta_ckpt, tmp_path / "e.onnx", verify=False)
+    md = read_onnx_metadata(tmp_path / "e.onnx")
+    assert md["iznet.format"] == FORMAT and md["iznet.kind"] == "embedder"
+    assert md["iznet.input_size"] == str(EMB_SIZE) and md["iznet.embedding_dim"] == "128"
+    assert md["iznet.tta"] == "true" and md["iznet.source"] == "emb_tta.pt"
+    assert len(md["iznet.source_sha256"]) == 64 and md["iznet.tag"].startswith("nn4_small@")
+
+
+def test_detector_onnx_matches_torch(detector_ckpt, tmp_path):
+    from iznet.detect.detector import YoloFaceDetector
+
+    report = export_model(detector_ckpt, tmp_path / "d.onnx")
+    assert report.kind == "detector" and report.input_size == DET_SIZE and report.max_abs_diff <= report.tolerance
+    torch_det = YoloFaceDetector.from_checkpoint(detector_ckpt, device="cpu")
+    onnx_det = OnnxDetector(tmp_path / "d.onnx", threads=1)
+    assert onnx_det.config == torch_det.config and onnx_det.image_size == DET_SIZE
+
+    x = torch.rand(3, 3, DET_SIZE, DET_SIZE, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = torch_det.model(x).numpy()
+    got = onnx_det.forward(x.numpy())
+    assert got.shape == want.shape == (3, DET_SIZE // 32, DET_SIZE // 32, 2, 5)
+    np.testing.assert_allclose(got, want, atol=1e-4 * max(1.0, np.abs(want).max()), rtol=0)
+
+    # whole detection (letterbox, decode, NMS, un-letterbox) on a non-square photo: the same boxes
+    photo = np.random.default_rng(4).integers(0, 256, (150, 200, 3), dtype=np.uint8)
+    (tb, ts), (ob, os_) = torch_det.detect(photo).numpy(), onnx_det.detect(photo).numpy()
+    assert len(tb) > 0, "the random detector should find boxes at threshold 0.2"
+    assert len(ob) == len(tb)
+    np.testing.assert_allclose(ob, tb, atol=0.5)
+    np.testing.assert_allclose(os_, ts, atol=1e-4)
+
+
+def test_run_folder_and_kind_checks(embedder_ckpt, detector_ckpt, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(embedder_ckpt, run / "model.pt")
+    assert export_model(run, tmp_path / "r.onnx", verify=False).kind == "embedder"
+    with pytest.raises(ModelError, match="holds a 'detector' checkpoint, expected 'embedder'"):
+        export_model(detector_ckpt, tmp_path / "x.onnx", kind="embedder")
+    with pytest.raises(ModelError, match="holds an exported embedder, expected an exported detector"):
+        OnnxDetector(tmp_path / "r.onnx")
+
+
+def test_cache_exports_once_and_repairs_bad_files(detector_ckpt, tmp_path):
+    from iznet.recognize.gallery import sha256_file
+
+    cache = tmp_path / "cache"
+    det = cached_export(detector_ckpt, "detector", cache, OnnxDetector)
+    target = cache / cache_name("detector", sha256_file(detector_ckpt))
+    assert isinstance(det, OnnxDetector) and det.path == target
+    stamp = target.stat().st_mtime_ns
+    again = cached_export(detector_ckpt, "detector", cache, OnnxDetector)
+    assert again.path == target and target.stat().st_mtime_ns == stamp  # reused, not exported again
+
+    target.write_bytes(b"not an onnx file")  # a broken cache entry is exported again
+    repaired = cached_export(detector_ckpt, "detector", cache, OnnxDetector)
+    assert repaired.metadata["iznet.source_sha256"] == sha256_file(detector_ckpt)
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a cache that cannot be created: the export goes to a temporary folder
+    tmp_det = cached_export(detector_ckpt, "detector", blocker / "sub", OnnxDetector)
+    assert isinstance(tmp_det, OnnxDetector) and not tmp_det.path.exists()
+
+
+def test_runtime_loaders_pass_non_networks_through(tmp_path):
+    from iznet.recognize.embedder import RawPixelEmbedder
+
+    assert isinstance(load_embedder_runtime("raw:16", "onnx", tmp_path), RawPixelEmbedder)
+    assert type(load_detector_runtime("haar", "onnx", tmp_path)).__name__ == "HaarDetector"
+    untrained = load_embedder_runtime("nn4_small", "onnx", tmp_path)  # random weights: a temporary export
+    assert isinstance(untrained, OnnxEmbedder) and not untrained.trained
+    assert not any(tmp_path.iterdir())  # nothing cached for it
+
+
+def test_missing_onnxruntime_or_onnx_says_how_to_install(embedder_ckpt, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
+    with pytest.raises(ModelError, match=r"pip install 'iznet\[onnx\]'"):
+        load_embedder_runtime(None, "onnx", tmp_path)
+    with pytest.raises(ModelError, match=r"onnxruntime is needed.*--no-verify"):
+        export_model(embedder_ckpt, tmp_path / "e.onnx")
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ModelError, match=r"needs the 'onnx' package.*\./setup\.sh"):
+        export_model(embedder_ckpt, tmp_path / "e.onnx", verify=False)
+    assert not (tmp_path / "e.onnx").exists()
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("nope", "no such file or folder"),
+    ("missing.pt", "no such file or folder"),
+])
+def test_export_bad_model_names(bad, message, tmp_path):
+    with pytest.raises(ModelError, match=message):
+        export_model(tmp_path / bad if bad.endswith(".pt") else bad, tmp_path / "x.onnx")
+
+
+def test_export_bad_files(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ModelError, match="not a readable iznet checkpoint"):
+        export_model(tmp_path / "junk.pt", tmp_path / "x.onnx")
+    (tmp_path / "m.onnx").write_bytes(b"junk")
+    with pytest.raises(ModelError, match="already is an ONNX file"):
+        export_model(tmp_path / "m.onnx", tmp_path / "x.onnx")
+    with pytest.raises(ModelError, match="not an ONNX model onnxruntime can load"):
+        OnnxEmbedder(tmp_path / "m.onnx")
+    with pytest.raises(ModelError, match="does not exist"):
+        OnnxEmbedder(tmp_path / "none.onnx")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="folder without model.pt"):
+        export_model(tmp_path / "empty", tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
