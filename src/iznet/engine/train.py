@@ -442,6 +442,7 @@ class Trainer:
         metrics_f = open(self.run_dir / "metrics.jsonl", "a")
         t0 = time.perf_counter()
         self._step_events: list[dict] = []
+        self._fit_start_samples = self.samples  # a resumed run times only the samples of this fit
         end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
         last_eval: dict = {}
         try:
@@ -497,7 +498,8 @@ class Trainer:
         dev = self.evaluate(self.data.dev_pairs)
         dev.pop("_dist")
         summary: dict[str, Any] = {"steps": self.step, "samples": self.samples, "train_seconds": elapsed,
-                                   "samples_per_second": self.samples / max(elapsed, 1e-9),
+                                   "samples_per_second": (self.samples - self._fit_start_samples)
+                                   / max(elapsed, 1e-9),
                                    "step_phases": phase_shares(self._step_events),
                                    "dev": dev, "data": self.data.spec, "data_info": self.data.info}
         if self.data.test_pairs is not None:
