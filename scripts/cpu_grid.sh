@@ -5,11 +5,13 @@
 # analysis of each run on the held-out images and one comparison table.
 #   iznet pack folder ../shared/data/glint24/images --size 112 --out packs/glint24_112.pt   # once
 #   bash scripts/cpu_grid.sh            # runs/grid/<model>_<loss>/, runs/grid/analysis_*/, runs/grid/report*
-# Env: PACK (packs/glint24_112.pt), STEPS (210), SIZE (96), OUT (runs/grid), ITER (t-SNE iterations, 5000).
+# Env: PACK (packs/glint24_112.pt), STEPS (210), SIZE (96), INC_SIZE (80: InceptionV3 costs ~2.5x NN2 per pixel),
+#      OUT (runs/grid), ITER (t-SNE iterations, 5000).
 set -euo pipefail
 PACK=${PACK:-packs/glint24_112.pt}
 STEPS=${STEPS:-210}
 SIZE=${SIZE:-96}
+INC_SIZE=${INC_SIZE:-80}
 OUT=${OUT:-runs/grid}
 ITER=${ITER:-5000}
 IZNET=${IZNET:-.venv/bin/iznet}
@@ -36,8 +38,8 @@ train nn2_pair --model nn2 --loss pair --pair-batch 48
 train nn2_contrastive --model nn2 --loss contrastive --margin 1.0 "${pk[@]}"
 train nn1_triplet --model nn1 --loss triplet --mining semi-hard "${pk[@]}"
 train nn1_pair --model nn1 --loss pair --pair-batch 48
-train inception_v3_triplet --model inception_v3 --loss triplet --mining semi-hard "${pk[@]}"
-train inception_v3_pair --model inception_v3 --loss pair --pair-batch 48
+train inception_v3_triplet --model inception_v3 --input-size "$INC_SIZE" --loss triplet --mining semi-hard "${pk[@]}"
+train inception_v3_pair --model inception_v3 --input-size "$INC_SIZE" --loss pair --pair-batch 48
 if [[ ! -d "$OUT/nn2_triplet/analysis_snapshots" ]]; then
   "$IZNET" analyze --snapshots "$OUT/nn2_triplet" --iterations "$ITER" --out "$OUT/nn2_triplet/analysis_snapshots"
 fi

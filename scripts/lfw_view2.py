@@ -75,6 +75,9 @@ def main() -> None:
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         kw = {"input_size": args.input_size} if args.input_size else {}
         for k in folds:
+            if (args.out / f"fold{k}" / "summary.json").is_file():
+                print(f"fold {k}: trained already ({args.out / f'fold{k}'}); delete it to train again", flush=True)
+                continue
             t0 = time.time()
             cfg = TrainConfig(model=args.model, model_kwargs=kw, loss=args.loss, mining=args.mining,
                               margin=args.margin, p=args.p, k=args.k, optimizer=args.optimizer, lr=args.lr,
