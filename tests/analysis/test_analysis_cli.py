@@ -116,6 +116,7 @@ def test_report_table_links_each_analysis(tmp_path):
     assert len(lines) == 2
     assert "[report](runs/a/analysis/report.html)" in lines[0] and "100.0%" in lines[0] and "3/3" in lines[0]
     assert "nn1" in lines[1] and "75.0%" in lines[1] and "report" not in lines[1]
+    assert "| 220 px | pair | uniform pairs |" in lines[1]  # a pair run names no miner
     res = _run("report", r1, r2, "--out", tmp_path / "report.html")
     assert res.exit_code == 0 and "<table>" in (tmp_path / "report.html").read_text()
 

@@ -208,8 +208,14 @@ def test_summarize_run(tmp_path):
     assert (row["model"], row["loss"], row["mining"], row["samples"]) == ("nn2", "triplet", "semi-hard", 1280)
     assert row["dev_acc"] == 0.9 and row["test_acc"] == 0.88 and row["test_auc"] == 0.94
     assert row["rank1"]["medoid"] == 1.0 and row["separated"] == 3 and row["report"].endswith("report.html")
+    assert row["input_size"] == 224  # nn2's native side when the run did not override it
     row2 = summarize_run(_fake_run(tmp_path, "r2", with_analysis=False))
     assert row2["rank1"] is None and row2["report"] is None
+    cfg = json.loads((tmp_path / "r2" / "config.json").read_text())
+    cfg["config"].update(loss="pair", model_kwargs={"input_size": 96})  # "mining" stays in a pair run's config
+    (tmp_path / "r2" / "config.json").write_text(json.dumps(cfg))
+    row3 = summarize_run(tmp_path / "r2")
+    assert row3["mining"] == "uniform pairs" and row3["input_size"] == 96
     (tmp_path / "empty").mkdir()
     with pytest.raises(AnalysisError, match="summary.json"):
         summarize_run(tmp_path / "empty")

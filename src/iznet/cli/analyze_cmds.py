@@ -471,7 +471,7 @@ def _analyze_snapshots(run_dir: Path, out: Path, perplexity: float, iterations: 
 
 
 # ------------------------------------------------------------------------------------ report
-_COLUMNS = [("run", "run"), ("model", "model"), ("loss", "loss"), ("mining", "mining"), ("samples", "samples seen"),
+_COLUMNS = [("run", "run"), ("model", "model"), ("input_size", "input"), ("loss", "loss"), ("mining", "mining"), ("samples", "samples seen"),
             ("dev_acc", "dev acc"), ("dev_auc", "dev AUC"), ("test_acc", "test acc"), ("test_auc", "test AUC"),
             ("rank1_medoid", "rank-1 medoid"), ("rank1_nn", "rank-1 NN"), ("mean_intra", "mean intra"),
             ("min_inter", "min inter (medoids)"), ("separated", "separated"), ("report", "report")]
@@ -485,7 +485,8 @@ def _cells(row: dict[str, Any], link_base: Optional[Path]) -> dict[str, tuple[st
     if row.get("report"):
         link = os.path.relpath(row["report"], link_base) if link_base is not None else row["report"]
     samples = row.get("samples")
-    return {"run": (row["run"], None), "model": (_fmt(row.get("model")), None), "loss": (_fmt(row.get("loss")), None),
+    return {"run": (row["run"], None), "model": (_fmt(row.get("model")), None),
+            "input_size": ("–" if row.get("input_size") is None else f"{row['input_size']} px", None), "loss": (_fmt(row.get("loss")), None),
             "mining": (_fmt(row.get("mining")), None),
             "samples": ("–" if samples is None else f"{int(samples):,}", None),
             "dev_acc": (_pct(row.get("dev_acc")), None), "dev_auc": (_fmt(row.get("dev_auc"), ".4f"), None),

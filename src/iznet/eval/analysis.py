@@ -506,6 +506,31 @@ def find_analysis(run_dir: str | Path) -> Path | None:
     return found[0] if found else None
 
 
+def _run_mining(cfg: dict[str, Any]) -> str | None:
+    """What chose a run's training examples: the miner for triplet runs, else what the loss uses."""
+    loss = cfg.get("loss")
+    if loss == "pair":
+        return "uniform pairs"
+    if loss == "contrastive":
+        return "all pairs of the batch"
+    return cfg.get("mining")
+
+
+def _run_input_size(cfg: dict[str, Any]) -> int | None:
+    """The input side a run trained at: its override, else the model's native side (None if unknown)."""
+    size = (cfg.get("model_kwargs") or {}).get("input_size")
+    if size:
+        return int(size)
+    if not cfg.get("model"):
+        return None
+    try:
+        from iznet.models import model_info
+
+        return int(model_info(cfg["model"])["input_size"])
+    except Exception:  # noqa: BLE001 - an unknown or renamed model leaves the cell empty
+        return None
+
+
 def summarize_run(run_dir: str | Path) -> dict[str, Any]:
     """One row of a run comparison, from the files a training run writes.
 
@@ -513,7 +538,8 @@ def summarize_run(run_dir: str | Path) -> dict[str, Any]:
     ``analysis.json`` written by ``iznet analyze`` (see :func:`find_analysis`).
 
     Returns:
-        dict with ``run``, ``path``, ``model``, ``loss``, ``mining``, ``samples``, ``steps``, ``dev_acc``,
+        dict with ``run``, ``path``, ``model``, ``input_size``, ``loss``, ``mining`` (for pair and contrastive
+        runs, what the loss draws instead of a miner), ``samples``, ``steps``, ``dev_acc``,
         ``dev_auc``, ``test_acc``, ``test_auc``, ``rank1`` (dict or None), ``mean_intra``,
         ``min_inter``, ``separated``, ``people``, ``analysis`` (path or None) and ``report``
         (path of the analysis's ``report.html`` or None). Missing values are None.
@@ -534,8 +560,8 @@ def summarize_run(run_dir: str | Path) -> dict[str, Any]:
         cfg = _read_json(run_dir / "config.json").get("config", {}) or {}
     dev, test = summ.get("dev") or {}, summ.get("test") or {}
     row: dict[str, Any] = {
-        "run": run_dir.name, "path": str(run_dir), "model": cfg.get("model"), "loss": cfg.get("loss"),
-        "mining": cfg.get("mining"),
+        "run": run_dir.name, "path": str(run_dir), "model": cfg.get("model"),
+        "input_size": _run_input_size(cfg), "loss": cfg.get("loss"), "mining": _run_mining(cfg),
         "samples": summ.get("samples"), "steps": summ.get("steps"),
         "dev_acc": dev.get("best_acc"), "dev_auc": dev.get("auc"),
         "test_acc": test.get("acc_at_threshold", test.get("best_acc")) if test else None,
