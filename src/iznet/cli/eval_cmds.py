@@ -1,4 +1,5 @@
-"""``iznet eval``: measure an embedder on LFW verification or on identification of a set of people."""
+"""``iznet eval``: measure an embedder on LFW verification or on identification of a set of people, or the whole
+system (detect, crop, embed, match) on a group of people (``eval group``, :mod:`iznet.eval.group`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import typer
 
 from iznet.cli.app import app
 
-eval_app = typer.Typer(help="Measure an embedder: LFW verification, closed/open-set identification.",
+eval_app = typer.Typer(help="Measure an embedder: LFW verification, closed/open-set identification; the whole "
+                            "system on a group (eval group).",
                        no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
@@ -127,4 +129,98 @@ def ident(
         typer.echo(f"    known accepted and correct  {_pct(o['known_accepted_correct'])}")
     if json_out is not None:
         write_json(json_out, res)
+        typer.echo(f"wrote {json_out}")
+
+
+@eval_app.command("group")
+def group(
+    data: Path = typer.Option(..., "--data", help="group folder ROOT/<person>/<image> (or a folder holding only "
+                                                  "images/, e.g. ../shared/data/glint24)"),
+    enroll: int = typer.Option(5, "--enroll", "-k", min=1, help="pictures enrolled per person (first in name order)"),
+    embedder: Optional[str] = typer.Option(None, "--embedder", "-e", help="embedder (default: the bundled one)"),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="haar, yunet:PATH or a detector "
+                                                                         "checkpoint (default: the bundled one)"),
+    system: str = typer.Option("iznet", "--system", help="iznet, or dlib (dlib's HOG detector and ResNet "
+                                                         "descriptor; needs the dlib extra)"),
+    no_detect: bool = typer.Option(False, "--no-detect", help="the pictures are face crops: skip detection, the "
+                                                              "centre square is the face"),
+    pad: float = typer.Option(2.0, "--pad", min=1.0, help="detect on the picture centred on a black canvas this "
+                                                          "many times its size (1: no padding)"),
+    threshold: Optional[str] = typer.Option(None, "--threshold", "-t",
+                                            help="unknown-face distance, or 'none' (default: the bundled "
+                                                 "embedder's calibrated one; 0.6 for dlib)"),
+    method: str = typer.Option("medoid", "--method", help="prototypes: medoid, all (nearest picture), centroid, "
+                                                          "kmeans"),
+    max_probes: Optional[int] = typer.Option(None, "--max-probes", min=1, help="at most this many probes per "
+                                                                               "person (default: all)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the report (with every probe) to this file"),
+) -> None:
+    """End-to-end accuracy: enrol the first K pictures per person, label the rest with the whole pipeline (detect,
+    crop, embed, match) and count correct / wrong / unknown / no face."""
+    import tempfile
+
+    from tqdm import tqdm
+
+    from iznet.errors import DataError
+    from iznet.eval.group import (PaddedDetector, WholeImageDetector, bundled_threshold, evaluate_group,
+                                  split_group)
+    from iznet.recognize import pipeline as pl
+    from iznet.recognize.gallery import Gallery
+    from iznet.utils.io import write_json
+
+    if system not in ("iznet", "dlib"):
+        raise typer.BadParameter("choose iznet or dlib", param_hint="--system")
+    if threshold is None:
+        if system == "dlib":
+            from iznet.reference.dlib_ref import DLIB_THRESHOLD
+            thr: float | None = DLIB_THRESHOLD
+        elif embedder is None:
+            thr = bundled_threshold()
+        else:
+            raise DataError(f"no threshold is known for embedder {embedder!r}: give --threshold T (e.g. from "
+                            "`iznet gallery calibrate`) or --threshold none (every face gets the nearest name)")
+    elif threshold.strip().lower() == "none":
+        thr = None
+    else:
+        try:
+            thr = float(threshold)
+        except ValueError:
+            raise typer.BadParameter(f"{threshold!r}: give a distance or 'none'", param_hint="--threshold") from None
+    total = sum(len(s.enroll) + len(s.probes) for s in split_group(data, enroll, max_probes))
+    with tempfile.TemporaryDirectory(prefix="iznet_group_") as tmp, Gallery(Path(tmp) / "group.db") as g:
+        if system == "dlib":
+            from iznet.reference.dlib_ref import DlibHogDetector, DlibPipeline
+
+            det = WholeImageDetector() if no_detect else PaddedDetector(DlibHogDetector(), pad)
+            pipe = DlibPipeline(det, g, threshold=thr, prototype_method=method)
+        else:
+            det = WholeImageDetector() if no_detect else PaddedDetector(pl.load_detector_spec(detector), pad)
+            pipe = pl.Pipeline(det, pl.load_embedder_spec(embedder), g, prototype_method=method, threshold=thr,
+                               margin_scale=1.0 if no_detect else pl.FACE_CROP_SCALE)
+        with tqdm(total=total, unit="img", desc="group", dynamic_ncols=True, disable=total < 50) as bar:
+            rep = evaluate_group(pipe, data, enroll=enroll, max_probes=max_probes, progress=bar.update,
+                                 settings={"system": system, "detect": not no_detect,
+                                           "pad": None if no_detect else pad})
+    rep.settings["command"] = _command(["iznet", "eval", "group"], {
+        "--data": data, "--enroll": enroll, "--embedder": embedder, "--detector": detector,
+        "--system": system if system != "iznet" else None, "--no-detect": no_detect,
+        "--pad": pad if (pad != 2.0 and not no_detect) else None, "--threshold": threshold,
+        "--method": method if method != "medoid" else None, "--max-probes": max_probes})
+    c, s = rep.counts(), rep.shares()
+    n_enr = sum(rep.enrolled.values())
+    thr_txt = "none" if rep.settings["threshold"] is None else f"{rep.settings['threshold']:.4f}"
+    typer.echo(f"group {rep.root}: {len(rep.people)} people, {n_enr} pictures enrolled ({len(rep.enroll_skipped)} "
+               f"skipped), {c['n']} probes; {system}: detector {rep.settings['detector']}, embedder "
+               f"{rep.settings['embedder']}, {method}, threshold {thr_txt}")
+    for k, label in (("correct", "named correctly"), ("wrong", "named wrongly"), ("unknown", "called unknown"),
+                     ("no_face", "no face found"), ("nearest_correct", "nearest person right")):
+        typer.echo(f"  {label:<22} {_pct(s[k]):>8}  ({c[k]})")
+    missing = [p for p, n in rep.enrolled.items() if n == 0]
+    if missing:
+        typer.secho(f"warning: nobody enrolled for {', '.join(missing)} (no usable picture)", fg=typer.colors.YELLOW,
+                    err=True)
+    typer.echo(f"  time                   {rep.seconds['enroll']:.1f} s enrolling, {rep.seconds['label']:.1f} s "
+               f"labelling ({1000 * rep.seconds['label_per_image']:.1f} ms per picture)")
+    if json_out is not None:
+        write_json(json_out, rep.to_json())
         typer.echo(f"wrote {json_out}")
