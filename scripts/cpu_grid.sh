@@ -5,7 +5,8 @@
 # analysis of each run on the held-out images and one comparison table.
 #   iznet pack folder ../shared/data/glint24/images --size 112 --out packs/glint24_112.pt   # once
 #   bash scripts/cpu_grid.sh            # runs/grid/<model>_<loss>/, runs/grid/analysis_*/, runs/grid/report*
-# Env: PACK (packs/glint24_112.pt), STEPS (210), SIZE (96), INC_SIZE (80: InceptionV3 costs ~2.5x NN2 per pixel),
+# Env: PACK (packs/glint24_112.pt), STEPS (210), SIZE (96), INC_SIZE (80: 0.21 GFLOPS, below NN2 at 96),
+#      DEVICE (cpu; cuda on a GPU, where larger STEPS and native sizes fit),
 #      OUT (runs/grid), ITER (t-SNE iterations, 5000).
 set -euo pipefail
 PACK=${PACK:-packs/glint24_112.pt}
@@ -14,10 +15,11 @@ SIZE=${SIZE:-96}
 INC_SIZE=${INC_SIZE:-80}
 OUT=${OUT:-runs/grid}
 ITER=${ITER:-5000}
+DEVICE=${DEVICE:-cpu}
 IZNET=${IZNET:-.venv/bin/iznet}
 mkdir -p "$OUT"
 common=(--data "$PACK" --input-size "$SIZE" --steps "$STEPS" --warmup 20 --lr 0.05 --eval-every 50
-        --checkpoint-every 50 --device cpu)
+        --checkpoint-every 50 --device "$DEVICE")
 pk=(--p 16 --k 6)
 train() {  # name, args...
   local name=$1; shift
