@@ -6,8 +6,7 @@ pull in torch or OpenCV.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from iznet.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "images": ["IMAGE_EXTENSIONS", "SkipReport", "list_images", "load_image", "load_image_bytes", "load_images"],
@@ -18,19 +17,4 @@ _EXPORTS = {
     "pack": ["Pack", "PackStats", "load_pack", "pack_identity_folder", "pack_images", "pack_lfw"],
     "paths": ["data_root", "shared_data_root"],
 }
-_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    mod = _WHERE.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'iznet.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"iznet.data.{mod}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())

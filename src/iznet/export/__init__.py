@@ -12,8 +12,7 @@ re-exported lazily, so ``import iznet.export`` works without it. See ``docs/syst
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from iznet.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "onnx_export": ["FORMAT", "ExportReport", "SourceModel", "export_detector", "export_embedder", "export_model",
@@ -21,19 +20,4 @@ _EXPORTS = {
     "onnx_runtime": ["RUNTIMES", "OnnxDetector", "OnnxEmbedder", "cached_export", "default_onnx_dir",
                      "load_detector_runtime", "load_embedder_runtime", "load_onnx", "read_onnx_metadata"],
 }
-_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    mod = _WHERE.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'iznet.export' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"iznet.export.{mod}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -5,8 +5,7 @@ Names are re-exported lazily, so importing one light module (e.g. the gallery) d
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from iznet.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "embedder": ["Embedder", "NetworkEmbedder", "PCAEmbedder", "RawPixelEmbedder", "SPEC_HELP", "load_embedder"],
@@ -23,19 +22,4 @@ _EXPORTS = {
                  "rebuild_embeddings", "whole_image_crop"],
     "extract": ["ExtractReport", "extract_faces"],
 }
-_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    mod = _WHERE.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'iznet.recognize' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"iznet.recognize.{mod}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -6,20 +6,10 @@ stays light.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from iznet.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "app": ["create_app"],
     "service": ["RecognitionService", "ServeError", "ServeSettings", "Upload", "images_dir_for"],
 }
-_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    mod = _WHERE.get(name)
-    if mod is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())

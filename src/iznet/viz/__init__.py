@@ -6,8 +6,7 @@ Names are re-exported lazily, so drawing a box does not import matplotlib.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from iznet.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "draw": ["DrawError", "draw_detections", "font_size_for", "format_label", "line_width_for"],
@@ -15,19 +14,4 @@ _EXPORTS = {
               "person_styles", "procrustes_align", "roc_figure", "save_figure", "tsne_figure", "tsne_project",
               "tsne_sequence_figure"],
 }
-_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    mod = _WHERE.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'iznet.viz' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"iznet.viz.{mod}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
