@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from iznet.detect.targets import encode_targets_with_stats
-from iznet.detect.toy import ToyConfig, ToyNet, evaluate_toy, image_solved, make_rectangles, train_toy
+from iznet.detect.toy import (ToyConfig, ToyNet, evaluate_toy, image_solved, make_rectangles, match_cell_targets,
+                             train_toy)
 
 
 def test_rectangles_follow_the_rules():
@@ -54,3 +55,48 @@ def test_small_toy_model_learns():
     model, summary = train_toy(cfg)
     assert summary["last_losses"]["loss"] < 2.0
     assert evaluate_toy(model, 100, max_rects=1) >= 0.4
+
+
+def _raw_for(target: torch.Tensor) -> torch.Tensor:
+    """Raw outputs whose activation reproduces ``target`` (conf, x, y through the logit; √w, √h as is)."""
+    raw = torch.zeros_like(target)
+    p = target[..., :3].clamp(1e-4, 1 - 1e-4)
+    raw[..., :3] = torch.log(p / (1 - p))
+    raw[..., 3:] = target[..., 3:].sqrt()
+    return raw
+
+
+def test_match_cell_targets_follows_the_predictions():
+    # two rectangles centred in the top-left cell, one alone in the centre cell
+    boxes = [torch.tensor([[0.0, 0, 6, 6], [1.0, 1, 5, 8], [6.0, 6, 9, 9]])]
+    target = encode_targets_with_stats(boxes, grid=3, image_size=15)[0]
+    assert target[0, 0, 0, :, 0].tolist() == [1.0, 1.0]
+    swapped = target.clone()
+    swapped[0, 0, 0] = target[0, 0, 0, [1, 0]]
+    # predictions in the swapped order: the crowded cell's targets follow them
+    assert torch.equal(match_cell_targets(_raw_for(swapped), target), swapped)
+    # predictions in the encoded order, or uninformative ones: nothing moves
+    assert torch.equal(match_cell_targets(_raw_for(target), target), target)
+    assert torch.equal(match_cell_targets(torch.zeros_like(target), target), target)
+    # a single rectangle stays with its anchor even when the other predictor fits it better
+    single = target.clone()
+    single[0, 1, 1] = target[0, 1, 1, [1, 0]]
+    assert torch.equal(match_cell_targets(_raw_for(single), target), target)
+    # ... unless every cell with a rectangle is matched (YOLOv1's rule)
+    assert torch.equal(match_cell_targets(_raw_for(single), target, min_objects=1), single)
+    with pytest.raises(ValueError):
+        match_cell_targets(torch.zeros(1, 3, 3, 2, 5), torch.zeros(1, 3, 3, 2, 4))
+    with pytest.raises(ValueError):
+        match_cell_targets(torch.zeros_like(target), target, min_objects=0)
+
+
+def test_train_toy_options():
+    for assign in ("match", "match-all"):
+        cfg = ToyConfig(width=8, steps=5, batch_size=8, assign=assign, ema_decay=0.9)
+        model, summary = train_toy(cfg)
+        assert isinstance(model, ToyNet) and not model.training
+        assert summary["config"]["assign"] == assign and summary["config"]["ema_decay"] == 0.9
+    with pytest.raises(ValueError):
+        train_toy(ToyConfig(width=8, steps=1, assign="nearest"))
+    with pytest.raises(ValueError):
+        train_toy(ToyConfig(width=8, steps=1, ema_decay=1.0))

@@ -13,6 +13,7 @@ distinct predicted box and no predicted box is left over (after the usual post-p
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from dataclasses import asdict, dataclass, field
@@ -20,11 +21,12 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from torchvision.ops import box_iou
 
-from iznet.detect.loss import YoloLoss
+from iznet.detect.loss import YoloLoss, activate, paired_iou
 from iznet.detect.postprocess import PostprocessConfig, postprocess
-from iznet.detect.targets import DEFAULT_ANCHORS, encode_targets
+from iznet.detect.targets import DEFAULT_ANCHORS, encode_targets, to_xyxy
 
 TOY_SIZE = 15
 TOY_GRID = 3
@@ -161,7 +163,19 @@ def image_solved(pred: torch.Tensor, gt: torch.Tensor, iou_threshold: float = 0.
 
 @dataclass
 class ToyConfig:
-    """Training of the toy task. Defaults are the write-up's model with our loss (λcoord 25, λnoobj 0.5)."""
+    """Training of the toy task. Defaults are the write-up's model with our loss (λcoord 25, λnoobj 0.5).
+
+    ``assign``: ``"anchor"`` trains on the targets as encoded (each rectangle goes to the predictor of its
+    cell whose anchor aspect ratio is closest, see :mod:`iznet.detect.targets`); ``"match"`` re-orders, in
+    every cell holding several rectangles, which predictor answers for which rectangle so that the current
+    predicted boxes overlap them most (:func:`match_cell_targets`); ``"match-all"`` does so in every cell
+    holding a rectangle, which is YOLOv1's own rule (the responsible predictor is the one whose current box
+    has the highest IoU with the object).
+
+    ``ema_decay`` > 0 keeps an exponential moving average of the weights and batch-norm statistics (its
+    decay ramps up as (1 + n) / (10 + n) until ``ema_decay``) and returns it as the trained model; 0 returns
+    the last weights.
+    """
 
     width: int = 128
     steps: int = 3000
@@ -171,10 +185,61 @@ class ToyConfig:
     lambda_coord: float = 25.0
     lambda_noobj: float = 0.5
     conf_target: str = "iou"
+    assign: str = "anchor"
+    ema_decay: float = 0.0
     max_rects: int = 3
     render: str = "add"
     seed: int = 0
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+
+
+def _ema_fn(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Weight-average update whose decay ramps up as (1 + n) / (10 + n) until ``decay``."""
+
+    def fn(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        n = float(num_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        return averaged * d + current.detach() * (1 - d)
+
+    return fn
+
+
+def match_cell_targets(raw: torch.Tensor, target: torch.Tensor, min_objects: int = 2) -> torch.Tensor:
+    """Permute the anchor slots of the targets in cells holding objects to fit the current predictions.
+
+    In a cell with at least ``min_objects`` objects the permutation of its B target slots with the largest
+    summed IoU between each predictor's box and the object (if any) of the slot it receives is kept (ties
+    keep the encoded order); other cells are left as encoded. Which predictor answers for which rectangle of a crowded cell then need not
+    be learnt from the anchor rule (with the toy's nearly equal anchors, 1:1 and 1:1.15, that rule hinges on
+    comparing areas and aspect ratios of rectangles that may overlap).
+
+    Args:
+        raw: (N, S, S, B, 5) raw network outputs (only read, no gradient).
+        target: (N, S, S, B, 5) encoded targets.
+        min_objects: re-order only cells holding at least this many objects (1: every cell with one).
+
+    Returns:
+        a new target tensor of the same shape.
+    """
+    if min_objects < 1:
+        raise ValueError(f"min_objects must be at least 1, got {min_objects}")
+    if raw.shape != target.shape or raw.dim() != 5:
+        raise ValueError(f"raw {tuple(raw.shape)} and target {tuple(target.shape)} must both be (N, S, S, B, 5)")
+    b = target.shape[3]
+    target = target.to(raw.device, torch.float32)
+    with torch.no_grad():
+        pred_xyxy = to_xyxy(activate(raw.detach()))             # (N, S, S, B, 4)
+        tgt_xyxy = to_xyxy(target)
+        obj = (target[..., 0] > 0.5).float()                    # (N, S, S, B)
+        # iou[..., i, j]: predictor i against the object in slot j (0 for an empty slot)
+        iou = paired_iou(pred_xyxy[..., :, None, :], tgt_xyxy[..., None, :, :]) * obj[..., None, :]
+        perms = torch.tensor(list(itertools.permutations(range(b))), device=raw.device)  # (P, B)
+        rows = torch.arange(b, device=raw.device)
+        score = iou[..., rows[None, :], perms].sum(-1)           # (N, S, S, P); perms[0] is the identity
+        best = score.argmax(-1)
+        best = torch.where(obj.sum(-1) >= min_objects, best, torch.zeros_like(best))
+        order = perms[best]                                     # (N, S, S, B): slot i takes object order[i]
+    return torch.gather(target, 3, order[..., None].expand_as(target))
 
 
 def evaluate_toy(model: nn.Module, n_images: int = 100, seed: int = 12345,
@@ -202,8 +267,13 @@ def train_toy(config: ToyConfig = ToyConfig(), device: torch.device | str = "cpu
         callback: called as ``callback(step, losses)`` after every step (for progress bars).
 
     Returns:
-        the trained model (eval mode) and a summary dict (config, last losses).
+        the trained model (eval mode; the weight average when ``config.ema_decay`` > 0) and a summary dict
+        (config, last losses).
     """
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
+    if config.assign not in ("anchor", "match", "match-all"):
+        raise ValueError(f"assign must be 'anchor', 'match' or 'match-all', got {config.assign!r}")
     torch.manual_seed(config.seed)
     g = torch.Generator().manual_seed(config.seed)
     model = ToyNet(config.width).to(device)
@@ -212,19 +282,28 @@ def train_toy(config: ToyConfig = ToyConfig(), device: torch.device | str = "cpu
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)))
     loss_fn = YoloLoss(config.lambda_coord, config.lambda_noobj, config.conf_target)
+    ema = (AveragedModel(model, avg_fn=_ema_fn(config.ema_decay), use_buffers=True)
+           if config.ema_decay > 0 else None)
     last: dict[str, float] = {}
     model.train()
     for step in range(config.steps):
         images, boxes = make_rectangles(config.batch_size, g, max_rects=config.max_rects, render=config.render)
-        target = encode_targets(boxes, TOY_GRID, model.anchors, TOY_SIZE)
-        out = loss_fn(model(images.to(device)), target.to(device))
+        target = encode_targets(boxes, TOY_GRID, model.anchors, TOY_SIZE).to(device)
+        raw = model(images.to(device))
+        if config.assign != "anchor":
+            target = match_cell_targets(raw, target, 1 if config.assign == "match-all" else 2)
+        out = loss_fn(raw, target)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
         last = {k: float(v.detach()) for k, v in out.items()}
         if callback is not None:
             callback(step, last)
+    if ema is not None:
+        model = ema.module
     model.eval()
     summary = {"config": {k: v for k, v in asdict(config).items() if k != "postprocess"},
                "postprocess": asdict(config.postprocess), "last_losses": last}
