@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from iznet.detect.targets import encode_targets_with_stats
-from iznet.detect.toy import (ToyConfig, ToyNet, evaluate_toy, image_solved, make_rectangles, match_cell_targets,
-                             train_toy)
+from iznet.detect.targets import DEFAULT_ANCHORS, encode_targets, encode_targets_with_stats
+from iznet.detect.toy import (TOY_GRID, TOY_SIZE, ToyConfig, ToyNet, _training_batch, evaluate_toy, image_solved,
+                              make_rectangles, match_cell_targets, shared_cell, train_toy)
 
 
 def test_rectangles_follow_the_rules():
@@ -100,3 +100,28 @@ def test_train_toy_options():
         train_toy(ToyConfig(width=8, steps=1, assign="nearest"))
     with pytest.raises(ValueError):
         train_toy(ToyConfig(width=8, steps=1, ema_decay=1.0))
+
+
+def test_shared_cell_agrees_with_the_encoded_targets():
+    _, boxes = make_rectangles(600, torch.Generator().manual_seed(5))
+    encoded = encode_targets(boxes, TOY_GRID, DEFAULT_ANCHORS, TOY_SIZE)[..., 0].sum(-1) >= 2
+    expected = encoded.flatten(1).any(1).tolist()
+    assert shared_cell(boxes) == expected
+    assert 0 < sum(expected) < 100  # rare in fresh images (about 6%)
+
+
+def test_crowd_oversamples_shared_cells():
+    cfg = ToyConfig(batch_size=40, crowd=0.5)
+    images, boxes = _training_batch(cfg, torch.Generator().manual_seed(0))
+    assert images.shape == (40, 1, TOY_SIZE, TOY_SIZE) and len(boxes) == 40
+    flags = shared_cell(boxes)
+    assert all(flags[:20]) and sum(flags) >= 20
+    for img, b in zip(images[:20], boxes[:20]):  # each box still lies on its own lit rectangle
+        for x1, y1, x2, y2 in b.int().tolist():
+            assert (img[0, y1:y2, x1:x2] > 0).all()
+    plain = _training_batch(ToyConfig(batch_size=40), torch.Generator().manual_seed(0))
+    assert sum(shared_cell(plain[1])) < 20
+    with pytest.raises(ValueError, match="crowd"):
+        train_toy(ToyConfig(width=8, steps=1, crowd=1.5))
+    with pytest.raises(ValueError, match="max_rects"):
+        train_toy(ToyConfig(width=8, steps=1, crowd=0.2, max_rects=1))

@@ -172,6 +172,10 @@ class ToyConfig:
     holding a rectangle, which is YOLOv1's own rule (the responsible predictor is the one whose current box
     has the highest IoU with the object).
 
+    ``crowd`` > 0 oversamples the rare images with two rectangle centres in one grid cell (about 6% of
+    fresh images): that share of every training batch is drawn from such images (evaluation images are
+    never filtered).
+
     ``ema_decay`` > 0 keeps an exponential moving average of the weights and batch-norm statistics (its
     decay ramps up as (1 + n) / (10 + n) until ``ema_decay``) and returns it as the trained model; 0 returns
     the last weights.
@@ -187,6 +191,7 @@ class ToyConfig:
     conf_target: str = "iou"
     assign: str = "anchor"
     ema_decay: float = 0.0
+    crowd: float = 0.0
     max_rects: int = 3
     render: str = "add"
     seed: int = 0
@@ -242,6 +247,36 @@ def match_cell_targets(raw: torch.Tensor, target: torch.Tensor, min_objects: int
     return torch.gather(target, 3, order[..., None].expand_as(target))
 
 
+def shared_cell(boxes: list[torch.Tensor], image_size: int = TOY_SIZE, grid: int = TOY_GRID) -> list[bool]:
+    """For each image's (K, 4) boxes: whether two box centres fall in one grid cell."""
+    cell = image_size / grid
+    out = []
+    for b in boxes:
+        cx = ((b[:, 0] + b[:, 2]) / 2 / cell).long().clamp(0, grid - 1)
+        cy = ((b[:, 1] + b[:, 3]) / 2 / cell).long().clamp(0, grid - 1)
+        idx = (cy * grid + cx).tolist()
+        out.append(len(set(idx)) < len(idx))
+    return out
+
+
+def _training_batch(config: "ToyConfig", g: torch.Generator) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A fresh batch; with ``config.crowd`` > 0 that share of it has two centres in one cell."""
+    images, boxes = make_rectangles(config.batch_size, g, max_rects=config.max_rects, render=config.render)
+    n_crowd = round(config.crowd * config.batch_size)
+    if n_crowd == 0:
+        return images, boxes
+    keep_img: list[torch.Tensor] = []
+    keep_box: list[torch.Tensor] = []
+    while len(keep_img) < n_crowd:
+        more_img, more_box = make_rectangles(256, g, max_rects=config.max_rects, render=config.render)
+        for i in (i for i, s in enumerate(shared_cell(more_box)) if s):
+            keep_img.append(more_img[i])
+            keep_box.append(more_box[i])
+    images[:n_crowd] = torch.stack(keep_img[:n_crowd])
+    boxes[:n_crowd] = keep_box[:n_crowd]
+    return images, boxes
+
+
 def evaluate_toy(model: nn.Module, n_images: int = 100, seed: int = 12345,
                  postprocess_config: PostprocessConfig = PostprocessConfig(), max_rects: int = 3,
                  render: str = "add") -> float:
@@ -272,6 +307,10 @@ def train_toy(config: ToyConfig = ToyConfig(), device: torch.device | str = "cpu
     """
     if not 0.0 <= config.ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
+    if not 0.0 <= config.crowd <= 1.0:
+        raise ValueError(f"crowd must be in [0, 1], got {config.crowd}")
+    if config.crowd > 0 and config.max_rects < 2:
+        raise ValueError(f"crowd > 0 needs images with several rectangles; max_rects is {config.max_rects}")
     if config.assign not in ("anchor", "match", "match-all"):
         raise ValueError(f"assign must be 'anchor', 'match' or 'match-all', got {config.assign!r}")
     torch.manual_seed(config.seed)
@@ -287,7 +326,7 @@ def train_toy(config: ToyConfig = ToyConfig(), device: torch.device | str = "cpu
     last: dict[str, float] = {}
     model.train()
     for step in range(config.steps):
-        images, boxes = make_rectangles(config.batch_size, g, max_rects=config.max_rects, render=config.render)
+        images, boxes = _training_batch(config, g)
         target = encode_targets(boxes, TOY_GRID, model.anchors, TOY_SIZE).to(device)
         raw = model(images.to(device))
         if config.assign != "anchor":
