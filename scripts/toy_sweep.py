@@ -67,12 +67,24 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("runs/toy_sweep.json"))
     p.add_argument("--save-dir", type=Path, default=Path("runs/toy_sweep"), help="models go to DIR/NAME.pt")
+    p.add_argument("--load", type=Path, default=None,
+                   help="score this saved model (trained with the --set fields) instead of training")
+    p.add_argument("--test", action="store_true",
+                   help="also score the test images of `iznet train-detector --toy` (seed 12345, 100 images; "
+                        "seed 777, 1,000): only for a variant already chosen on the validation seed")
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
     cfg = ToyConfig(**parse_sets(args.set))
     t0 = time.perf_counter()
-    model, summary = train_toy(cfg)
+    if args.load is not None:
+        model = ToyNet(cfg.width)
+        model.load_state_dict(torch.load(args.load, map_location="cpu"))
+        model.eval()
+        summary = {"config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "postprocess"},
+                   "last_losses": None, "loaded_from": str(args.load)}
+    else:
+        model, summary = train_toy(cfg)
     seconds = time.perf_counter() - t0
     solved = {str(t): evaluate_toy(model, args.val_images, seed=args.val_seed, render=cfg.render,
                                    postprocess_config=PostprocessConfig(conf_threshold=t))
@@ -80,16 +92,22 @@ def main() -> None:
     kinds = solved_by_kind(model, args.val_images, args.val_seed, cfg.render)
     record = {"name": args.name, "config": summary["config"], "val_seed": args.val_seed,
               "val_images": args.val_images, "solved_val": solved, "solved_val_by_kind": kinds, "last_losses": summary["last_losses"],
-              "train_seconds": round(seconds, 1), "threads": args.threads}
+              "train_seconds": round(seconds, 1) if args.load is None else None, "threads": args.threads}
+    if args.test:
+        record["solved_test_100"] = evaluate_toy(model, 100, seed=12345, render=cfg.render)
+        record["solved_test_1000"] = evaluate_toy(model, 1000, seed=777, render=cfg.render)
     results = json.loads(args.out.read_text()) if args.out.exists() else []
     results.append(record)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
-    args.save_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), args.save_dir / f"{args.name}.pt")
+    if args.load is None:
+        args.save_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), args.save_dir / f"{args.name}.pt")
     print(f"{args.name}: solved (val seed {args.val_seed}, {args.val_images} images) "
           + ", ".join(f"{v:.1%} @ {k}" for k, v in solved.items()) + f"; {seconds:.0f} s; at 0.3 by kind "
-          + ", ".join(f"{k} {v['solved']:.1%} of {v['n']}" for k, v in kinds.items()))
+          + ", ".join(f"{k} {v['solved']:.1%} of {v['n']}" for k, v in kinds.items())
+          + (f"; test: {record['solved_test_100']:.0%} of 100, {record['solved_test_1000']:.1%} of 1,000"
+             if args.test else ""))
 
 
 if __name__ == "__main__":

@@ -94,3 +94,14 @@ def test_cli_train_detector_smoke(tmp_path, tiny_pack):
                 "--image-size", "64", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert "best dev AP@0.5" in res.output and (tmp_path / "run" / "best.pt").is_file()
+
+
+def test_cli_train_detector_toy_options(tmp_path):
+    res = _run(["train-detector", "--toy", "--out", str(tmp_path / "toy"), "--width", "8", "--steps", "3",
+                "--assign", "match", "--conf-target", "one", "--crowd", "0.25", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "toy" / "toy.json").read_text())
+    assert summary["config"]["assign"] == "match" and summary["config"]["crowd"] == 0.25
+    assert summary["config"]["width"] == 8 and 0.0 <= summary["solved_100"] <= 1.0
+    res = _run(["train-detector", "--toy", "--out", str(tmp_path / "bad"), "--assign", "nearest"])
+    assert res.exit_code != 0 and "--assign" in res.output

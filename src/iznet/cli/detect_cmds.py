@@ -196,6 +196,10 @@ def train_detector_cmd(
                                                           "fits in it)"),
     steps: int = typer.Option(6000, help="--toy: training steps"),
     render: str = typer.Option("add", help="--toy: 'add' (overlaps add up; well-posed) or 'occlude'"),
+    assign: str = typer.Option("anchor", help="--toy: which predictor answers for a rectangle: 'anchor' (closest "
+                                              "aspect ratio), 'match' (best current box in crowded cells), "
+                                              "'match-all' (in every cell)"),
+    crowd: float = typer.Option(0.0, min=0.0, max=1.0, help="--toy: share of each batch with two centres in one cell"),
     seed: int = typer.Option(0),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when present)"),
     no_bf16: bool = typer.Option(False, "--no-bf16", help="disable bf16 autocast on CUDA"),
@@ -215,8 +219,10 @@ def train_detector_cmd(
 
         if render not in ("add", "occlude"):
             raise typer.BadParameter(f"{render!r}: use 'add' or 'occlude'", param_hint="--render")
+        if assign not in ("anchor", "match", "match-all"):
+            raise typer.BadParameter(f"{assign!r}: use 'anchor', 'match' or 'match-all'", param_hint="--assign")
         cfg = ToyConfig(steps=steps, lr=lr, lambda_coord=lambda_coord, lambda_noobj=lambda_noobj,
-                        conf_target=conf_target, seed=seed, render=render, **({"width": width} if width else {}),
+                        conf_target=conf_target, seed=seed, render=render, assign=assign, crowd=crowd, **({"width": width} if width else {}),
                         **({"batch_size": batch_size} if batch_size != 32 else {}))
         with tqdm(total=cfg.steps, desc="toy", unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
             def cb(step: int, losses: dict) -> None:
