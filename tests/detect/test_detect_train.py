@@ -103,5 +103,10 @@ def test_cli_train_detector_toy_options(tmp_path):
     summary = json.loads((tmp_path / "toy" / "toy.json").read_text())
     assert summary["config"]["assign"] == "match" and summary["config"]["crowd"] == 0.25
     assert summary["config"]["width"] == 8 and 0.0 <= summary["solved_100"] <= 1.0
+    # the command trains exactly the model train_toy gives for the same config (what the docs rely on)
+    from iznet.detect.toy import ToyConfig, train_toy
+    expected, _ = train_toy(ToyConfig(width=8, steps=3, assign="match", conf_target="one", crowd=0.25))
+    saved = torch.load(tmp_path / "toy" / "toy_model.pt")
+    assert all(torch.equal(saved[k], v) for k, v in expected.state_dict().items())
     res = _run(["train-detector", "--toy", "--out", str(tmp_path / "bad"), "--assign", "nearest"])
     assert res.exit_code != 0 and "--assign" in res.output

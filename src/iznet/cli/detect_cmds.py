@@ -182,21 +182,23 @@ def train_detector_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="run folder (config, metrics, last.pt, best.pt)"),
     toy: bool = typer.Option(False, "--toy", help="train the write-up's toy rectangles model instead (no data)"),
     backbone: str = typer.Option("light", help="light | darknet53"),
-    width: Optional[int] = typer.Option(None, help="light backbone width (default 16)"),
+    width: Optional[int] = typer.Option(None, help="light backbone width (default 16); --toy: filters per "
+                                                   "convolution (default 64; Table 1: 128)"),
     image_size: int = typer.Option(416, help="input side (multiple of 32; grid = size / 32)"),
     epochs: int = typer.Option(30, min=1),
-    batch_size: int = typer.Option(32, min=1),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="images per step (default 32; --toy: 128)"),
     lr: float = typer.Option(2e-3),
     lambda_coord: float = typer.Option(25.0),
     lambda_noobj: float = typer.Option(0.5),
-    conf_target: str = typer.Option("iou", help="iou | one"),
+    conf_target: Optional[str] = typer.Option(None, help="object confidence target: iou | one (default iou; "
+                                                           "--toy: one)"),
     composite_ratio: float = typer.Option(1.0, help="composites per photo in an epoch"),
     workers: Optional[int] = typer.Option(None, help="data loader workers (default: CPUs - 1, at most 12; CPU: 1)"),
     max_minutes: Optional[float] = typer.Option(None, help="stop after this much training time (the LR schedule "
                                                           "fits in it)"),
-    steps: int = typer.Option(6000, help="--toy: training steps"),
+    steps: int = typer.Option(12000, min=1, help="--toy: training steps"),
     render: str = typer.Option("add", help="--toy: 'add' (overlaps add up; well-posed) or 'occlude'"),
-    assign: str = typer.Option("anchor", help="--toy: which predictor answers for a rectangle: 'anchor' (closest "
+    assign: str = typer.Option("match", help="--toy: which predictor answers for a rectangle: 'anchor' (closest "
                                               "aspect ratio), 'match' (best current box in crowded cells), "
                                               "'match-all' (in every cell)"),
     crowd: float = typer.Option(0.0, min=0.0, max=1.0, help="--toy: share of each batch with two centres in one cell"),
@@ -219,11 +221,13 @@ def train_detector_cmd(
 
         if render not in ("add", "occlude"):
             raise typer.BadParameter(f"{render!r}: use 'add' or 'occlude'", param_hint="--render")
+        if conf_target not in (None, "iou", "one"):
+            raise typer.BadParameter(f"{conf_target!r}: use 'iou' or 'one'", param_hint="--conf-target")
         if assign not in ("anchor", "match", "match-all"):
             raise typer.BadParameter(f"{assign!r}: use 'anchor', 'match' or 'match-all'", param_hint="--assign")
-        cfg = ToyConfig(steps=steps, lr=lr, lambda_coord=lambda_coord, lambda_noobj=lambda_noobj,
-                        conf_target=conf_target, seed=seed, render=render, assign=assign, crowd=crowd, **({"width": width} if width else {}),
-                        **({"batch_size": batch_size} if batch_size != 32 else {}))
+        given = {"width": width, "batch_size": batch_size, "conf_target": conf_target}
+        cfg = ToyConfig(steps=steps, lr=lr, lambda_coord=lambda_coord, lambda_noobj=lambda_noobj, seed=seed,
+                        render=render, assign=assign, crowd=crowd, **{k: v for k, v in given.items() if v is not None})
         with tqdm(total=cfg.steps, desc="toy", unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
             def cb(step: int, losses: dict) -> None:
                 bar.update(1)
@@ -245,8 +249,8 @@ def train_detector_cmd(
     if data is None:
         raise typer.BadParameter("give --data PACK (from `iznet detector-pack`) or --toy", param_hint="--data")
     cfg = DetectorTrainConfig(backbone=backbone, width=width, image_size=image_size, epochs=epochs,
-                              batch_size=batch_size, lr=lr, lambda_coord=lambda_coord, lambda_noobj=lambda_noobj,
-                              conf_target=conf_target, composite_ratio=composite_ratio, workers=workers,
+                              batch_size=batch_size or 32, lr=lr, lambda_coord=lambda_coord,
+                              lambda_noobj=lambda_noobj, conf_target=conf_target or "iou", composite_ratio=composite_ratio, workers=workers,
                               seed=seed, bf16=not no_bf16, max_minutes=max_minutes)
     trainer = DetectorTrainer(cfg, data, out, device=dev, meta={"command": _command_line()})
     if resume:
