@@ -59,6 +59,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--time-budget", type=float, default=0.0,
                     help="seconds of training per fold; steps are lowered to fit (recorded in config.json)")
+    ap.add_argument("--checkpoint-every", type=int, default=0,
+                    help="write FOLD/last.pt every N steps; a fold with a last.pt and no summary resumes from it")
     ap.add_argument("--aggregate-only", action="store_true")
     ap.add_argument("--no-bf16", action="store_true")
     ap.add_argument("--channels-last", action="store_true",
@@ -82,13 +84,17 @@ def main() -> None:
             cfg = TrainConfig(model=args.model, model_kwargs=kw, loss=args.loss, mining=args.mining,
                               margin=args.margin, p=args.p, k=args.k, optimizer=args.optimizer, lr=args.lr,
                               weight_decay=args.weight_decay, steps=args.steps, warmup_steps=args.warmup,
-                              seed=args.seed + k, eval_every=0, checkpoint_every=0,
+                              seed=args.seed + k, eval_every=0, checkpoint_every=args.checkpoint_every,
                               time_budget=args.time_budget, bf16=not args.no_bf16,
                               channels_last=args.channels_last)
             td = build_train_data(f"lfw:fold={k}", pack=args.pack, data_root=args.data_root, device=dev,
                                   seed=args.seed + k)
             tr = Trainer(cfg, td, args.out / f"fold{k}", device=dev,
                          meta={"command": " ".join(sys.argv), "protocol": "lfw-view2-unrestricted"})
+            last = args.out / f"fold{k}" / "last.pt"
+            if last.is_file():
+                tr.resume(last)
+                print(f"fold {k}: resuming from step {tr.step} ({last})", flush=True)
             s = tr.fit()
             print(f"fold {k}: test acc {s['test']['acc_at_threshold']:.4f} (dev threshold), "
                   f"dev acc {s['dev']['best_acc']:.4f}, {s['steps']} steps, "
