@@ -73,6 +73,7 @@ def main() -> None:
 
         from iznet.engine.data import build_train_data
         from iznet.engine.train import TrainConfig, Trainer
+        from iznet.errors import ModelError, TrainingError
 
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         kw = {"input_size": args.input_size} if args.input_size else {}
@@ -93,7 +94,10 @@ def main() -> None:
                          meta={"command": " ".join(sys.argv), "protocol": "lfw-view2-unrestricted"})
             last = args.out / f"fold{k}" / "last.pt"
             if last.is_file():
-                tr.resume(last)
+                try:
+                    tr.resume(last)
+                except (ModelError, TrainingError) as e:
+                    raise SystemExit(f"fold {k}: cannot resume: {e}; delete {last} to train the fold again") from e
                 print(f"fold {k}: resuming from step {tr.step} ({last})", flush=True)
             s = tr.fit()
             print(f"fold {k}: test acc {s['test']['acc_at_threshold']:.4f} (dev threshold), "

@@ -24,9 +24,8 @@ from pathlib import Path
 import torch
 
 from iznet.detect.postprocess import PostprocessConfig, postprocess
-from iznet.detect.targets import encode_targets
-from iznet.detect.toy import (TOY_GRID, TOY_SIZE, ToyConfig, ToyNet, _touch, evaluate_toy, image_solved,
-                              make_rectangles, train_toy)
+from iznet.detect.toy import (TOY_SIZE, ToyConfig, ToyNet, _touch, evaluate_toy, image_solved, make_rectangles,
+                              shared_cell, train_toy)
 
 THRESHOLDS = (0.2, 0.3, 0.4)
 
@@ -48,7 +47,7 @@ def solved_by_kind(model: ToyNet, n_images: int, seed: int, render: str) -> dict
     images, boxes = make_rectangles(n_images, torch.Generator().manual_seed(seed), render=render)
     with torch.no_grad():
         dets = postprocess(model(images), TOY_SIZE, PostprocessConfig())
-    shared = (encode_targets(boxes, TOY_GRID, model.anchors, TOY_SIZE)[..., 0].sum(-1) >= 2).flatten(1).any(1)
+    shared = shared_cell(boxes)
     out: dict[str, list[bool]] = {"shared": [], "touch": [], "apart": []}
     for i, (d, b) in enumerate(zip(dets, boxes)):
         r = b.int().tolist()

@@ -214,20 +214,24 @@ def train_detector_cmd(
     from iznet.utils.io import write_json
 
     dev = default_device(device)
+    # options whose default differs between the toy model and the face model: left to each config class
+    given = {k: v for k, v in {"width": width, "batch_size": batch_size, "conf_target": conf_target}.items()
+             if v is not None}
     if toy:
         import torch
 
-        from iznet.detect.toy import ToyConfig, evaluate_toy, train_toy
+        from iznet.detect.loss import CONF_TARGETS
+        from iznet.detect.toy import TOY_ASSIGN, ToyConfig, evaluate_toy, train_toy
 
         if render not in ("add", "occlude"):
             raise typer.BadParameter(f"{render!r}: use 'add' or 'occlude'", param_hint="--render")
-        if conf_target not in (None, "iou", "one"):
-            raise typer.BadParameter(f"{conf_target!r}: use 'iou' or 'one'", param_hint="--conf-target")
-        if assign not in ("anchor", "match", "match-all"):
-            raise typer.BadParameter(f"{assign!r}: use 'anchor', 'match' or 'match-all'", param_hint="--assign")
-        given = {"width": width, "batch_size": batch_size, "conf_target": conf_target}
+        if conf_target not in (None, *CONF_TARGETS):
+            raise typer.BadParameter(f"{conf_target!r}: use one of {', '.join(CONF_TARGETS)}",
+                                     param_hint="--conf-target")
+        if assign not in TOY_ASSIGN:
+            raise typer.BadParameter(f"{assign!r}: use one of {', '.join(TOY_ASSIGN)}", param_hint="--assign")
         cfg = ToyConfig(steps=steps, lr=lr, lambda_coord=lambda_coord, lambda_noobj=lambda_noobj, seed=seed,
-                        render=render, assign=assign, crowd=crowd, **{k: v for k, v in given.items() if v is not None})
+                        render=render, assign=assign, crowd=crowd, **given)
         with tqdm(total=cfg.steps, desc="toy", unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
             def cb(step: int, losses: dict) -> None:
                 bar.update(1)
@@ -248,10 +252,9 @@ def train_detector_cmd(
 
     if data is None:
         raise typer.BadParameter("give --data PACK (from `iznet detector-pack`) or --toy", param_hint="--data")
-    cfg = DetectorTrainConfig(backbone=backbone, width=width, image_size=image_size, epochs=epochs,
-                              batch_size=batch_size or 32, lr=lr, lambda_coord=lambda_coord,
-                              lambda_noobj=lambda_noobj, conf_target=conf_target or "iou", composite_ratio=composite_ratio, workers=workers,
-                              seed=seed, bf16=not no_bf16, max_minutes=max_minutes)
+    cfg = DetectorTrainConfig(backbone=backbone, image_size=image_size, epochs=epochs, lr=lr,
+                              lambda_coord=lambda_coord, lambda_noobj=lambda_noobj, composite_ratio=composite_ratio,
+                              workers=workers, seed=seed, bf16=not no_bf16, max_minutes=max_minutes, **given)
     trainer = DetectorTrainer(cfg, data, out, device=dev, meta={"command": _command_line()})
     if resume:
         trainer.resume(out / "last.pt")

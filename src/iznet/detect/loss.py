@@ -41,6 +41,9 @@ def paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / (area_a + area_b - inter).clamp(min=1e-9)
 
 
+CONF_TARGETS = ("iou", "one")  # what the object confidence learns: the IoU of its box, or 1
+
+
 class YoloLoss(nn.Module):
     """YOLOv1 Eq. 3 for faces, every term returned separately.
 
@@ -59,7 +62,7 @@ class YoloLoss(nn.Module):
 
     def __init__(self, lambda_coord: float = 25.0, lambda_noobj: float = 0.5, conf_target: str = "iou"):
         super().__init__()
-        if conf_target not in ("iou", "one"):
+        if conf_target not in CONF_TARGETS:
             raise ValueError(f"conf_target must be 'iou' or 'one', got {conf_target!r}")
         self.lambda_coord = float(lambda_coord)
         self.lambda_noobj = float(lambda_noobj)

@@ -30,6 +30,7 @@ from iznet.detect.targets import DEFAULT_ANCHORS, encode_targets, to_xyxy
 
 TOY_SIZE = 15
 TOY_GRID = 3
+TOY_ASSIGN = ("anchor", "match", "match-all")  # which predictor answers for a rectangle (ToyConfig.assign)
 
 
 def _overlap_ok(a: list[int], b: list[int]) -> bool:
@@ -315,7 +316,7 @@ def train_toy(config: ToyConfig = ToyConfig(), device: torch.device | str = "cpu
         raise ValueError(f"crowd must be in [0, 1], got {config.crowd}")
     if config.crowd > 0 and config.max_rects < 2:
         raise ValueError(f"crowd > 0 needs images with several rectangles; max_rects is {config.max_rects}")
-    if config.assign not in ("anchor", "match", "match-all"):
+    if config.assign not in TOY_ASSIGN:
         raise ValueError(f"assign must be 'anchor', 'match' or 'match-all', got {config.assign!r}")
     torch.manual_seed(config.seed)
     g = torch.Generator().manual_seed(config.seed)

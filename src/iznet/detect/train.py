@@ -34,7 +34,7 @@ from iznet.detect.data import DetectionCollate, DetectionTrainSet, composite_eva
 from iznet.detect.detector import KIND, save_detector
 from iznet.detect.evaluate import DetectionMetrics, evaluate_detections
 from iznet.detect.letterbox import Letterbox, letterbox
-from iznet.detect.loss import YoloLoss
+from iznet.detect.loss import CONF_TARGETS, YoloLoss
 from iznet.detect.model import YoloDetector, create_detector, list_detectors
 from iznet.detect.pack import DetectionPack, load_pack
 from iznet.detect.postprocess import PostprocessConfig, postprocess
@@ -79,7 +79,7 @@ class DetectorTrainConfig:
             raise TrainingError(f"unknown backbone {self.backbone!r}; choose one of {', '.join(list_detectors())}")
         if self.image_size % 32 or self.image_size < 64:
             raise TrainingError(f"image size must be a multiple of 32 and at least 64, got {self.image_size}")
-        if self.conf_target not in ("iou", "one"):
+        if self.conf_target not in CONF_TARGETS:
             raise TrainingError(f"conf target must be 'iou' or 'one', got {self.conf_target!r}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
