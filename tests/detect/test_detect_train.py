@@ -110,3 +110,39 @@ def test_cli_train_detector_toy_options(tmp_path):
     assert all(torch.equal(saved[k], v) for k, v in expected.state_dict().items())
     res = _run(["train-detector", "--toy", "--out", str(tmp_path / "bad"), "--assign", "nearest"])
     assert res.exit_code != 0 and "--assign" in res.output
+
+
+def test_init_from_trained_weights(tmp_path, tiny_pack):
+    src = DetectorTrainer(_cfg(epochs=1), tiny_pack, tmp_path / "a", device="cpu")
+    src.fit()
+    best = tmp_path / "a" / "best.pt"
+    tr = DetectorTrainer(_cfg(epochs=1, image_size=96), tiny_pack, tmp_path / "b", device="cpu")
+    tr.init_from(best)
+    want = YoloFaceDetector.from_checkpoint(best).model.state_dict()
+    for name, v in tr.model.state_dict().items():
+        assert torch.equal(v, want[name]), name
+    assert tr.epoch == 0 and tr.step == 0 and tr.meta["init"] == str(best)
+    tr.fit()
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["init"] == str(best)
+    with pytest.raises(TrainingError, match="give --width 8"):
+        DetectorTrainer(_cfg(width=16), tiny_pack, tmp_path / "c", device="cpu").init_from(best)
+    other = torch.load(best, weights_only=False)
+    other["model_kwargs"]["anchors"] = [[1.0, 1.0], [1.0, 1.3]]
+    torch.save(other, tmp_path / "other_anchors.pt")
+    with pytest.raises(TrainingError, match="anchors"):
+        DetectorTrainer(_cfg(), tiny_pack, tmp_path / "d", device="cpu").init_from(tmp_path / "other_anchors.pt")
+
+
+def test_cli_train_detector_init(tmp_path, tiny_pack):
+    tiny_pack.save(tmp_path / "p.pt")
+    common = ["train-detector", "--data", str(tmp_path / "p.pt"), "--image-size", "64", "--epochs", "1",
+              "--batch-size", "4", "--workers", "0", "--device", "cpu"]
+    assert _run(common + ["--out", str(tmp_path / "a"), "--width", "8"]).exit_code == 0
+    best = str(tmp_path / "a" / "best.pt")
+    res = _run(common + ["--out", str(tmp_path / "b"), "--init", best])  # the width comes from the weights
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["config"]["width"] == 8
+    res = _run(common + ["--out", str(tmp_path / "b"), "--init", best, "--resume"])
+    assert res.exit_code != 0 and "not both" in res.output
+    res = _run(common + ["--out", str(tmp_path / "c"), "--init", str(tmp_path / "none.pt")])
+    assert isinstance(res.exception, ModelError) and "none.pt does not exist" in str(res.exception)

@@ -206,6 +206,9 @@ def train_detector_cmd(
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when present)"),
     no_bf16: bool = typer.Option(False, "--no-bf16", help="disable bf16 autocast on CUDA"),
     resume: bool = typer.Option(False, "--resume", help="continue from OUT/last.pt"),
+    init: Optional[Path] = typer.Option(None, "--init", help="start from a trained detector's weights "
+                                        "(e.g. src/iznet/assets/detector.pt) with a fresh optimizer and "
+                                        "schedule: fine-tuning on your own photos"),
 ) -> None:
     """Train the YOLO-style face detector (or, with --toy, the rectangles model of the write-up)."""
     from tqdm import tqdm
@@ -252,12 +255,24 @@ def train_detector_cmd(
 
     if data is None:
         raise typer.BadParameter("give --data PACK (from `iznet detector-pack`) or --toy", param_hint="--data")
+    if init is not None and "width" not in given and backbone == "light":  # the width of the weights
+        from iznet.detect.detector import KIND
+        from iznet.engine.checkpoint import load_checkpoint
+
+        init_width = (load_checkpoint(init, kind=KIND).get("model_kwargs") or {}).get("width")
+        if init_width is not None:
+            given["width"] = init_width
     cfg = DetectorTrainConfig(backbone=backbone, image_size=image_size, epochs=epochs, lr=lr,
                               lambda_coord=lambda_coord, lambda_noobj=lambda_noobj, composite_ratio=composite_ratio,
                               workers=workers, seed=seed, bf16=not no_bf16, max_minutes=max_minutes, **given)
+    if init is not None and resume:
+        raise typer.BadParameter("give either --init (new run from trained weights) or --resume (continue "
+                                 "OUT/last.pt), not both", param_hint="--init")
     trainer = DetectorTrainer(cfg, data, out, device=dev, meta={"command": _command_line()})
     if resume:
         trainer.resume(out / "last.pt")
+    elif init is not None:
+        trainer.init_from(init)
     bar = tqdm(total=trainer.total_steps, initial=trainer.step, desc=f"train {backbone}", unit="step",
                file=sys.stderr, dynamic_ncols=True)
 

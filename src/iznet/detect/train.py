@@ -250,6 +250,31 @@ class DetectorTrainer:
         self.best_ap, self.train_seconds = float(state["best_ap"]), float(state["train_seconds"])
         torch.set_rng_state(state["rng"])
 
+    def init_from(self, path: str | Path) -> None:
+        """Start from a trained detector's weights (fine-tuning, e.g. the bundled detector on your own photos).
+
+        Only the weights come over: the optimizer, the schedule and the epoch count start fresh, and the
+        image size may differ (the network is fully convolutional). The backbone, its width and the anchors
+        must match, or the run stops with a message saying which.
+        """
+        ckpt = load_checkpoint(path, kind=KIND)
+        if ckpt["model"] != self.cfg.backbone:
+            raise TrainingError(f"{path} is a {ckpt['model']!r} detector; give --backbone {ckpt['model']} "
+                                f"to start from it")
+        theirs = [tuple(map(float, a)) for a in (ckpt.get("model_kwargs") or {}).get("anchors", [])]
+        ours = [tuple(map(float, a)) for a in self.model.anchors]
+        if theirs and theirs != ours:
+            raise TrainingError(f"{path} was trained with anchors {theirs}; this run has {ours}")
+        try:
+            self.model.load_state_dict(ckpt["state_dict"])
+        except RuntimeError:
+            width = (ckpt.get("model_kwargs") or {}).get("width")
+            mine = f"width {self.cfg.width}" if self.cfg.width else "the default width"
+            raise TrainingError(f"{path}: its weights do not fit this run's {self.cfg.backbone} ({mine})"
+                                + (f"; give --width {width}" if width else "")) from None
+        self.ema.module.load_state_dict(self.model.state_dict())
+        self.meta["init"] = str(path)
+
     # ------------------------------------------------------------------ loop
 
     def _loader(self) -> DataLoader:
