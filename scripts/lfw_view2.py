@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--margin", type=float, default=0.2)
     ap.add_argument("--p", type=int, default=64)
     ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--singletons", type=int, default=0,
+                    help="images of one-image people added to each batch as negatives only")
     ap.add_argument("--optimizer", default="sgd")
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--weight-decay", type=float, default=5e-4)
@@ -83,7 +85,8 @@ def main() -> None:
                 continue
             t0 = time.time()
             cfg = TrainConfig(model=args.model, model_kwargs=kw, loss=args.loss, mining=args.mining,
-                              margin=args.margin, p=args.p, k=args.k, optimizer=args.optimizer, lr=args.lr,
+                              margin=args.margin, p=args.p, k=args.k, singletons=args.singletons,
+                              optimizer=args.optimizer, lr=args.lr,
                               weight_decay=args.weight_decay, steps=args.steps, warmup_steps=args.warmup,
                               seed=args.seed + k, eval_every=0, checkpoint_every=args.checkpoint_every,
                               time_budget=args.time_budget, bf16=not args.no_bf16,

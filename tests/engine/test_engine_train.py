@@ -122,3 +122,24 @@ def test_step_phases_are_timed_and_summarised(tmp_path):
     assert ph["steps"] == 2 and ph["seconds_per_step"] == pytest.approx(4.0)
     assert ph["seconds"] == {"a": 2.0, "b": 2.0} and ph["share"] == {"a": 0.5, "b": 0.5}
     assert phase_shares([{"event": "step", "t": {"a": 1.0}}], skip=1) == {}
+
+
+def test_singletons_join_batches_as_negatives(tmp_path):
+    data = _synthetic()
+    # two more people with one training image each: left out of P×K batches unless --singletons
+    labels = data.train.labels.copy()
+    labels[:2] = [100, 101]
+    data.train = Split(data.train.indices, labels, data.train.classes + ["s0", "s1"])
+    seen = []
+    tr = Trainer(_cfg(singletons=2, steps=3), data, tmp_path / "run", device="cpu")
+    tr.on_event = lambda e: seen.append(e) if e["event"] == "step" else None
+    batch = tr._batches.at(0)
+    assert len(batch) == 3 * 4 + 2 and set(labels[batch[-2:]]) == {100, 101}
+    summary = tr.fit()
+    assert summary["samples"] == 3 * (3 * 4 + 2)
+    with pytest.raises(TrainingError, match="only 2 images"):
+        Trainer(_cfg(singletons=3), data, tmp_path / "r2", device="cpu")
+    with pytest.raises(TrainingError, match="do not apply"):
+        _cfg(singletons=2, loss="pair", mining="uniform").validate()
+    with pytest.raises(TrainingError, match=">= 0"):
+        _cfg(singletons=-1).validate()

@@ -95,3 +95,56 @@ def test_works_as_dataloader_batch_sampler():
 def test_bad_arguments_raise(kw):
     with pytest.raises(SamplingError):
         PKBatchSampler(make_labels(), **kw)
+
+
+def _singleton_labels():
+    # 6 people with 3..5 images and 7 people with one image each
+    sizes = [3, 4, 5, 3, 4, 5] + [1] * 7
+    return np.random.default_rng(1).permutation(np.repeat(np.arange(13), sizes))
+
+
+def test_extra_negatives_from_left_out_people():
+    from scipy.stats import chisquare
+
+    labels = _singleton_labels()
+    plain = PKBatchSampler(labels, p=3, k=2, seed=5)
+    s = PKBatchSampler(labels, p=3, k=2, seed=5, extra=4)
+    assert s.num_people == 6 and len(s) == len(plain) == 2
+    pool = set(np.flatnonzero(np.isin(labels, np.arange(6, 13))).tolist())
+    assert set(s.extra_pool.tolist()) == pool
+    counts = np.zeros(len(labels))
+    for epoch in range(1500):
+        s.set_epoch(epoch)
+        plain.set_epoch(epoch)
+        for b, b0 in zip(s, plain):
+            assert len(b) == 3 * 2 + 4
+            assert b[:6] == b0  # the P·K part is the batch without extras
+            extra = b[6:]
+            assert len(set(extra)) == 4 and set(extra) <= pool  # distinct, from one-image people
+            assert not set(labels[extra]) & set(labels[b[:6]])  # no positive for them in the batch
+            counts[extra] += 1
+    assert chisquare(counts[sorted(pool)]).pvalue > 1e-3  # uniform over the pool
+
+
+def test_extra_negatives_are_never_anchors_or_positives():
+    from iznet.mining import create_miner
+
+    labels = _singleton_labels()
+    b = PKBatchSampler(labels, p=3, k=2, seed=0, extra=5).batch_indices(0, 0)
+    lab = torch.as_tensor(labels[b])
+    emb = torch.nn.functional.normalize(torch.randn(len(b), 8, generator=torch.Generator().manual_seed(0)), dim=1)
+    for name in ("all", "hard", "semi-hard", "batch-hard", "random-hard"):
+        a, p, n = create_miner(name)(emb, lab)
+        assert len(a) > 0 or name == "semi-hard"
+        assert (a < 6).all() and (p < 6).all(), name  # the extras (positions 6..10) only as negatives
+        assert (lab[a] == lab[p]).all() and (lab[a] != lab[n]).all()
+    a, p, n = create_miner("all")(emb, lab)
+    assert (n >= 6).any()
+
+
+def test_extra_negatives_errors():
+    labels = _singleton_labels()
+    with pytest.raises(SamplingError, match="only 7 images"):
+        PKBatchSampler(labels, p=3, k=2, extra=8)
+    with pytest.raises(SamplingError, match="extra"):
+        PKBatchSampler(labels, p=3, k=2, extra=-1)

@@ -25,6 +25,8 @@ def train(
     pair_metric: str = typer.Option("abs", help="pair classifier metric: abs | chi2"),
     p: int = typer.Option(32, help="people per batch"),
     k: int = typer.Option(4, help="images per person"),
+    singletons: int = typer.Option(0, help="images of people with a single image added to each P×K batch, "
+                                           "as negatives only (they are left out otherwise)"),
     pair_batch: int = typer.Option(64, help="pairs per batch (loss=pair)"),
     optimizer: str = typer.Option("sgd", help="sgd | adagrad | adamw"),
     lr: float = typer.Option(0.05),
@@ -60,7 +62,8 @@ def train(
     except ValueError:
         raise TrainingError(f"--snapshot-at {snapshot_at!r}: give sample counts like 0,5000,20000") from None
     cfg = TrainConfig(model=model, model_kwargs=kwargs, loss=loss, mining=mining, margin=margin,
-                      pair_metric=pair_metric, p=p, k=k, pair_batch=pair_batch, optimizer=optimizer, lr=lr,
+                      pair_metric=pair_metric, p=p, k=k, singletons=singletons, pair_batch=pair_batch,
+                      optimizer=optimizer, lr=lr,
                       weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup, steps=steps,
                       seed=seed, bf16=not no_bf16, eval_every=eval_every, checkpoint_every=checkpoint_every,
                       snapshot_at=snaps, time_budget=time_budget, profile=profile)

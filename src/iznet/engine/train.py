@@ -52,6 +52,7 @@ class TrainConfig:
     pair_metric: str = "abs"  # DeepFace head: weighted |f1-f2| ("abs") or chi-square ("chi2")
     p: int = 32  # people per batch
     k: int = 4  # images per person
+    singletons: int = 0  # images of people with one image added to each P×K batch, as negatives only
     pair_batch: int = 64  # pairs per batch for loss=pair
     optimizer: str = "sgd"
     lr: float = 0.05
@@ -90,6 +91,11 @@ class TrainConfig:
             bad("schedule", self.schedule, SCHEDULES)
         if self.steps < 1 or self.p < 2 or self.k < 1 or self.lr <= 0:
             raise TrainingError("steps must be >= 1, p >= 2, k >= 1 and lr > 0")
+        if self.singletons < 0:
+            raise TrainingError(f"singletons must be >= 0, got {self.singletons}")
+        if self.singletons and (self.loss == "pair" or self.mining == "uniform"):
+            raise TrainingError("singletons are added to P×K batches; they do not apply to loss 'pair' or "
+                                "mining 'uniform' (which sample pairs and triplets directly)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -150,10 +156,14 @@ def phase_shares(events: list[dict], skip: int = 10) -> dict[str, Any]:
 class _Batches:
     """P×K batches over the training labels, one epoch's order fixed by (seed, epoch)."""
 
-    def __init__(self, labels: np.ndarray, p: int, k: int, seed: int):
+    def __init__(self, labels: np.ndarray, p: int, k: int, seed: int, extra: int = 0):
         from iznet.sampling.batches import PKBatchSampler
+        from iznet.sampling._layout import SamplingError
 
-        self.sampler = PKBatchSampler(labels, p=p, k=k, seed=seed)
+        try:
+            self.sampler = PKBatchSampler(labels, p=p, k=k, seed=seed, extra=extra)
+        except SamplingError as e:
+            raise TrainingError(f"{e} (--singletons)" if extra else str(e)) from None
         self.per_epoch = len(self.sampler)
         if self.per_epoch == 0:
             raise TrainingError(f"not enough people for batches of {p} people; lower --p")
@@ -272,7 +282,7 @@ class Trainer:
 
             self._sampler = UniformTripletSampler(data.train.labels, seed=cfg.seed)
         else:
-            self._batches = _Batches(data.train.labels, cfg.p, cfg.k, cfg.seed)
+            self._batches = _Batches(data.train.labels, cfg.p, cfg.k, cfg.seed, cfg.singletons)
         self._snapshot_left = sorted(int(s) for s in cfg.snapshot_at)
         self._snapshot_idx = self._snapshot_set()
         if self.device.type == "cuda":

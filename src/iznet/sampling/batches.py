@@ -4,7 +4,10 @@ An epoch is one pass over the people: they are shuffled and cut into groups of P
 batch of P·K dataset indices, K consecutive indices per person. A person with at least K images gives K
 distinct images (a random subset); a person with fewer gives all of them plus random repeats (drawn
 with replacement) up to K, so the batch shape stays fixed. People with fewer than ``min_images`` images
-are left out (default 2: a lone image can only pair with a copy of itself).
+are left out (default 2: a lone image can only pair with a copy of itself). With ``extra = E``, each
+batch also gets E images of those left-out people (distinct, uniform over their images), appended after
+the P·K: no other image in the batch shares their label, so every miner uses them as negatives only. On
+LFW they are the 4,069 people with one photo, a third of the images, who otherwise never take part.
 
 Everything is a function of (seed, epoch, batch index): the people order of an epoch comes from
 ``default_rng([seed, epoch])`` and the images of batch b from ``default_rng([seed, epoch, b])``, so a
@@ -38,6 +41,8 @@ class PKBatchSampler:
         seed: base seed of every epoch's randomness.
         drop_last: drop the last group when fewer than P people remain (else it yields a smaller batch).
         min_images: leave out people with fewer images than this.
+        extra: images of left-out people (fewer than ``min_images`` images) appended to each batch, as
+            negatives only; 0: none.
 
     The epoch advances by itself at the end of a full pass; :meth:`set_epoch` sets it explicitly.
     :meth:`state_dict` is ``{"seed", "epoch", "batch"}`` (batch = index of the next batch to yield).
@@ -49,16 +54,23 @@ class PKBatchSampler:
     (2, [4, 4])
     """
 
-    def __init__(self, labels, p: int, k: int, seed: int = 0, drop_last: bool = True, min_images: int = 2):
+    def __init__(self, labels, p: int, k: int, seed: int = 0, drop_last: bool = True, min_images: int = 2,
+                 extra: int = 0):
         self.p = _positive_int("p", p)
         self.k = _positive_int("k", k)
         self.min_images = _positive_int("min_images", min_images)
+        self.extra = 0 if extra == 0 else _positive_int("extra", extra)
         if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise SamplingError(f"seed must be an int >= 0, got {seed!r}")
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self.layout = class_layout(labels)
         self.people = np.flatnonzero(self.layout.sizes >= self.min_images)  # class indices kept
+        self.extra_pool = np.flatnonzero(self.layout.sizes[self.layout.class_of] < self.min_images)
+        if self.extra > len(self.extra_pool):
+            raise SamplingError(
+                f"extra={self.extra} negatives per batch, but only {len(self.extra_pool)} images belong to "
+                f"people with fewer than min_images={self.min_images} images; lower extra (0: none)")
         n_people = len(self.people)
         if n_people < self.p and (self.drop_last or n_people == 0):
             raise SamplingError(
@@ -116,7 +128,8 @@ class PKBatchSampler:
         return self._order_cache[1]
 
     def batch_indices(self, epoch: int, batch: int) -> list[int]:
-        """The dataset indices of batch ``batch`` of ``epoch`` (P·K of them, K per person, person-major)."""
+        """The dataset indices of batch ``batch`` of ``epoch`` (P·K of them, K per person, person-major, then
+        the ``extra`` negatives-only images)."""
         people = self._people_order(epoch)[batch * self.p : (batch + 1) * self.p]
         rng = np.random.default_rng([self.seed, epoch, batch])
         out: list[np.ndarray] = []
@@ -127,6 +140,8 @@ class PKBatchSampler:
             else:
                 extra = rng.choice(items, size=self.k - len(items), replace=True)
                 out.append(np.concatenate([rng.permutation(items), extra]))
+        if out and self.extra:  # drawn last, so the P·K part is the same with or without extras
+            out.append(rng.choice(self.extra_pool, size=self.extra, replace=False))
         return np.concatenate(out).tolist() if out else []
 
     def __iter__(self) -> Iterator[list[int]]:
