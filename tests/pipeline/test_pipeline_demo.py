@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from iznet.recognize import pipeline as pl
@@ -34,14 +36,16 @@ def test_demo_photo_is_labelled_with_known_answers(demo):
         pipe = pl.Pipeline(pl.load_detector_spec(None), pl.load_embedder_spec(None, device="cpu"), g)
         result = pipe.label_file(assets.photo)
     tiles = expected["tiles"]
-    # One face found in every tile of the collage, none outside.
+    # A face found in every tile of the collage (LFW photos: some also show part of someone behind).
     found = [_tile_of(f.box, tiles) for f in result.faces]
-    assert sorted(found) == sorted(tiles), found
-    # The same answers as when the demo was built (scripts/make_assets.py wrote them): the names, and the
-    # distances to within float noise. How many of them are right is the model card's business.
-    recorded = {_tile_of(f["box"], tiles): f for f in expected["labelled"]["faces"]}
+    assert set(found) == set(tiles), found
+    # The same faces and answers as when the demo was built (scripts/make_assets.py wrote them): boxes,
+    # names, and distances to within float noise. How many of them are right is the model card's business.
+    recorded = expected["labelled"]["faces"]
+    assert len(result.faces) == len(recorded)
     for face in result.faces:
-        want = recorded[_tile_of(face.box, tiles)]
+        want = min(recorded, key=lambda f: np.abs(np.subtract(f["box"], face.box)).max())
+        assert np.abs(np.subtract(want["box"], face.box)).max() < 0.5
         assert face.name == want["name"]
         assert abs(face.distance - want["distance"]) < 1e-3
         assert face.name == "unknown" or face.name in expected["enrolled"]
@@ -58,4 +62,4 @@ def test_demo_cli_writes_the_labelled_photo(demo, tmp_path):
     assert res.exit_code == 0, res.output
     assert (tmp_path / "photo_labelled.jpg").is_file()
     data = json.loads((tmp_path / "photo.json").read_text())
-    assert len(data["faces"]) == len(demo[1]["tiles"])
+    assert len(data["faces"]) == len(demo[1]["labelled"]["faces"])
