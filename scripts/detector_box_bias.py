@@ -11,6 +11,7 @@ import argparse
 
 import numpy as np
 import torch
+from torchvision.ops import box_iou
 
 from iznet.detect.data import photo_eval_set
 from iznet.detect.detector import load_detector
@@ -18,32 +19,35 @@ from iznet.detect.pack import load_pack
 from iznet.detect.teachers import YuNetDetector
 
 
-def iou(a, b):
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0]); y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2]); y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    aa = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]); bb = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (aa[:, None] + bb[None, :] - inter)
-
-def stats(name, det, items, thr):
+def box_fit(det, items, threshold: float) -> np.ndarray:
+    """Per true face: (best IoU, log width ratio, log height ratio, dx / w, dy / h, true width)."""
     rows = []
     for img, gt in items:
-        d = det.detect(img).numpy(); boxes, scores = d[0], d[1]
-        boxes = boxes[scores >= thr]
-        gt = np.asarray(gt, float).reshape(-1, 4)
-        if len(gt) == 0 or len(boxes) == 0:
-            rows += [(0, np.nan, np.nan, np.nan, np.nan, (g[2]-g[0])) for g in gt]; continue
-        m = iou(gt, boxes)
-        for i, g in enumerate(gt):
-            j = m[i].argmax(); b = boxes[j]; gw, gh = g[2]-g[0], g[3]-g[1]
-            rows.append((m[i, j], np.log((b[2]-b[0])/gw), np.log((b[3]-b[1])/gh),
-                         ((b[0]+b[2])/2-(g[0]+g[2])/2)/gw, ((b[1]+b[3])/2-(g[1]+g[3])/2)/gh, gw))
-    r = np.array(rows, float); ok = r[:, 0] >= 0.3
-    print(f"{name}: faces {len(r)}, iou>=0.5 {np.mean(r[:,0]>=0.5):.3f}, >=0.3 {ok.mean():.3f}; among >=0.3: median iou {np.median(r[ok,0]):.3f}, "
-          f"log w ratio {np.median(r[ok,1]):+.3f}, log h ratio {np.median(r[ok,2]):+.3f}, dx/w {np.median(r[ok,3]):+.3f}, dy/h {np.median(r[ok,4]):+.3f}")
-    small = r[:, 5] < np.median(r[:, 5])
-    print(f"   small half recall@0.5 {np.mean(r[small,0]>=0.5):.3f}, large half {np.mean(r[~small,0]>=0.5):.3f}; median gt width {np.median(r[:,5]):.0f}")
+        boxes, scores = det.detect(img).numpy()[:2]
+        boxes = np.asarray(boxes[scores >= threshold], np.float64).reshape(-1, 4)
+        gt = np.asarray(gt, np.float64).reshape(-1, 4)
+        gw, gh = gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1]
+        if len(boxes) == 0:
+            rows += [(0.0, np.nan, np.nan, np.nan, np.nan, w) for w in gw]
+            continue
+        iou = box_iou(torch.from_numpy(gt), torch.from_numpy(boxes)).numpy()
+        b = boxes[iou.argmax(1)]
+        rows += zip(iou.max(1), np.log((b[:, 2] - b[:, 0]) / gw), np.log((b[:, 3] - b[:, 1]) / gh),
+                    ((b[:, 0] + b[:, 2]) - (gt[:, 0] + gt[:, 2])) / 2 / gw,
+                    ((b[:, 1] + b[:, 3]) - (gt[:, 1] + gt[:, 3])) / 2 / gh, gw)
+    return np.array(rows, np.float64).reshape(-1, 6)
 
+
+def stats(name: str, det, items, threshold: float) -> None:
+    r = box_fit(det, items, threshold)
+    ok = r[:, 0] >= 0.3
+    med = np.median(r[ok], axis=0)
+    print(f"{name}: faces {len(r)}, iou>=0.5 {np.mean(r[:, 0] >= 0.5):.3f}, >=0.3 {ok.mean():.3f}; among >=0.3: "
+          f"median iou {med[0]:.3f}, log w ratio {med[1]:+.3f}, log h ratio {med[2]:+.3f}, "
+          f"dx/w {med[3]:+.3f}, dy/h {med[4]:+.3f}")
+    small = r[:, 5] < np.median(r[:, 5])
+    print(f"   small half recall@0.5 {np.mean(r[small, 0] >= 0.5):.3f}, large half {np.mean(r[~small, 0] >= 0.5):.3f}; "
+          f"median gt width {np.median(r[:, 5]):.0f}")
 
 
 def main() -> None:
@@ -55,12 +59,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     pack = load_pack(args.pack)
+    ours = load_detector(args.detector, device="cpu")
+    yunet = YuNetDetector(args.yunet, score_threshold=0.05) if args.yunet else None
     for truth in ["given_tight", "boxes"]:
         items = photo_eval_set(pack, args.split, truth=truth)
         print(f"== {args.split} truth={truth} ({len(items)} photos)")
-        stats(args.detector, load_detector(args.detector, device="cpu"), items, 0.3)
-        if args.yunet:
-            stats("yunet", YuNetDetector(args.yunet, score_threshold=0.05), items, 0.9)
+        stats(args.detector, ours, items, 0.3)
+        if yunet is not None:
+            stats("yunet", yunet, items, 0.9)
 
 
 if __name__ == "__main__":

@@ -255,24 +255,26 @@ def train_detector_cmd(
 
     if data is None:
         raise typer.BadParameter("give --data PACK (from `iznet detector-pack`) or --toy", param_hint="--data")
-    if init is not None and "width" not in given and backbone == "light":  # the width of the weights
+    if init is not None and resume:
+        raise typer.BadParameter("give either --init (new run from trained weights) or --resume (continue "
+                                 "OUT/last.pt), not both", param_hint="--init")
+    init_ckpt = None
+    if init is not None:
         from iznet.detect.detector import KIND
         from iznet.engine.checkpoint import load_checkpoint
 
-        init_width = (load_checkpoint(init, kind=KIND).get("model_kwargs") or {}).get("width")
-        if init_width is not None:
+        init_ckpt = load_checkpoint(init, kind=KIND)
+        init_width = (init_ckpt.get("model_kwargs") or {}).get("width")
+        if "width" not in given and backbone == "light" and init_width is not None:  # the width of the weights
             given["width"] = init_width
     cfg = DetectorTrainConfig(backbone=backbone, image_size=image_size, epochs=epochs, lr=lr,
                               lambda_coord=lambda_coord, lambda_noobj=lambda_noobj, composite_ratio=composite_ratio,
                               workers=workers, seed=seed, bf16=not no_bf16, max_minutes=max_minutes, **given)
-    if init is not None and resume:
-        raise typer.BadParameter("give either --init (new run from trained weights) or --resume (continue "
-                                 "OUT/last.pt), not both", param_hint="--init")
     trainer = DetectorTrainer(cfg, data, out, device=dev, meta={"command": _command_line()})
     if resume:
         trainer.resume(out / "last.pt")
     elif init is not None:
-        trainer.init_from(init)
+        trainer.init_from(init, ckpt=init_ckpt)
     bar = tqdm(total=trainer.total_steps, initial=trainer.step, desc=f"train {backbone}", unit="step",
                file=sys.stderr, dynamic_ncols=True)
 

@@ -250,14 +250,16 @@ class DetectorTrainer:
         self.best_ap, self.train_seconds = float(state["best_ap"]), float(state["train_seconds"])
         torch.set_rng_state(state["rng"])
 
-    def init_from(self, path: str | Path) -> None:
+    def init_from(self, path: str | Path, ckpt: dict | None = None) -> None:
         """Start from a trained detector's weights (fine-tuning, e.g. the bundled detector on your own photos).
 
         Only the weights come over: the optimizer, the schedule and the epoch count start fresh, and the
         image size may differ (the network is fully convolutional). The backbone, its width and the anchors
-        must match, or the run stops with a message saying which.
+        must match, or the run stops with a message saying which. ``ckpt``: the checkpoint at ``path``
+        when the caller has loaded it already.
         """
-        ckpt = load_checkpoint(path, kind=KIND)
+        if ckpt is None:
+            ckpt = load_checkpoint(path, kind=KIND)
         if ckpt["model"] != self.cfg.backbone:
             raise TrainingError(f"{path} is a {ckpt['model']!r} detector; give --backbone {ckpt['model']} "
                                 f"to start from it")

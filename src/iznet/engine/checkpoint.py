@@ -56,8 +56,10 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
         raise ModelError(f"checkpoint {path} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a bad file
-        raise ModelError(f"{path} is not a readable iznet checkpoint ({type(e).__name__}: {e})") from None
+    except Exception as e:  # torch raises many types for a bad file, some with pages of advice
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise ModelError(f"{path} is not a readable iznet checkpoint ({type(e).__name__}: {first}); it is "
+                         f"damaged or not a file iznet wrote") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise ModelError(f"{path} is not an iznet checkpoint (expected format {FORMAT})")
     if kind is not None and obj.get("kind") != kind:
