@@ -15,6 +15,9 @@ Metrics (``iznet.detect.evaluate``): AP at IoU 0.5 over each detector's ranked d
 threshold), recall at IoU 0.3 / 0.5 and precision at the detector's own operating threshold (ours 0.3 with
 at most 12 faces; YuNet 0.9, the OpenCV Zoo default; Haar: every detection). Speed: images per second on
 the faces-1750 test photos, one image at a time, on the device given (``--device``), threads as set.
+Our detectors are measured once per ``--tta`` mode (default ``full``, as the CLI runs them; see
+``iznet.detect.tta``). ``--split dev --pack packs/det_train.pt`` measures on the development photos instead,
+where the test-time augmentation was chosen.
 
     python benchmarks/bench_detect.py --pack packs/det_test.pt --detector runs/det/best.pt \\
         --detector haar --detector yunet:/work/shared/models/face_detection_yunet_2026may.onnx --out runs/bench_detect.json
@@ -36,15 +39,16 @@ from iznet.detect.evaluate import evaluate_detections
 from iznet.detect.pack import load_pack
 from iznet.detect.teachers import HaarDetector, YuNetDetector
 from iznet.detect.train import AP_POSTPROCESS
+from iznet.detect.tta import TTA_MODES
 
 
-def make_detector(spec: str, device: str):
+def make_detector(spec: str, device: str, tta: str = "full"):
     """(detector run at a low threshold for AP, operating threshold, max faces at the operating point)."""
     if spec == "haar":
         return HaarDetector(), 0.0, None
     if spec.startswith("yunet:"):
         return YuNetDetector(spec[len("yunet:"):], score_threshold=0.05), 0.9, None
-    det = load_detector(spec, device=device)
+    det = load_detector(spec, device=device, tta=tta)
     assert isinstance(det, YoloFaceDetector)
     operating = det.config
     det.config = AP_POSTPROCESS
@@ -67,6 +71,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--composites", type=int, default=300, help="held-out composites (seed 1234)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tta", action="append", choices=sorted(TTA_MODES), default=None,
+                    help="test-time augmentation of our detectors (repeat to compare; default: full)")
     ap.add_argument("--threads", type=int, default=None, help="torch/OpenCV threads (default: as is)")
     ap.add_argument("--out", type=Path, default=None, help="JSON results file")
     args = ap.parse_args(argv)
@@ -84,9 +90,14 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"command": "python benchmarks/bench_detect.py " + " ".join(sys.argv[1:] if argv is None else argv),
                "pack": str(args.pack), "device": args.device, "threads": torch.get_num_threads(),
                "sets": {k: len(v) for k, v in sets.items()}, "detectors": {}}
+    runs = []
     for spec in args.detector:
-        det, thr, max_det = make_detector(spec, args.device)
-        name = spec if not Path(spec).exists() else f"iznet:{Path(spec).parent.name}/{Path(spec).name}"
+        ours = Path(spec).exists()
+        for mode in (args.tta or ["full"]) if ours else [None]:
+            name = f"iznet:{Path(spec).parent.name}/{Path(spec).name} tta={mode}" if ours else spec
+            runs.append((spec, mode, name))
+    for spec, mode, name in runs:
+        det, thr, max_det = make_detector(spec, args.device, mode or "off")
         row: dict = {"operating_threshold": thr}
         for set_name, items in sets.items():
             found, speed = run(det, items)

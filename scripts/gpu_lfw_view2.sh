@@ -7,7 +7,9 @@
 # 100 warm-up steps; 91.1% on held-out LFW people), with up to STEPS steps cut to fit BUDGET seconds.
 # MODEL=nn2 SIZE=112 MINING=batch-hard P=64 WARMUP=200 was the first GPU try.
 # ROOT must hold lfw/pairs.txt (the images come from the pack). Results: $R (runs/view2_$MODEL).
-# With OUT set, the folds' small files (no checkpoints) are packed into $OUT/results.tgz.
+# With OUT set, the folds' small files (no checkpoints) are packed into $OUT/results.tgz, and the fold
+# models (model.pt, about 7 MB each for NN4-small) two per file into $OUT/models_01.tgz ... models_89.tgz,
+# so that each returned file stays under the device's 16 MB limit (6 files in all).
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -23,4 +25,10 @@ done
 wait
 grep -h "^fold" "$R"/fold*.log
 python3 scripts/lfw_view2.py --pack "$PACK" --data-root "$ROOT" --out "$R" --aggregate-only
-if [ -n "${OUT:-}" ]; then tar czf "$OUT/results.tgz" --exclude='last.pt' "$R"; fi
+if [ -n "${OUT:-}" ]; then
+  tar czf "$OUT/results.tgz" --exclude='last.pt' --exclude='model.pt' "$R"
+  for pair in 01 23 45 67 89; do
+    a=${pair:0:1}; b=${pair:1:1}
+    tar czf "$OUT/models_$pair.tgz" "$R/fold$a/model.pt" "$R/fold$b/model.pt" 2>/dev/null || true
+  done
+fi

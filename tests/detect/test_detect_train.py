@@ -81,6 +81,13 @@ def test_cli_detect_json_no_face_and_broken_image(tmp_path, tiny_pack):
     assert "plain.jpg: no face found" in res.output
     assert "broken.jpg" in res.output and "cannot read" in res.output
     assert (tmp_path / "drawn" / "plain_boxes.jpg").is_file()
+    res = _run(["detect", str(tmp_path / "plain.jpg"), "--detector", str(tmp_path / "run" / "best.pt"),
+                "--tta", "mirror"])
+    assert res.exit_code == 2 and "choose one of off, flip, full" in res.output
+    for mode in ("off", "flip"):
+        res = _run(["detect", str(tmp_path / "plain.jpg"), "--detector", str(tmp_path / "run" / "best.pt"),
+                    "--tta", mode, "--json"])
+        assert res.exit_code == 0, res.output
     res = _run(["detect", str(tmp_path / "plain.jpg"), "--json", "--detector", "haar"])
     assert res.exit_code == 0
     doc = json.loads(next(line for line in res.output.splitlines() if line.startswith("{")))

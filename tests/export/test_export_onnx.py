@@ -77,6 +77,42 @@ def test_detector_onnx_matches_torch(detector_ckpt, tmp_path):
     np.testing.assert_allclose(ob, tb, atol=0.5)
     np.testing.assert_allclose(os_, ts, atol=1e-4)
 
+    # the side is dynamic (test-time augmentation runs 1.3x the trained side): same raw output at 2 more cells
+    assert report.metadata["iznet.dynamic_side"] == "true" and onnx_det.tta == torch_det.tta
+    big = torch.rand(1, 3, DET_SIZE + 64, DET_SIZE + 64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        want = torch_det.model(big).numpy()
+    np.testing.assert_allclose(onnx_det.forward(big.numpy()), want, atol=1e-4 * max(1.0, np.abs(want).max()), rtol=0)
+
+
+def _strip_dynamic_side(path):
+    """Make ``path`` look like a file exported before the side was dynamic (metadata without the flag)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    kept = [p for p in proto.metadata_props if p.key != "iznet.dynamic_side"]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    onnx.save(proto, str(path))
+
+
+def test_fixed_side_files_run_one_side_and_the_cache_exports_them_again(detector_ckpt, tmp_path, caplog):
+    from iznet.recognize.gallery import sha256_file
+
+    export_model(detector_ckpt, tmp_path / "old.onnx")
+    _strip_dynamic_side(tmp_path / "old.onnx")
+    with caplog.at_level("WARNING"):
+        old = OnnxDetector(tmp_path / "old.onnx", threads=1, tta="full")
+    assert old.tta.sides(DET_SIZE) == (DET_SIZE,) and old.tta.flip
+    assert "fixed input side" in caplog.text and "export it again" in caplog.text
+
+    cache = tmp_path / "cache"
+    target = cache / cache_name("detector", sha256_file(detector_ckpt))
+    cached_export(detector_ckpt, "detector", cache, OnnxDetector)
+    _strip_dynamic_side(target)
+    again = cached_export(detector_ckpt, "detector", cache, OnnxDetector)
+    assert again.dynamic_side and again.tta.sides(DET_SIZE) == (128, 160)  # 1.3 x 128 to a multiple of 32
+
 
 def test_run_folder_and_kind_checks(embedder_ckpt, detector_ckpt, tmp_path):
     import shutil

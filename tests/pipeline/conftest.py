@@ -79,10 +79,10 @@ def fake_detector_spec(monkeypatch):
 
     real = pl.load_detector_spec
 
-    def load(spec=None):
+    def load(spec=None, tta=None):
         if spec in (None, "blobs"):
             return BlobDetector()
-        return real(spec)
+        return real(spec, tta=tta)
 
     monkeypatch.setattr(pl, "load_detector_spec", load)
     return "blobs"

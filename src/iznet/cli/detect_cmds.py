@@ -20,6 +20,19 @@ DETECTOR_SPEC_HELP = ("face detector: 'haar' (OpenCV's cascade), 'yunet:PATH' (Y
                       "checkpoint (default: the bundled one, iznet/assets/detector.pt)")
 
 
+DETECTOR_TTA_HELP = ("test-time augmentation of iznet detectors: full (input sides 1x and 1.3x, each also "
+                     "mirrored: 4 passes, the most accurate), flip (2 passes) or off (1 pass, the fastest)")
+
+
+def check_detector_tta(value: str, hint: str) -> str:
+    """``value`` when it names a detector test-time augmentation mode, else a usage error naming ``hint``."""
+    from iznet.detect.tta import TTA_MODES
+
+    if value.strip().lower() not in TTA_MODES:
+        raise typer.BadParameter(f"{value!r}: choose one of {', '.join(TTA_MODES)}", param_hint=hint)
+    return value.strip().lower()
+
+
 def _command_line() -> str:
     return "iznet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
@@ -45,6 +58,7 @@ def detect_cmd(
     conf: Optional[float] = typer.Option(None, "--conf", min=0.0, max=1.0,
                                          help="confidence threshold (iznet detectors; default 0.3)"),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (iznet detectors; default cpu)"),
+    tta: str = typer.Option("full", "--tta", help=DETECTOR_TTA_HELP),
 ) -> None:
     """Find faces in photos: print boxes (x1 y1 x2 y2 in pixels) and scores, optionally draw them.
 
@@ -57,8 +71,9 @@ def detect_cmd(
     from iznet.errors import ImageError
     from iznet.viz.draw import draw_detections
 
+    tta = check_detector_tta(tta, "--tta")
     files, problems = expand_inputs(images)
-    det = load_detector(detector or _default_detector(), device=device)
+    det = load_detector(detector or _default_detector(), device=device, tta=tta)
     if conf is not None:
         if not isinstance(det, YoloFaceDetector):
             raise typer.BadParameter("--conf applies to iznet detector checkpoints only", param_hint="--conf")

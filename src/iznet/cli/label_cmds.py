@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from iznet.cli.app import app
+from iznet.cli.detect_cmds import DETECTOR_TTA_HELP, check_detector_tta
 from iznet.cli.gallery_cmds import DETECTOR_HELP, EMBEDDER_HELP, GALLERY_HELP, _echo_list
 from iznet.cli.inputs import expand_inputs
 
@@ -63,6 +64,7 @@ def label_cmd(
     gallery: Optional[Path] = typer.Option(None, "--gallery", "-g", help=GALLERY_HELP),
     embedder: Optional[str] = typer.Option(None, "--embedder", "-e", help=EMBEDDER_HELP),
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help=DETECTOR_HELP),
+    detector_tta: str = typer.Option("full", "--detector-tta", help=DETECTOR_TTA_HELP),
     threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="unknown-face distance: a number, "
                                                                             "'stored' (default: the calibrated "
                                                                             "one) or 'none'"),
@@ -88,6 +90,7 @@ def label_cmd(
     from iznet.utils.io import write_json
 
     thr = _parse_threshold(threshold)
+    detector_tta = check_detector_tta(detector_tta, "--detector-tta")
     if demo:
         if inputs:
             raise typer.BadParameter("--demo labels the bundled photo; give no PHOTO arguments with it")
@@ -104,7 +107,7 @@ def label_cmd(
 
     if runtime.strip().lower() not in RUNTIMES:
         raise typer.BadParameter(f"{runtime!r}: choose one of {', '.join(RUNTIMES)}", param_hint="--runtime")
-    det = load_detector_runtime(detector, runtime, onnx_dir)
+    det = load_detector_runtime(detector, runtime, onnx_dir, tta=detector_tta)
     pipe = pl.Pipeline(det, load_embedder_runtime(embedder, runtime, onnx_dir), pl.default_gallery_path(gallery),
                        prototype_method=method, threshold=thr)
     for w in pipe.warnings:

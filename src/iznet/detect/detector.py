@@ -12,10 +12,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from iznet.detect.letterbox import letterbox
 from iznet.detect.model import YoloDetector, create_detector
-from iznet.detect.postprocess import PostprocessConfig, postprocess
+from iznet.detect.postprocess import PostprocessConfig
 from iznet.detect.results import Detections
+from iznet.detect.tta import TTAConfig, detect_images, tta_config
 from iznet.engine.checkpoint import load_checkpoint, save_checkpoint
 from iznet.errors import ModelError
 
@@ -50,6 +50,9 @@ class YoloFaceDetector:
         config: post-processing thresholds (defaults: confidence 0.3, NMS IoU 0.4, at most 12 faces).
         device: where to run (default: the model's device).
         name: how the detector is named in outputs.
+        tta: test-time augmentation, a :class:`~iznet.detect.tta.TTAConfig` or a mode name (``off``, ``flip``,
+            ``full``; default ``full``: input sides 1× and 1.3× the trained side, each also mirrored, fused by
+            box voting; see :mod:`iznet.detect.tta`).
 
     Example:
         >>> det = YoloFaceDetector.from_checkpoint("runs/det/best.pt")  # doctest: +SKIP
@@ -58,15 +61,18 @@ class YoloFaceDetector:
     """
 
     def __init__(self, model: YoloDetector, config: PostprocessConfig = PostprocessConfig(),
-                 device: torch.device | str | None = None, name: str = "iznet-yolo"):
+                 device: torch.device | str | None = None, name: str = "iznet-yolo",
+                 tta: TTAConfig | str | None = None):
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         self.config = config
         self.name = name
+        self.tta = tta_config(tta)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: torch.device | str | None = None,
-                        config: PostprocessConfig | None = None) -> "YoloFaceDetector":
+                        config: PostprocessConfig | None = None,
+                        tta: TTAConfig | str | None = None) -> "YoloFaceDetector":
         """Load a ``kind="detector"`` checkpoint (never unpickles; see :mod:`iznet.engine.checkpoint`)."""
         ckpt = load_checkpoint(path, kind=KIND)
         model = detector_from_checkpoint(ckpt)
@@ -74,21 +80,15 @@ class YoloFaceDetector:
             pp = (ckpt.get("meta") or {}).get("postprocess") or {}
             config = PostprocessConfig(**{k: pp[k] for k in ("conf_threshold", "iou_threshold", "max_detections")
                                           if k in pp})
-        return cls(model, config, device or "cpu", name=Path(path).name)
+        return cls(model, config, device or "cpu", name=Path(path).name, tta=tta)
 
     @torch.no_grad()
     def detect_batch(self, images: Sequence[np.ndarray], batch_size: int = 16,
                      config: PostprocessConfig | None = None) -> list[Detections]:
         """Detect faces in several (H, W, 3) uint8 RGB images; boxes are in each image's pixels."""
-        out: list[Detections] = []
-        size = self.model.image_size
-        for i in range(0, len(images), batch_size):
-            chunk = images[i:i + batch_size]
-            placed = [letterbox(_check_rgb(im), size) for im in chunk]
-            x = torch.stack([p[0] for p in placed]).to(self.device, non_blocking=True).float() / 255.0
-            raw = self.model(x)
-            out.extend(postprocess(raw, size, config or self.config, [p[1] for p in placed]))
-        return out
+        images = [_check_rgb(im) for im in images]
+        return detect_images(lambda x: self.model(x.to(self.device, non_blocking=True)), images,
+                             self.model.image_size, config or self.config, self.tta, batch_size)
 
     def detect(self, image: np.ndarray) -> Detections:
         """Faces in one (H, W, 3) uint8 RGB image (an empty :class:`Detections` when there is none)."""
@@ -102,8 +102,11 @@ def _check_rgb(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def load_detector(spec: str | Path, device: torch.device | str | None = None) -> Any:
+def load_detector(spec: str | Path, device: torch.device | str | None = None,
+                  tta: TTAConfig | str | None = None) -> Any:
     """A face detector from a spec: ``haar``, ``yunet:PATH`` or a detector checkpoint path.
+
+    ``tta`` (test-time augmentation of iznet detectors, default ``full``) does not apply to Haar or YuNet.
 
     Returns:
         an object with ``detect(image (H, W, 3) uint8 RGB) -> Detections`` and ``name``.
@@ -125,4 +128,4 @@ def load_detector(spec: str | Path, device: torch.device | str | None = None) ->
     path = Path(text)
     if not path.exists():
         raise ModelError(f"detector {text!r} is neither 'haar', 'yunet:PATH' nor an existing checkpoint file")
-    return YoloFaceDetector.from_checkpoint(path, device=device)
+    return YoloFaceDetector.from_checkpoint(path, device=device, tta=tta)

@@ -33,7 +33,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -230,7 +230,8 @@ def detector_metadata(detector: Any, source: SourceModel | None = None) -> dict[
 
     Keys: ``iznet.format``, ``iznet.kind`` (``detector``), ``iznet.name``, ``iznet.model`` (network class),
     ``iznet.input_size`` (= image size), ``iznet.anchors`` (JSON list of ``[w, h]``), ``iznet.postprocess``
-    (JSON: ``conf_threshold``, ``iou_threshold``, ``max_detections``), ``iznet.input``/``iznet.output``,
+    (JSON: ``conf_threshold``, ``iou_threshold``, ``max_detections``), ``iznet.dynamic_side`` (``true``: the
+    input side may be any multiple of 32, as test-time augmentation needs), ``iznet.input``/``iznet.output``,
     version keys, and when known ``iznet.source`` and ``iznet.source_sha256``.
     """
     cfg = detector.config
@@ -241,6 +242,7 @@ def detector_metadata(detector: Any, source: SourceModel | None = None) -> dict[
         "iznet.anchors": json.dumps([list(a) for a in detector.model.anchors]),
         "iznet.postprocess": json.dumps({"conf_threshold": cfg.conf_threshold, "iou_threshold": cfg.iou_threshold,
                                          "max_detections": cfg.max_detections}),
+        "iznet.dynamic_side": "true",  # any S that is a multiple of 32 (test-time augmentation runs several)
         "iznet.input": f"{DETECTOR_INPUT}: float32 (batch, 3, S, S) in [0, 1], the letterboxed photo / 255",
         "iznet.output": f"{DETECTOR_OUTPUT}: float32 (batch, S/32, S/32, anchors, 5) raw conf, x, y, w, h;"
                         " decode with iznet.detect.postprocess",
@@ -297,31 +299,41 @@ class ExportReport:
         return lines
 
 
-def _trace(module: nn.Module, example: torch.Tensor, in_name: str, out_name: str, path: Path, opset: int) -> None:
+def _trace(module: nn.Module, example: torch.Tensor, in_name: str, out_name: str, path: Path, opset: int,
+           dynamic_side: bool = False) -> None:
+    axes_in: dict[int, str] = {0: "batch"}
+    axes_out: dict[int, str] = {0: "batch"}
+    if dynamic_side:  # a fully convolutional detector: any side that is a multiple of 32, the grid follows
+        axes_in.update({2: "side", 3: "side"})
+        axes_out.update({1: "grid", 2: "grid"})
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
             torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=opset,
                               input_names=[in_name], output_names=[out_name],
-                              dynamic_axes={in_name: {0: "batch"}, out_name: {0: "batch"}})
+                              dynamic_axes={in_name: axes_in, out_name: axes_out})
     except Exception as e:  # noqa: BLE001 - the exporter raises many types
         raise ModelError(f"torch.onnx.export failed for {type(module).__name__}: {type(e).__name__}: {e}") from None
 
 
-def _verify(path: Path, module: nn.Module, in_name: str, make_input: Callable[[int], torch.Tensor]
-            ) -> tuple[float, float]:
-    """Run the file with onnxruntime next to ``module``: (max abs difference, tolerance); raise when too far."""
+def _verify(path: Path, module: nn.Module, in_name: str, make_input: Callable[[int], torch.Tensor],
+            extra: Sequence[torch.Tensor] = ()) -> tuple[float, float]:
+    """Run the file with onnxruntime next to ``module``: (max abs difference, tolerance); raise when too far.
+
+    ``extra`` inputs are checked too (a detector's input at another side).
+    """
     from iznet.export.onnx_runtime import make_session
 
     session = make_session(path)
     diff, scale = 0.0, 1.0
-    for batch in _VERIFY_BATCHES:
-        x = make_input(batch)
+    for x in [make_input(batch) for batch in _VERIFY_BATCHES] + list(extra):
+        batch = x.shape[0]
         with torch.no_grad():
             ref = module(x).numpy()
         got = session.run(None, {in_name: x.numpy()})[0]
         if got.shape != ref.shape:
-            raise ModelError(f"the ONNX graph gives shape {got.shape} for batch {batch}, PyTorch {ref.shape}")
+            raise ModelError(f"the ONNX graph gives shape {got.shape} for input {tuple(x.shape)} (batch {batch}),"
+                             f" PyTorch {ref.shape}")
         diff = max(diff, float(np.abs(got - ref).max()))
         scale = max(scale, float(np.abs(ref).max()))
     tol = RTOL * scale
@@ -332,8 +344,8 @@ def _verify(path: Path, module: nn.Module, in_name: str, make_input: Callable[[i
 
 
 def _write(module: nn.Module, example_batch: Callable[[int], torch.Tensor], in_name: str, out_name: str,
-           metadata: dict[str, str], out: Path, opset: int, verify: bool, doc: str
-           ) -> tuple[float | None, float | None]:
+           metadata: dict[str, str], out: Path, opset: int, verify: bool, doc: str,
+           extra: Sequence[torch.Tensor] = ()) -> tuple[float | None, float | None]:
     from iznet.utils.io import atomic_path
 
     onnx = require_onnx()
@@ -347,7 +359,7 @@ def _write(module: nn.Module, example_batch: Callable[[int], torch.Tensor], in_n
     module = module.eval()
     with tempfile.TemporaryDirectory(prefix="iznet-onnx-") as tmp:
         raw = Path(tmp) / "graph.onnx"
-        _trace(module, example_batch(2), in_name, out_name, raw, opset)
+        _trace(module, example_batch(2), in_name, out_name, raw, opset, dynamic_side=bool(extra))
         proto = onnx.load(str(raw))
     proto.doc_string = doc
     proto.producer_name = "iznet (torch.onnx)"
@@ -360,7 +372,7 @@ def _write(module: nn.Module, example_batch: Callable[[int], torch.Tensor], in_n
     with atomic_path(out) as tmp_path:
         onnx.save(proto, str(tmp_path))
         if verify:
-            diff, tol = _verify(tmp_path, module, in_name, example_batch)
+            diff, tol = _verify(tmp_path, module, in_name, example_batch, extra)
     return diff, tol
 
 
@@ -430,8 +442,9 @@ def export_detector(detector: Any, out: str | Path, source: SourceModel | None =
     def example(batch: int) -> torch.Tensor:
         return torch.rand(batch, 3, size, size, generator=gen)
 
+    other_side = torch.rand(1, 3, size + 128, size + 128, generator=gen)  # the side is dynamic
     diff, tol = _write(net, example, DETECTOR_INPUT, DETECTOR_OUTPUT, metadata, Path(out), opset, verify,
-                       doc=f"iznet detector {metadata['iznet.name']} ({FORMAT})")
+                       doc=f"iznet detector {metadata['iznet.name']} ({FORMAT})", extra=[other_side])
     return _report(Path(out), "detector", metadata, opset, diff, tol)
 
 

@@ -30,6 +30,7 @@ import torch
 
 from iznet.detect.postprocess import PostprocessConfig
 from iznet.detect.results import Detections
+from iznet.detect.tta import TTAConfig, detect_images, tta_config
 from iznet.errors import ModelError
 from iznet.export.onnx_export import DEFAULT_MODELS, FORMAT, INSTALL_HINT
 from iznet.recognize.embedder import Embedder
@@ -155,15 +156,19 @@ class OnnxDetector:
         path: an ONNX file written by :func:`iznet.export.onnx_export.export_detector`.
         config: post-processing thresholds (default: those stored in the file).
         threads: onnxruntime intra-op threads (default: ``torch.get_num_threads()``).
+        tta: test-time augmentation as for :class:`~iznet.detect.detector.YoloFaceDetector` (default ``full``);
+            a file exported with a fixed side (before ``iznet.dynamic_side``) runs at its own side only.
 
     Shapes:
-        network: float32 (B, 3, S, S) in [0, 1] -> raw (B, S/32, S/32, A, 5).
+        network: float32 (B, 3, S, S) in [0, 1] -> raw (B, S/32, S/32, A, 5); S any multiple of 32 when the
+        file's ``iznet.dynamic_side`` is ``true``.
 
     Raises:
         ModelError: missing file, not an iznet ONNX detector, onnxruntime missing.
     """
 
-    def __init__(self, path: str | Path, config: PostprocessConfig | None = None, threads: int | None = None):
+    def __init__(self, path: str | Path, config: PostprocessConfig | None = None, threads: int | None = None,
+                 tta: Any = None):
         self.path, self.session, self.metadata = _open(path, "detector", threads)
         md = self.metadata
         try:
@@ -178,6 +183,13 @@ class OnnxDetector:
         self.name = md.get("iznet.name", self.path.name)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        self.dynamic_side = _flag(md.get("iznet.dynamic_side"), False)
+        self.tta = tta_config(tta)
+        if not self.dynamic_side and self.tta.sides(self.image_size) != (self.image_size,):
+            _logger.warning("%s was exported with a fixed input side: test-time augmentation runs at %d only; export"
+                            " it again for several sides", self.path, self.image_size)
+            self.tta = TTAConfig(scales=(1.0,), flip=self.tta.flip, vote_iou=self.tta.vote_iou,
+                                 candidate_threshold=self.tta.candidate_threshold)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Raw network output for float32 (B, 3, S, S) inputs in [0, 1]."""
@@ -188,17 +200,9 @@ class OnnxDetector:
                      config: PostprocessConfig | None = None) -> list[Detections]:
         """Faces in several (H, W, 3) uint8 RGB images; boxes in each image's pixels."""
         from iznet.detect.detector import _check_rgb
-        from iznet.detect.letterbox import letterbox
-        from iznet.detect.postprocess import postprocess
-
-        out: list[Detections] = []
-        size = self.image_size
-        for i in range(0, len(images), batch_size):
-            placed = [letterbox(_check_rgb(im), size) for im in images[i:i + batch_size]]
-            x = torch.stack([p[0] for p in placed]).float() / 255.0
-            raw = torch.from_numpy(self.forward(x.numpy()))
-            out.extend(postprocess(raw, size, config or self.config, [p[1] for p in placed]))
-        return out
+        images = [_check_rgb(im) for im in images]
+        return detect_images(lambda x: torch.from_numpy(self.forward(x.numpy())), images, self.image_size,
+                             config or self.config, self.tta, batch_size)
 
     def detect(self, image: np.ndarray) -> Detections:
         """Faces in one (H, W, 3) uint8 RGB image."""
@@ -263,8 +267,11 @@ def cached_export(spec: str | Path, kind: str, onnx_dir: str | Path | None = Non
         try:
             obj = open_(target)
             md = obj.metadata if hasattr(obj, "metadata") else read_onnx_metadata(target)
-            if md.get("iznet.source_sha256") == sha:
+            fixed_side = kind == "detector" and not _flag(md.get("iznet.dynamic_side"), False)
+            if md.get("iznet.source_sha256") == sha and not fixed_side:
                 return obj
+            if fixed_side:
+                _logger.info("cached %s has a fixed input side; exporting %s again", target, ckpt)
             _logger.info("cached %s was exported from other weights; exporting %s again", target, ckpt)
         except ModelError as e:
             _logger.info("cached %s is unusable (%s); exporting %s again", target, e, ckpt)
@@ -313,6 +320,7 @@ def load_embedder_runtime(spec: str | None = None, runtime: str = "torch", onnx_
         onnx_dir: the ONNX cache (see :func:`cached_export`).
         device: PyTorch device (torch runtime only; onnxruntime runs on the CPU).
         threads: onnxruntime threads.
+        tta: test-time augmentation of iznet detectors (``off``, ``flip``, ``full``; None: ``full``).
 
     Raises:
         ModelError: unknown runtime or spec, an ONNX file on the torch runtime, onnxruntime missing.
@@ -348,7 +356,7 @@ def load_embedder_runtime(spec: str | None = None, runtime: str = "torch", onnx_
 
 
 def load_detector_runtime(spec: str | None = None, runtime: str = "torch", onnx_dir: str | Path | None = None,
-                          threads: int | None = None) -> Any:
+                          threads: int | None = None, tta: Any = None) -> Any:
     """The face detector for a ``--detector`` value on the chosen runtime.
 
     Args:
@@ -358,6 +366,7 @@ def load_detector_runtime(spec: str | None = None, runtime: str = "torch", onnx_
         runtime: ``torch`` or ``onnx``.
         onnx_dir: the ONNX cache (see :func:`cached_export`).
         threads: onnxruntime threads.
+        tta: test-time augmentation of iznet detectors (``off``, ``flip``, ``full``; None: ``full``).
 
     Raises:
         ModelError: unknown runtime or spec, an ONNX file on the torch runtime, onnxruntime missing.
@@ -371,11 +380,11 @@ def load_detector_runtime(spec: str | None = None, runtime: str = "torch", onnx_
         if _is_onnx(text) and not opencv:
             raise ModelError(f"detector {text} is an ONNX file: run it with --runtime onnx (or give a YuNet model as"
                              f" yunet:{text})")
-        return pl.load_detector_spec(spec)
+        return pl.load_detector_spec(spec, tta=tta)
     require_onnxruntime("for --runtime onnx")
 
     def opener(p: Path) -> OnnxDetector:
-        return OnnxDetector(p, threads=threads)
+        return OnnxDetector(p, threads=threads, tta=tta)
 
     if _is_onnx(text):
         return opener(Path(text))

@@ -144,9 +144,10 @@ def load_embedder_spec(spec: str | None = None, device: str | None = None) -> Em
     return emb
 
 
-def load_detector_spec(spec: str | None = None) -> Any:
+def load_detector_spec(spec: str | None = None, tta: Any = None) -> Any:
     """A face detector from a ``--detector`` value: ``haar``, ``yunet:PATH`` or a detector checkpoint
-    (None: the bundled default). Delegates to :func:`iznet.detect.detector.load_detector`.
+    (None: the bundled default). Delegates to :func:`iznet.detect.detector.load_detector`; ``tta`` is the
+    test-time augmentation of iznet detectors (``off``, ``flip``, ``full``; None: ``full``).
 
     Raises:
         ModelError: unknown spec or missing file.
@@ -156,7 +157,7 @@ def load_detector_spec(spec: str | None = None) -> Any:
         from iznet.detect.detector import load_detector
     except ImportError as e:
         raise ModelError(f"cannot load detector {spec!r}: iznet.detect.detector is unavailable ({e})") from None
-    return load_detector(spec)
+    return load_detector(spec, tta=tta)
 
 
 # ---------------------------------------------------------------------------------------------- embedder tag

@@ -1,0 +1,190 @@
+"""Test-time augmentation for the YOLO face detector: several input sides and a mirror image, fused.
+
+The network is fully convolutional, so it runs at any side that is a multiple of 32 (the grid follows:
+544 → 17×17). Its widths and heights are fractions of the *input* it was trained at: a face of ``p``
+input pixels gets the width it had at ``p`` pixels in training, ``p / trained_side``. At side ``s`` the
+same face is ``p / s`` of the input, so predicted widths and heights are multiplied by
+``trained_side / s``. Centres are offsets inside a cell and need no correction. A mirrored input gives
+mirrored boxes, mapped back with ``x → s - x``.
+
+Fusion of the passes (each pass: every predictor's box and confidence in original-image pixels):
+
+1. candidates: boxes of all passes with confidence ≥ ``candidate_threshold`` (low, so that a face seen
+   at 0.25 in one pass still counts next to 0.4 in another);
+2. NMS over the union at the post-processing IoU (0.4) picks one box per face;
+3. each kept box's coordinates become the confidence-weighted mean of the candidates (of any pass) that
+   overlap it at IoU ≥ ``vote_iou`` (box voting);
+4. its confidence becomes the mean over passes of each pass's best confidence among those candidates,
+   0 for a pass that saw nothing there: a face found in only one of four passes keeps a quarter;
+5. the post-processing threshold and the top-k cap apply to the fused confidences.
+
+Chosen on the *development* photos of faces-1750 (``benchmarks/bench_detect.py --split dev``; see
+docs/detection.md): sides 416 and 544 with the mirror image (four passes, about 5.4× one pass's work).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torchvision.ops import box_iou, nms
+
+from iznet.detect.letterbox import Letterbox, letterbox
+from iznet.detect.loss import activate
+from iznet.detect.postprocess import PostprocessConfig, postprocess
+from iznet.detect.results import Detections
+from iznet.detect.targets import decode
+
+STRIDE = 32
+
+
+@dataclass(frozen=True)
+class TTAConfig:
+    """Which passes a detector runs and how they are fused.
+
+    Attributes:
+        scales: input sides as multiples of the trained side (each rounded to a multiple of 32).
+        flip: also run every side on the mirror image.
+        vote_iou: candidates overlapping a kept box at least this much vote on its coordinates.
+        candidate_threshold: lowest confidence of a candidate (the operating threshold, if lower, wins).
+    """
+
+    scales: tuple[float, ...] = (1.0, 1.3)
+    flip: bool = True
+    vote_iou: float = 0.5
+    candidate_threshold: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not self.scales or any(not (0.25 <= float(s) <= 4.0) for s in self.scales):
+            raise ValueError(f"TTA scales must be between 0.25 and 4 (at least one), got {self.scales}")
+        if not 0.0 < self.vote_iou <= 1.0:
+            raise ValueError(f"vote_iou must be in (0, 1], got {self.vote_iou}")
+        if not 0.0 <= self.candidate_threshold < 1.0:
+            raise ValueError(f"candidate_threshold must be in [0, 1), got {self.candidate_threshold}")
+
+    def sides(self, trained: int) -> tuple[int, ...]:
+        """The input sides for a detector trained at ``trained`` pixels (distinct, ascending)."""
+        return tuple(sorted({max(STRIDE, STRIDE * round(float(s) * trained / STRIDE)) for s in self.scales}))
+
+    def passes(self, trained: int) -> int:
+        """How many forward passes one image takes."""
+        return len(self.sides(trained)) * (2 if self.flip else 1)
+
+    def is_single_pass(self, trained: int) -> bool:
+        return self.sides(trained) == (trained,) and not self.flip
+
+
+TTA_MODES = {
+    "off": TTAConfig(scales=(1.0,), flip=False),
+    "flip": TTAConfig(scales=(1.0,), flip=True),
+    "full": TTAConfig(scales=(1.0, 1.3), flip=True),
+}
+DEFAULT_TTA_MODE = "full"
+
+
+def tta_config(mode: str | TTAConfig | None) -> TTAConfig:
+    """A :class:`TTAConfig` from a mode name (``off``, ``flip``, ``full``; None: the default, ``full``).
+
+    Raises:
+        ValueError: an unknown mode name.
+    """
+    if isinstance(mode, TTAConfig):
+        return mode
+    key = DEFAULT_TTA_MODE if mode is None else str(mode).strip().lower()
+    if key not in TTA_MODES:
+        raise ValueError(f"unknown test-time augmentation {mode!r}; choose one of {', '.join(TTA_MODES)}")
+    return TTA_MODES[key]
+
+
+def tta_mode_name(tta: TTAConfig) -> str:
+    """The mode name of ``tta``, or ``custom``."""
+    return next((k for k, v in TTA_MODES.items() if v == tta), "custom")
+
+
+def decode_pass(raw: torch.Tensor, side: int, trained: int, flipped: bool,
+                letterboxes: Sequence[Letterbox]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One pass's raw outputs (N, S, S, B, 5) at input ``side`` → per image all boxes in original pixels.
+
+    Widths and heights are rescaled by ``trained / side``; a mirrored pass is mapped back.
+    """
+    pred = activate(raw.detach())
+    if side != trained:
+        pred[..., 3:5] *= trained / side
+    boxes, scores = decode(pred, side)
+    if flipped:
+        boxes = torch.stack([side - boxes[..., 2], boxes[..., 1], side - boxes[..., 0], boxes[..., 3]], dim=-1)
+    return [(lb.to_original(boxes[i]), scores[i].float()) for i, lb in enumerate(letterboxes)]
+
+
+def fuse_passes(passes: Sequence[tuple[torch.Tensor, torch.Tensor]], config: PostprocessConfig,
+                tta: TTAConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fuse one image's passes (see the module doc): kept boxes (K, 4) and fused scores (K,), by score.
+
+    Args:
+        passes: per pass ``(boxes (M_i, 4), scores (M_i,))`` in the same pixel frame.
+        config: the operating threshold, NMS IoU and top-k.
+        tta: the voting IoU and the candidate threshold.
+    """
+    if not passes:
+        raise ValueError("fuse_passes needs at least one pass")
+    boxes = torch.cat([b.reshape(-1, 4).float() for b, _ in passes])
+    scores = torch.cat([s.reshape(-1).float() for _, s in passes])
+    owner = torch.cat([torch.full((len(s.reshape(-1)),), i, dtype=torch.long) for i, (_, s) in enumerate(passes)])
+    floor = min(tta.candidate_threshold, config.conf_threshold)
+    keep = scores >= floor
+    boxes, scores, owner = boxes[keep], scores[keep], owner[keep]
+    if len(scores) == 0:
+        return torch.zeros(0, 4), torch.zeros(0)
+    kept = nms(boxes, scores, config.iou_threshold)
+    weight = (box_iou(boxes[kept], boxes) >= tta.vote_iou).float() * scores[None]  # (K, M), the kept box included
+    fused_boxes = (weight @ boxes) / weight.sum(1, keepdim=True)
+    best = torch.zeros(len(kept), len(passes))
+    for i in range(len(passes)):
+        cols = weight[:, owner == i]
+        if cols.shape[1]:
+            best[:, i] = cols.max(1).values
+    fused_scores = best.mean(1)
+    ok = fused_scores >= config.conf_threshold
+    fused_boxes, fused_scores = fused_boxes[ok], fused_scores[ok]
+    order = torch.argsort(fused_scores, descending=True, stable=True)[: config.max_detections]
+    return fused_boxes[order], fused_scores[order]
+
+
+def detect_images(forward: Callable[[torch.Tensor], torch.Tensor], images: Sequence[np.ndarray], trained: int,
+                  config: PostprocessConfig, tta: TTAConfig, batch_size: int = 16) -> list[Detections]:
+    """Detections for (H, W, 3) uint8 RGB images with a network given as ``forward``.
+
+    Args:
+        forward: float32 (N, 3, s, s) in [0, 1] on the CPU → raw (N, s/32, s/32, B, 5) (any device).
+        trained: the side the network was trained at (its ``image_size``).
+        config: post-processing thresholds.
+        tta: the passes; a single pass at the trained side without mirror is plain :func:`postprocess`.
+        batch_size: images per forward call (a mirrored pass doubles it).
+    """
+    out: list[Detections] = []
+    single = tta.is_single_pass(trained)
+    for i in range(0, len(images), batch_size):
+        chunk = images[i:i + batch_size]
+        if single:
+            placed = [letterbox(im, trained) for im in chunk]
+            x = torch.stack([p[0] for p in placed]).float() / 255.0
+            out.extend(postprocess(forward(x).cpu(), trained, config, [p[1] for p in placed]))
+            continue
+        per_image: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in chunk]
+        for side in tta.sides(trained):
+            placed = [letterbox(im, side) for im in chunk]
+            lbs = [p[1] for p in placed]
+            x = torch.stack([p[0] for p in placed]).float() / 255.0
+            if tta.flip:
+                x = torch.cat([x, x.flip(-1)])
+            raw = forward(x).cpu()
+            views = [(raw[: len(chunk)], False)] + ([(raw[len(chunk):], True)] if tta.flip else [])
+            for part, flipped in views:
+                for k, found in enumerate(decode_pass(part, side, trained, flipped, lbs)):
+                    per_image[k].append(found)
+        for passes, im in zip(per_image, chunk):
+            b, s = fuse_passes(passes, config, tta)
+            out.append(Detections(b, s, (int(im.shape[1]), int(im.shape[0]))))
+    return out
