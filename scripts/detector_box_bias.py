@@ -4,7 +4,8 @@ as ratios or offsets away from 0; a loose fit as a low median IoU), plus recall@
 larger half of the faces.
 
     OMP_NUM_THREADS=1 python scripts/detector_box_bias.py --pack packs/det_test.pt --split test \
-        --detector src/iznet/assets/detector.pt --yunet /work/shared/models/face_detection_yunet_2026may.onnx
+        --detector src/iznet/assets/detector.pt --tta off --tta full \
+        --yunet /work/shared/models/face_detection_yunet_2026may.onnx
 """
 
 import argparse
@@ -56,15 +57,18 @@ def main() -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--detector", default="src/iznet/assets/detector.pt")
     ap.add_argument("--yunet", default=None, help="YuNet .onnx file, for reference (threshold 0.9)")
+    ap.add_argument("--tta", action="append", choices=["off", "flip", "full"], default=None,
+                    help="test-time augmentation of our detector (repeat to compare; default: full)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     pack = load_pack(args.pack)
-    ours = load_detector(args.detector, device="cpu")
+    ours = {mode: load_detector(args.detector, device="cpu", tta=mode) for mode in args.tta or ["full"]}
     yunet = YuNetDetector(args.yunet, score_threshold=0.05) if args.yunet else None
     for truth in ["given_tight", "boxes"]:
         items = photo_eval_set(pack, args.split, truth=truth)
         print(f"== {args.split} truth={truth} ({len(items)} photos)")
-        stats(args.detector, ours, items, 0.3)
+        for mode, det in ours.items():
+            stats(f"{args.detector} tta={mode}", det, items, 0.3)
         if yunet is not None:
             stats("yunet", yunet, items, 0.9)
 

@@ -18,8 +18,9 @@ Fusion of the passes (each pass: every predictor's box and confidence in origina
    0 for a pass that saw nothing there: a face found in only one of four passes keeps a quarter;
 5. the post-processing threshold and the top-k cap apply to the fused confidences.
 
-Chosen on the *development* photos of faces-1750 (``benchmarks/bench_detect.py --split dev``; see
-docs/detection.md): sides 416 and 544 with the mirror image (four passes, about 5.4× one pass's work).
+Chosen on the *development* photos of faces-1750 (``scripts/detector_tta_sweep.py --split dev``; the table
+is in docs/detection.md): sides 416 and 544 with the mirror image (four passes, about 5.4× one pass's
+arithmetic).
 """
 
 from __future__ import annotations
