@@ -5,7 +5,8 @@ What is timed (CPU, ``--threads`` threads for both runtimes; onnxruntime gets ``
 - ``embedder_b1`` / ``embedder_b32``: ``Embedder.embed`` on random uint8 96 px crops, batch 1 and 32
   (preprocessing, the network with the shipped flip TTA, normalisation): crops per second.
 - ``detector_net``: the detector network alone on one (1, 3, 416, 416) input: images per second.
-- ``detector_detect``: ``detect(photo)`` on the demo photo (letterbox, network, decode, NMS): images per second.
+- ``detector_detect``: ``detect(photo)`` on the demo photo (letterbox, network, decode, NMS) with the detector's
+  default test-time augmentation (``full``: four passes, fused): images per second.
 - ``label``: ``Pipeline.label`` on the demo photo with the demo gallery (detect, crop, embed 6 faces, match):
   photos per second and milliseconds per photo, and the time to build each pipeline (models loaded from the
   checkpoints / from the exported files).
