@@ -16,6 +16,7 @@ from torchvision.ops import box_iou
 
 from iznet.detect.data import photo_eval_set
 from iznet.detect.detector import load_detector
+from iznet.detect.tta import TTA_MODES
 from iznet.detect.pack import load_pack
 from iznet.detect.teachers import YuNetDetector
 
@@ -57,7 +58,7 @@ def main() -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--detector", default="src/iznet/assets/detector.pt")
     ap.add_argument("--yunet", default=None, help="YuNet .onnx file, for reference (threshold 0.9)")
-    ap.add_argument("--tta", action="append", choices=["off", "flip", "full"], default=None,
+    ap.add_argument("--tta", action="append", choices=list(TTA_MODES), default=None,
                     help="test-time augmentation of our detector (repeat to compare; default: full)")
     args = ap.parse_args()
     torch.set_num_threads(1)

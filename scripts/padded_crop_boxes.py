@@ -15,6 +15,7 @@ import torch
 
 from iznet.data.images import load_image
 from iznet.detect.detector import load_detector
+from iznet.detect.tta import TTA_MODES
 
 
 def main() -> None:
@@ -23,7 +24,7 @@ def main() -> None:
     ap.add_argument("--detector", action="append", required=True, help="detector spec (repeat)")
     ap.add_argument("--every", type=int, default=8, help="use every N-th picture (sorted paths)")
     ap.add_argument("--pad", type=float, default=2.0, help="canvas side / crop side")
-    ap.add_argument("--tta", default="full", choices=["off", "flip", "full"])
+    ap.add_argument("--tta", default="full", choices=list(TTA_MODES))
     args = ap.parse_args()
     torch.set_num_threads(1)
     files = sorted(p for p in args.data.glob("*/*") if p.is_file())[:: args.every]

@@ -26,10 +26,12 @@ DETECTOR_TTA_HELP = ("test-time augmentation of iznet detectors: full (input sid
 
 def check_detector_tta(value: str, hint: str) -> str:
     """``value`` when it names a detector test-time augmentation mode, else a usage error naming ``hint``."""
-    from iznet.detect.tta import TTA_MODES
+    from iznet.detect.tta import TTA_MODES, tta_config
 
-    if value.strip().lower() not in TTA_MODES:
-        raise typer.BadParameter(f"{value!r}: choose one of {', '.join(TTA_MODES)}", param_hint=hint)
+    try:
+        tta_config(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: choose one of {', '.join(TTA_MODES)}", param_hint=hint) from None
     return value.strip().lower()
 
 

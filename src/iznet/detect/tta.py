@@ -34,11 +34,10 @@ from torchvision.ops import box_iou, nms
 
 from iznet.detect.letterbox import Letterbox, letterbox
 from iznet.detect.loss import activate
+from iznet.detect.model import STRIDE
 from iznet.detect.postprocess import PostprocessConfig, postprocess
 from iznet.detect.results import Detections
 from iznet.detect.targets import decode
-
-STRIDE = 32
 
 
 @dataclass(frozen=True)
@@ -169,15 +168,12 @@ def detect_images(forward: Callable[[torch.Tensor], torch.Tensor], images: Seque
     for i in range(0, len(images), batch_size):
         chunk = images[i:i + batch_size]
         if single:
-            placed = [letterbox(im, trained) for im in chunk]
-            x = torch.stack([p[0] for p in placed]).float() / 255.0
-            out.extend(postprocess(forward(x).cpu(), trained, config, [p[1] for p in placed]))
+            x, lbs = _letterboxed(chunk, trained)
+            out.extend(postprocess(forward(x).cpu(), trained, config, lbs))
             continue
         per_image: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in chunk]
         for side in tta.sides(trained):
-            placed = [letterbox(im, side) for im in chunk]
-            lbs = [p[1] for p in placed]
-            x = torch.stack([p[0] for p in placed]).float() / 255.0
+            x, lbs = _letterboxed(chunk, side)
             if tta.flip:
                 x = torch.cat([x, x.flip(-1)])
             raw = forward(x).cpu()
@@ -189,3 +185,9 @@ def detect_images(forward: Callable[[torch.Tensor], torch.Tensor], images: Seque
             b, s = fuse_passes(passes, config, tta)
             out.append(Detections(b, s, (int(im.shape[1]), int(im.shape[0]))))
     return out
+
+
+def _letterboxed(images: Sequence[np.ndarray], side: int) -> tuple[torch.Tensor, list[Letterbox]]:
+    """The images letterboxed into ``side`` squares: float (N, 3, side, side) in [0, 1] and the placements."""
+    placed = [letterbox(im, side) for im in images]
+    return torch.stack([p[0] for p in placed]).float() / 255.0, [p[1] for p in placed]

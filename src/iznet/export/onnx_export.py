@@ -345,7 +345,7 @@ def _verify(path: Path, module: nn.Module, in_name: str, make_input: Callable[[i
 
 def _write(module: nn.Module, example_batch: Callable[[int], torch.Tensor], in_name: str, out_name: str,
            metadata: dict[str, str], out: Path, opset: int, verify: bool, doc: str,
-           extra: Sequence[torch.Tensor] = ()) -> tuple[float | None, float | None]:
+           dynamic_side: bool = False, extra: Sequence[torch.Tensor] = ()) -> tuple[float | None, float | None]:
     from iznet.utils.io import atomic_path
 
     onnx = require_onnx()
@@ -359,7 +359,7 @@ def _write(module: nn.Module, example_batch: Callable[[int], torch.Tensor], in_n
     module = module.eval()
     with tempfile.TemporaryDirectory(prefix="iznet-onnx-") as tmp:
         raw = Path(tmp) / "graph.onnx"
-        _trace(module, example_batch(2), in_name, out_name, raw, opset, dynamic_side=bool(extra))
+        _trace(module, example_batch(2), in_name, out_name, raw, opset, dynamic_side)
         proto = onnx.load(str(raw))
     proto.doc_string = doc
     proto.producer_name = "iznet (torch.onnx)"
@@ -444,7 +444,8 @@ def export_detector(detector: Any, out: str | Path, source: SourceModel | None =
 
     other_side = torch.rand(1, 3, size + 128, size + 128, generator=gen)  # the side is dynamic
     diff, tol = _write(net, example, DETECTOR_INPUT, DETECTOR_OUTPUT, metadata, Path(out), opset, verify,
-                       doc=f"iznet detector {metadata['iznet.name']} ({FORMAT})", extra=[other_side])
+                       doc=f"iznet detector {metadata['iznet.name']} ({FORMAT})", dynamic_side=True,
+                       extra=[other_side])
     return _report(Path(out), "detector", metadata, opset, diff, tol)
 
 

@@ -18,6 +18,7 @@ onnxruntime uses as many threads as torch (``torch.get_num_threads()``, so ``OMP
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ import torch
 
 from iznet.detect.postprocess import PostprocessConfig
 from iznet.detect.results import Detections
-from iznet.detect.tta import TTAConfig, detect_images, tta_config
+from iznet.detect.tta import detect_images, tta_config
 from iznet.errors import ModelError
 from iznet.export.onnx_export import DEFAULT_MODELS, FORMAT, INSTALL_HINT
 from iznet.recognize.embedder import Embedder
@@ -188,8 +189,7 @@ class OnnxDetector:
         if not self.dynamic_side and self.tta.sides(self.image_size) != (self.image_size,):
             _logger.warning("%s was exported with a fixed input side: test-time augmentation runs at %d only; export"
                             " it again for several sides", self.path, self.image_size)
-            self.tta = TTAConfig(scales=(1.0,), flip=self.tta.flip, vote_iou=self.tta.vote_iou,
-                                 candidate_threshold=self.tta.candidate_threshold)
+            self.tta = dataclasses.replace(self.tta, scales=(1.0,))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Raw network output for float32 (B, 3, S, S) inputs in [0, 1]."""
@@ -320,7 +320,6 @@ def load_embedder_runtime(spec: str | None = None, runtime: str = "torch", onnx_
         onnx_dir: the ONNX cache (see :func:`cached_export`).
         device: PyTorch device (torch runtime only; onnxruntime runs on the CPU).
         threads: onnxruntime threads.
-        tta: test-time augmentation of iznet detectors (``off``, ``flip``, ``full``; None: ``full``).
 
     Raises:
         ModelError: unknown runtime or spec, an ONNX file on the torch runtime, onnxruntime missing.
