@@ -52,6 +52,11 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--singletons", type=int, default=0,
                     help="images of one-image people added to each batch as negatives only")
+    ap.add_argument("--people-weight", default="uniform", help="uniform | images | sqrt (P×K batches)")
+    ap.add_argument("--id-weight", type=float, default=0.0,
+                    help="weight of the CosFace identity term next to the triplet loss (0: off)")
+    ap.add_argument("--id-scale", type=float, default=30.0)
+    ap.add_argument("--id-margin", type=float, default=0.35)
     ap.add_argument("--optimizer", default="sgd")
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--weight-decay", type=float, default=5e-4)
@@ -85,7 +90,8 @@ def main() -> None:
                 continue
             t0 = time.time()
             cfg = TrainConfig(model=args.model, model_kwargs=kw, loss=args.loss, mining=args.mining,
-                              margin=args.margin, p=args.p, k=args.k, singletons=args.singletons,
+                              margin=args.margin, p=args.p, k=args.k, singletons=args.singletons, people_weight=args.people_weight,
+                              id_weight=args.id_weight, id_scale=args.id_scale, id_margin=args.id_margin,
                               optimizer=args.optimizer, lr=args.lr,
                               weight_decay=args.weight_decay, steps=args.steps, warmup_steps=args.warmup,
                               seed=args.seed + k, eval_every=0, checkpoint_every=args.checkpoint_every,
@@ -107,6 +113,9 @@ def main() -> None:
                   f"dev acc {s['dev']['best_acc']:.4f}, {s['steps']} steps, "
                   f"{s['samples_per_second']:.0f} samples/s, "
                   f"{time.time() - t0:.0f} s", flush=True)
+    if len(folds) < 2:
+        print(f"one fold trained: the 10-fold table needs at least two (--aggregate-only later)", flush=True)
+        return
     res = aggregate(args.out, folds)
     (args.out / "view2.json").write_text(json.dumps(res, indent=2, default=float))
     print(json.dumps(res, indent=2, default=float))

@@ -45,27 +45,34 @@ def _cfg(**kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def test_resume_gives_identical_weights(tmp_path):
+@pytest.mark.parametrize("extra", [{}, {"id_weight": 0.5}, {"loss": "cosface"}])
+def test_resume_gives_identical_weights(tmp_path, extra):
     data = _synthetic()
-    full = Trainer(_cfg(), data, tmp_path / "full", device="cpu")
+    full = Trainer(_cfg(**extra), data, tmp_path / "full", device="cpu")
     full.fit()
-    part = Trainer(_cfg(), data, tmp_path / "part", device="cpu")
+    part = Trainer(_cfg(**extra), data, tmp_path / "part", device="cpu")
     assert part.fit(stop_after=3) == {"stopped_at": 3}
-    resumed = Trainer(_cfg(), data, tmp_path / "part", device="cpu")
+    resumed = Trainer(_cfg(**extra), data, tmp_path / "part", device="cpu")
     resumed.resume(tmp_path / "part" / "last.pt")
     assert resumed.step == 3
     resumed.fit()
     a, b = full.model.state_dict(), resumed.model.state_dict()
     for name in a:
         assert torch.equal(a[name], b[name]), name
+    if full.id_loss is not None:  # the class directions are training state too
+        assert torch.equal(full.id_loss.weight, resumed.id_loss.weight)
+        assert "weight" not in torch.load(tmp_path / "part" / "model.pt", weights_only=False)["state_dict"]
     assert (tmp_path / "part" / "model.pt").is_file()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loss,mining,lr", [("triplet", "batch-hard", 0.02), ("pair", "uniform", 0.005)])
-def test_short_run_learns(tmp_path, loss, mining, lr):
+@pytest.mark.parametrize("loss,mining,lr,extra", [("triplet", "batch-hard", 0.02, {}),
+                                                  ("pair", "uniform", 0.005, {}),
+                                                  ("cosface", "semi-hard", 0.005, {}),
+                                                  ("triplet", "batch-hard", 0.005, {"id_weight": 1.0})])
+def test_short_run_learns(tmp_path, loss, mining, lr, extra):
     data = _synthetic()
-    cfg = _cfg(loss=loss, mining=mining, steps=40, lr=lr, optimizer="adamw", weight_decay=0.0,
+    cfg = _cfg(loss=loss, mining=mining, steps=40, lr=lr, optimizer="adamw", weight_decay=0.0, **extra,
                pair_batch=24, augment=AugmentConfig(rotate_deg=0, scale=(1, 1), shift=0.02))
     tr = Trainer(cfg, data, tmp_path / "run", device="cpu")
     before = tr.evaluate(data.dev_pairs)
@@ -94,6 +101,34 @@ def test_config_validation():
         TrainConfig.from_dict({"modle": "nn4"})
     cfg = _cfg()
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(TrainingError, match="id-weight"):
+        _cfg(loss="pair", mining="uniform", id_weight=1.0).validate()
+    with pytest.raises(TrainingError, match="id-weight"):
+        _cfg(mining="uniform", id_weight=1.0).validate()
+    with pytest.raises(TrainingError, match="id_weight must be >= 0"):
+        _cfg(id_weight=-1.0).validate()
+    with pytest.raises(TrainingError, match="id_margin"):
+        _cfg(loss="cosface", id_margin=1.0).validate()
+    _cfg(id_margin=5.0).validate()  # the identity settings matter only when the term is on
+    with pytest.raises(TrainingError, match="unknown people weight 'count'"):
+        _cfg(people_weight="count").validate()
+
+
+def test_people_weight_reaches_the_batches(tmp_path):
+    tr = Trainer(_cfg(people_weight="sqrt", steps=2), _synthetic(), tmp_path / "run", device="cpu")
+    assert tr._batches.sampler.people_weight == "sqrt"
+    assert tr.fit()["samples"] == 2 * 3 * 4
+
+
+def test_resume_refuses_a_run_without_the_identity_term(tmp_path):
+    data = _synthetic()
+    Trainer(_cfg(steps=2), data, tmp_path / "plain", device="cpu").fit()
+    tr = Trainer(_cfg(steps=2, id_weight=1.0), data, tmp_path / "id", device="cpu")
+    with pytest.raises(TrainingError, match="without the identity term"):
+        tr.resume(tmp_path / "plain" / "last.pt")
+    tr.fit()
+    with pytest.raises(TrainingError, match="with the identity term"):
+        Trainer(_cfg(steps=2), data, tmp_path / "plain", device="cpu").resume(tmp_path / "id" / "last.pt")
 
 
 def test_augment_is_deterministic_and_shaped():

@@ -148,3 +148,41 @@ def test_extra_negatives_errors():
         PKBatchSampler(labels, p=3, k=2, extra=8)
     with pytest.raises(SamplingError, match="extra"):
         PKBatchSampler(labels, p=3, k=2, extra=-1)
+
+
+@pytest.mark.parametrize("people_weight", ["images", "sqrt"])
+def test_weighted_people_follow_successive_sampling(people_weight):
+    """Ordered (first, second) people of P=2 batches against the exact successive-sampling law
+    P(i, j) = w_i / W · w_j / (W − w_i), by chi-square; and every batch keeps its P×K shape."""
+    from scipy.stats import chisquare
+
+    labels = make_labels()
+    s = PKBatchSampler(labels, p=2, k=3, seed=5, people_weight=people_weight)
+    people = s.people
+    n = np.array([(labels == s.layout.classes[c]).sum() for c in people], dtype=float)
+    w = n if people_weight == "images" else np.sqrt(n)
+    W = w.sum()
+    expected = {(a, b): w[i] / W * w[j] / (W - w[i])
+                for i, a in enumerate(people) for j, b in enumerate(people) if i != j}
+    keys = sorted(expected)
+    counts = dict.fromkeys(keys, 0)
+    draws = 0
+    for epoch in range(1000):
+        for b in range(len(s)):
+            got = s.batch_people(epoch, b)
+            counts[(int(got[0]), int(got[1]))] += 1
+            draws += 1
+    obs = np.array([counts[k] for k in keys])
+    exp = np.array([expected[k] for k in keys]) * draws
+    assert chisquare(obs, exp).pvalue > 1e-3
+    # the uniform weighting's law is rejected by the same test on these counts (the test has power)
+    flat = np.full(len(keys), draws / len(keys))
+    assert chisquare(obs, flat).pvalue < 1e-6
+    b = s.batch_indices(3, 1)
+    assert len(b) == 6 and len(set(labels[b[:3]])) == 1 and len(set(labels[b[3:]])) == 1
+    assert s.batch_indices(3, 1) == b  # deterministic
+
+
+def test_people_weight_is_checked():
+    with pytest.raises(SamplingError, match="people_weight 'count'"):
+        PKBatchSampler(make_labels(), p=2, k=2, people_weight="count")

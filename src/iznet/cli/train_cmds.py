@@ -1,4 +1,4 @@
-"""``iznet train``: train an embedder (triplet, contrastive or pair classification)."""
+"""``iznet train``: train an embedder (triplet, contrastive, pair classification or CosFace identities)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="run folder (config, metrics, checkpoints)"),
     model: str = typer.Option("nn4", help="registered model name (see `iznet models`)"),
     input_size: Optional[int] = typer.Option(None, help="override the model's input size"),
-    loss: str = typer.Option("triplet", help="triplet | contrastive | pair"),
+    loss: str = typer.Option("triplet", help="triplet | contrastive | pair | cosface"),
     mining: str = typer.Option("semi-hard", help="uniform | all | hard | semi-hard | random-hard | batch-hard"),
     margin: float = typer.Option(0.2, help="triplet margin alpha (squared distances)"),
     pair_metric: str = typer.Option("abs", help="pair classifier metric: abs | chi2"),
@@ -27,7 +27,13 @@ def train(
     k: int = typer.Option(4, help="images per person"),
     singletons: int = typer.Option(0, help="images of people with a single image added to each P×K batch, "
                                            "as negatives only (they are left out otherwise)"),
+    people_weight: str = typer.Option("uniform", help="how often batches visit each person: uniform (once "
+                                                      "per epoch) | images | sqrt (∝ n or √n images)"),
     pair_batch: int = typer.Option(64, help="pairs per batch (loss=pair)"),
+    id_weight: float = typer.Option(0.0, help="weight of a CosFace identity term over all training people, "
+                                              "added to the triplet or contrastive loss (0: off)"),
+    id_scale: float = typer.Option(30.0, help="CosFace scale s (loss=cosface or --id-weight)"),
+    id_margin: float = typer.Option(0.35, help="CosFace cosine margin m (loss=cosface or --id-weight)"),
     optimizer: str = typer.Option("sgd", help="sgd | adagrad | adamw"),
     lr: float = typer.Option(0.05),
     weight_decay: float = typer.Option(5e-4),
@@ -62,7 +68,8 @@ def train(
     except ValueError:
         raise TrainingError(f"--snapshot-at {snapshot_at!r}: give sample counts like 0,5000,20000") from None
     cfg = TrainConfig(model=model, model_kwargs=kwargs, loss=loss, mining=mining, margin=margin,
-                      pair_metric=pair_metric, p=p, k=k, singletons=singletons, pair_batch=pair_batch,
+                      pair_metric=pair_metric, p=p, k=k, singletons=singletons, pair_batch=pair_batch, people_weight=people_weight,
+                      id_weight=id_weight, id_scale=id_scale, id_margin=id_margin,
                       optimizer=optimizer, lr=lr,
                       weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup, steps=steps,
                       seed=seed, bf16=not no_bf16, eval_every=eval_every, checkpoint_every=checkpoint_every,
@@ -82,6 +89,8 @@ def train(
             post = {"loss": f"{ev['loss']:.4f}"}
             if "active_share" in ev:
                 post["active"] = f"{ev['active_share']:.2f}"
+            if "id_acc" in ev:
+                post["id_acc"] = f"{ev['id_acc']:.2f}"
             if "pair_acc" in ev:
                 post["pair_acc"] = f"{ev['pair_acc']:.2f}"
             bar.set_postfix(post, refresh=False)

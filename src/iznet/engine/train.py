@@ -1,5 +1,6 @@
 """Training loop for embedders: triplet loss with online mining or uniform triplets, contrastive loss,
-and DeepFace-style pair classification.
+DeepFace-style pair classification, and identity classification with a cosine margin (CosFace), alone or
+as a second term next to the triplet or contrastive loss.
 
 Reproducibility: every random choice of step ``s`` (the batch order, the augmentation, the uniform
 triplets or pairs) is derived from ``(seed, s)``, so a run stopped after step ``s`` and resumed from its
@@ -34,7 +35,7 @@ from iznet.utils.io import write_json
 
 _logger = logging.getLogger(__name__)
 
-LOSSES = ("triplet", "contrastive", "pair")
+LOSSES = ("triplet", "contrastive", "pair", "cosface")
 MININGS = ("uniform", "all", "hard", "semi-hard", "random-hard", "batch-hard")
 OPTIMIZERS = ("sgd", "adagrad", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -53,7 +54,15 @@ class TrainConfig:
     p: int = 32  # people per batch
     k: int = 4  # images per person
     singletons: int = 0  # images of people with one image added to each P×K batch, as negatives only
+    # How often P×K batches visit each person: "uniform" (each once per epoch), "images" or "sqrt"
+    # (drawn per batch ∝ n_i or √n_i; iznet.sampling.batches).
+    people_weight: str = "uniform"
     pair_batch: int = 64  # pairs per batch for loss=pair
+    # Identity term (iznet.losses.CosFaceLoss) over all training people: its weight next to the triplet or
+    # contrastive loss (0: off; loss=cosface uses it alone with weight 1), scale s and cosine margin m.
+    id_weight: float = 0.0
+    id_scale: float = 30.0
+    id_margin: float = 0.35
     optimizer: str = "sgd"
     lr: float = 0.05
     momentum: float = 0.9
@@ -91,11 +100,27 @@ class TrainConfig:
             bad("schedule", self.schedule, SCHEDULES)
         if self.steps < 1 or self.p < 2 or self.k < 1 or self.lr <= 0:
             raise TrainingError("steps must be >= 1, p >= 2, k >= 1 and lr > 0")
+        from iznet.sampling.batches import PEOPLE_WEIGHTS
+
+        if self.people_weight not in PEOPLE_WEIGHTS:
+            bad("people weight", self.people_weight, PEOPLE_WEIGHTS)
         if self.singletons < 0:
             raise TrainingError(f"singletons must be >= 0, got {self.singletons}")
-        if self.singletons and (self.loss == "pair" or self.mining == "uniform"):
+        if self.singletons and (self.loss == "pair" or (self.mining == "uniform" and self.loss == "triplet")):
             raise TrainingError("singletons are added to P×K batches; they do not apply to loss 'pair' or "
                                 "mining 'uniform' (which sample pairs and triplets directly)")
+        if not (math.isfinite(self.id_weight) and self.id_weight >= 0):
+            raise TrainingError(f"id_weight must be >= 0, got {self.id_weight}")
+        if self.id_weight and (self.loss in ("pair", "cosface") or (self.loss == "triplet" and self.mining == "uniform")):
+            raise TrainingError("the identity term (--id-weight) is added to P×K batches of loss 'triplet' "
+                                "(with online mining) or 'contrastive'; loss 'cosface' is that term alone")
+        if self.uses_id_loss and not (self.id_scale > 0 and 0 <= self.id_margin < 1):
+            raise TrainingError(f"id_scale must be > 0 and id_margin in [0, 1), got {self.id_scale}, {self.id_margin}")
+
+    @property
+    def uses_id_loss(self) -> bool:
+        """Whether the run trains the identity term (loss=cosface, or id_weight > 0)."""
+        return self.loss == "cosface" or self.id_weight > 0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -156,12 +181,13 @@ def phase_shares(events: list[dict], skip: int = 10) -> dict[str, Any]:
 class _Batches:
     """P×K batches over the training labels, one epoch's order fixed by (seed, epoch)."""
 
-    def __init__(self, labels: np.ndarray, p: int, k: int, seed: int, extra: int = 0):
+    def __init__(self, labels: np.ndarray, p: int, k: int, seed: int, extra: int = 0,
+                 people_weight: str = "uniform"):
         from iznet.sampling.batches import PKBatchSampler
         from iznet.sampling._layout import SamplingError
 
         try:
-            self.sampler = PKBatchSampler(labels, p=p, k=k, seed=seed, extra=extra)
+            self.sampler = PKBatchSampler(labels, p=p, k=k, seed=seed, extra=extra, people_weight=people_weight)
         except SamplingError as e:
             raise TrainingError(f"{e} (--singletons)" if extra else str(e)) from None
         self.per_epoch = len(self.sampler)
@@ -267,6 +293,14 @@ class Trainer:
 
             self.head = PairClassifier(dim=self.model.embedding_dim, metric=cfg.pair_metric).to(self.device)
             params += list(self.head.parameters())
+        self.id_loss = None
+        if cfg.uses_id_loss:
+            from iznet.losses import CosFaceLoss
+
+            n_classes = max(2, len(data.train.classes), int(data.train.labels.max(initial=-1)) + 1)
+            self.id_loss = CosFaceLoss(self.model.embedding_dim, n_classes,
+                                       scale=cfg.id_scale, margin=cfg.id_margin).to(self.device)
+            params += list(self.id_loss.parameters())
         self.optimizer = _make_optimizer(cfg, params)
         self.step = 0
         self.samples = 0
@@ -277,12 +311,12 @@ class Trainer:
             from iznet.sampling.pairs import UniformPairSampler
 
             self._sampler = UniformPairSampler(data.train.labels, positive_fraction=0.5, seed=cfg.seed)
-        elif cfg.mining == "uniform":
+        elif cfg.mining == "uniform" and cfg.loss == "triplet":
             from iznet.sampling.triplets import UniformTripletSampler
 
             self._sampler = UniformTripletSampler(data.train.labels, seed=cfg.seed)
         else:
-            self._batches = _Batches(data.train.labels, cfg.p, cfg.k, cfg.seed, cfg.singletons)
+            self._batches = _Batches(data.train.labels, cfg.p, cfg.k, cfg.seed, cfg.singletons, cfg.people_weight)
         self._snapshot_left = sorted(int(s) for s in cfg.snapshot_at)
         self._snapshot_idx = self._snapshot_set()
         if self.device.type == "cuda":
@@ -300,6 +334,8 @@ class Trainer:
                 kw = {"margin": cfg.margin} if cfg.mining in ("semi-hard", "random-hard") else {}
                 miner = create_miner(cfg.mining, **kw)
             return TripletLoss(margin=cfg.margin), miner
+        if cfg.loss == "cosface":
+            return None, None
         if cfg.loss == "contrastive":
             from iznet.losses import ContrastiveLoss
 
@@ -334,7 +370,7 @@ class Trainer:
         if cfg.loss == "pair":
             pairs, same = self._sampler.sample(cfg.pair_batch)
             pos = np.concatenate([pairs[:, 0], pairs[:, 1]])
-        elif cfg.mining == "uniform":
+        elif cfg.mining == "uniform" and cfg.loss == "triplet":
             trip = self._sampler.sample(cfg.p * cfg.k // 3)
             pos = trip.reshape(-1)  # a0 p0 n0 a1 p1 n1 ...
         else:
@@ -369,8 +405,13 @@ class Trainer:
             st = getattr(self._loss_fn, "last_stats", {}) or {}
             stats["triplets"] = int(st.get("num_triplets", len(tup[0])))
             stats["active_share"] = float(st.get("active_share", float("nan")))
-        else:
+        elif cfg.loss == "contrastive":
             loss = self._loss_fn(emb, labels)
+        if self.id_loss is not None:
+            id_loss = self.id_loss(emb, labels)
+            stats["id_loss"] = float(id_loss.detach())
+            stats["id_acc"] = self.id_loss.last_stats["id_acc"]
+            loss = id_loss if cfg.loss == "cosface" else loss + cfg.id_weight * id_loss
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"loss became {loss.item()} at step {step} (lr {_lr_at(cfg, step):.3g}); lower --lr, "
@@ -410,6 +451,8 @@ class Trainer:
                  "config": self.cfg.to_dict()}
         if self.head is not None:
             state["head"] = self.head.state_dict()
+        if self.id_loss is not None:
+            state["id_loss"] = self.id_loss.state_dict()
         path = save_checkpoint(self.run_dir / "last.pt", kind="embedder", model=self.cfg.model,
                                model_kwargs=self._model_kwargs(), state_dict=self.model.state_dict(),
                                meta={**self.meta, "step": self.step}, train_state=state)
@@ -423,10 +466,16 @@ class Trainer:
             raise TrainingError(f"{path} holds no training state; resume needs a run's last.pt")
         if ck["model"] != self.cfg.model:
             raise TrainingError(f"{path} is a {ck['model']} run, this run trains {self.cfg.model}")
+        if (self.id_loss is not None) != ("id_loss" in ts):
+            had = "with" if "id_loss" in ts else "without"
+            raise TrainingError(f"{path} was trained {had} the identity term (--id-weight / --loss cosface); "
+                                f"resume it with the settings it was started with")
         self.model.load_state_dict(ck["state_dict"])
         self.optimizer.load_state_dict(ts["optimizer"])
         if self.head is not None and "head" in ts:
             self.head.load_state_dict(ts["head"])
+        if self.id_loss is not None:
+            self.id_loss.load_state_dict(ts["id_loss"])
         self.step = int(ts["step"])
         self.samples = int(ts["samples"])
         self._snapshot_left = [s for s in self._snapshot_left if s > self.samples]

@@ -9,6 +9,15 @@ batch also gets E images of those left-out people (distinct, uniform over their 
 the P·K: no other image in the batch shares their label, so every miner uses them as negatives only. On
 LFW they are the 4,069 people with one photo, a third of the images, who otherwise never take part.
 
+``people_weight`` chooses how often each person is visited. ``"uniform"`` (FaceNet's and the default):
+every person once per epoch, whatever their number of images; on LFW a person with 2 photos is then seen
+as often as one with 530, so the few images of small people are repeated ~100× more often than those of
+the largest. ``"images"`` and ``"sqrt"``: each batch draws its P distinct people by successive sampling
+(one person at a time, with probability proportional to n_i or √n_i among those not drawn yet), so
+images are visited more evenly; an epoch then has the same number of batches but no longer visits every
+person. The draw uses Efraimidis–Spirakis keys (u^(1/w), the P largest), which is exactly successive
+sampling in one vectorised pass over the people.
+
 Everything is a function of (seed, epoch, batch index): the people order of an epoch comes from
 ``default_rng([seed, epoch])`` and the images of batch b from ``default_rng([seed, epoch, b])``, so a
 run resumes exactly from (seed, epoch, batch) without replaying earlier batches.
@@ -22,7 +31,9 @@ import numpy as np
 
 from iznet.sampling._layout import SamplingError, class_layout
 
-__all__ = ["PKBatchSampler"]
+__all__ = ["PKBatchSampler", "PEOPLE_WEIGHTS"]
+
+PEOPLE_WEIGHTS = ("uniform", "images", "sqrt")
 
 
 def _positive_int(name: str, value) -> int:
@@ -43,6 +54,8 @@ class PKBatchSampler:
         min_images: leave out people with fewer images than this.
         extra: images of left-out people (fewer than ``min_images`` images) appended to each batch, as
             negatives only; 0: none.
+        people_weight: ``"uniform"`` (each person once per epoch), ``"images"`` or ``"sqrt"`` (people
+            drawn per batch with probability ∝ n_i or √n_i; see the module docstring).
 
     The epoch advances by itself at the end of a full pass; :meth:`set_epoch` sets it explicitly.
     :meth:`state_dict` is ``{"seed", "epoch", "batch"}`` (batch = index of the next batch to yield).
@@ -55,7 +68,7 @@ class PKBatchSampler:
     """
 
     def __init__(self, labels, p: int, k: int, seed: int = 0, drop_last: bool = True, min_images: int = 2,
-                 extra: int = 0):
+                 extra: int = 0, people_weight: str = "uniform"):
         self.p = _positive_int("p", p)
         self.k = _positive_int("k", k)
         self.min_images = _positive_int("min_images", min_images)
@@ -64,6 +77,9 @@ class PKBatchSampler:
             raise SamplingError(f"seed must be an int >= 0, got {seed!r}")
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
+        if people_weight not in PEOPLE_WEIGHTS:
+            raise SamplingError(f"people_weight {people_weight!r}: choose one of {', '.join(PEOPLE_WEIGHTS)}")
+        self.people_weight = people_weight
         self.layout = class_layout(labels)
         self.people = np.flatnonzero(self.layout.sizes >= self.min_images)  # class indices kept
         self.extra_pool = np.flatnonzero(self.layout.sizes[self.layout.class_of] < self.min_images)
@@ -76,6 +92,8 @@ class PKBatchSampler:
             raise SamplingError(
                 f"only {n_people} people have at least min_images={self.min_images} images, fewer than "
                 f"p={self.p}; lower p or min_images, or use more data")
+        sizes = self.layout.sizes[self.people].astype(np.float64)
+        self.weights = {"uniform": np.ones_like(sizes), "images": sizes, "sqrt": np.sqrt(sizes)}[people_weight]
         self.epoch = 0
         self.batch = 0
         self._order_cache: tuple[int, np.ndarray] | None = None
@@ -127,10 +145,19 @@ class PKBatchSampler:
             self._order_cache = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.people))
         return self._order_cache[1]
 
+    def batch_people(self, epoch: int, batch: int) -> np.ndarray:
+        """Class indices of the people of batch ``batch`` of ``epoch``, in drawing order."""
+        if self.people_weight == "uniform":
+            return self._people_order(epoch)[batch * self.p : (batch + 1) * self.p]
+        u = np.random.default_rng([self.seed, epoch, batch, 1]).random(len(self.people))
+        keys = np.log(u) / self.weights  # log(u^(1/w)): the P largest are a successive sample ∝ w
+        top = np.argpartition(-keys, self.p - 1)[: self.p] if self.p < len(keys) else np.arange(len(keys))
+        return self.people[top[np.argsort(-keys[top], kind="stable")]]
+
     def batch_indices(self, epoch: int, batch: int) -> list[int]:
         """The dataset indices of batch ``batch`` of ``epoch`` (P·K of them, K per person, person-major, then
         the ``extra`` negatives-only images)."""
-        people = self._people_order(epoch)[batch * self.p : (batch + 1) * self.p]
+        people = self.batch_people(epoch, batch)
         rng = np.random.default_rng([self.seed, epoch, batch])
         out: list[np.ndarray] = []
         for c in people:  # at most P people: a loop over people, not over images
@@ -155,4 +182,4 @@ class PKBatchSampler:
 
     def __repr__(self) -> str:
         return (f"PKBatchSampler(p={self.p}, k={self.k}, people={self.num_people}, batches={len(self)}, "
-                f"seed={self.seed}, epoch={self.epoch})")
+                f"people_weight={self.people_weight!r}, seed={self.seed}, epoch={self.epoch})")
