@@ -216,6 +216,17 @@ def test_summarize_run(tmp_path):
     (tmp_path / "r2" / "config.json").write_text(json.dumps(cfg))
     row3 = summarize_run(tmp_path / "r2")
     assert row3["mining"] == "uniform pairs" and row3["input_size"] == 96
+    cfg["config"].update(loss="triplet", mining="semi-hard", id_weight=0.5, people_weight="sqrt")
+    (tmp_path / "r2" / "config.json").write_text(json.dumps(cfg))
+    row4 = summarize_run(tmp_path / "r2")
+    assert row4["loss"] == "triplet + 0.5×cosface" and row4["mining"] == "semi-hard, people ∝ √n"
+    cfg["config"].update(loss="cosface", id_weight=0.0, people_weight="images")
+    fold = tmp_path / "pilot" / "fold3"
+    fold.mkdir(parents=True)
+    (fold / "config.json").write_text(json.dumps(cfg))
+    (fold / "summary.json").write_text((tmp_path / "r2" / "summary.json").read_text())
+    row5 = summarize_run(fold)
+    assert (row5["run"], row5["loss"], row5["mining"]) == ("pilot/fold3", "cosface", "P×K batch, people ∝ n")
     (tmp_path / "empty").mkdir()
     with pytest.raises(AnalysisError, match="summary.json"):
         summarize_run(tmp_path / "empty")

@@ -507,13 +507,29 @@ def find_analysis(run_dir: str | Path) -> Path | None:
 
 
 def _run_mining(cfg: dict[str, Any]) -> str | None:
-    """What chose a run's training examples: the miner for triplet runs, else what the loss uses."""
+    """What chose a run's training examples: the miner for triplet runs, else what the loss uses, and how
+    P×K batches weighted people when not uniformly."""
     loss = cfg.get("loss")
     if loss == "pair":
         return "uniform pairs"
-    if loss == "contrastive":
-        return "all pairs of the batch"
-    return cfg.get("mining")
+    what = {"contrastive": "all pairs of the batch", "cosface": "P×K batch"}.get(loss, cfg.get("mining"))
+    weight = cfg.get("people_weight", "uniform")
+    if weight != "uniform" and what is not None:
+        what += f", people ∝ {'n' if weight == 'images' else '√n'}"
+    return what
+
+
+def _run_loss(cfg: dict[str, Any]) -> str | None:
+    """The loss, with the CosFace identity term and its weight when one was added."""
+    loss, w = cfg.get("loss"), cfg.get("id_weight") or 0
+    return f"{loss} + {w:g}×cosface" if loss and w else loss
+
+
+def _run_name(run_dir: Path) -> str:
+    """The folder name; ``parent/foldK`` for the fold folders of ``scripts/lfw_view2.py``."""
+    if run_dir.name.startswith("fold") and run_dir.name[4:].isdigit() and run_dir.parent.name:
+        return f"{run_dir.parent.name}/{run_dir.name}"
+    return run_dir.name
 
 
 def _run_input_size(cfg: dict[str, Any]) -> int | None:
@@ -560,8 +576,8 @@ def summarize_run(run_dir: str | Path) -> dict[str, Any]:
         cfg = _read_json(run_dir / "config.json").get("config", {}) or {}
     dev, test = summ.get("dev") or {}, summ.get("test") or {}
     row: dict[str, Any] = {
-        "run": run_dir.name, "path": str(run_dir), "model": cfg.get("model"),
-        "input_size": _run_input_size(cfg), "loss": cfg.get("loss"), "mining": _run_mining(cfg),
+        "run": _run_name(run_dir), "path": str(run_dir), "model": cfg.get("model"),
+        "input_size": _run_input_size(cfg), "loss": _run_loss(cfg), "mining": _run_mining(cfg),
         "samples": summ.get("samples"), "steps": summ.get("steps"),
         "dev_acc": dev.get("best_acc"), "dev_auc": dev.get("auc"),
         "test_acc": test.get("acc_at_threshold", test.get("best_acc")) if test else None,
