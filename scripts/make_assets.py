@@ -1,6 +1,6 @@
 """Build the files shipped in ``src/iznet/assets``: the default embedder, the default detector and the demo.
 
-    python scripts/make_assets.py --embedder-run runs/default_nn4_small --detector runs/det_gpu_h100/best.pt \
+    python scripts/make_assets.py --embedder-run runs/default_nn4_small_v3 --detector runs/det_cpu_ft416_r2/best.pt \
         --pack packs/lfw112.pt --lfw ../shared/data/lfw
 
 1. ``embedder.pt``: the run's ``model.pt`` with its weights stored as float16 (half the size; they are cast
