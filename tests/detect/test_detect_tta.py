@@ -82,7 +82,11 @@ def brute_fuse(passes, config, tta):
         if score >= config.conf_threshold:
             out.append((box, score))
     out.sort(key=lambda o: -o[1])
-    return out[: config.max_detections]
+    final = []
+    for o in out:  # greedy NMS again over the fused boxes
+        if all(iou(o[0], f[0]) <= config.iou_threshold for f in final):
+            final.append(o)
+    return final[: config.max_detections]
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -103,6 +107,33 @@ def test_fusion_matches_loops(seed):
     for i, (wb, ws) in enumerate(want):
         assert s[i].item() == pytest.approx(ws, abs=1e-6)
         assert b[i].tolist() == pytest.approx(wb, abs=1e-4)
+
+
+def test_voting_cannot_leave_two_boxes_overlapping_beyond_the_nms_iou():
+    # A and B overlap at IoU 0.25, so NMS keeps both; C (IoU 0.54 with each) is suppressed but votes for
+    # both, and the two voted boxes end up at IoU 0.45: one face boxed twice without the second NMS.
+    boxes = torch.tensor([[0.0, 0, 10, 10], [6.0, 0, 16, 10], [3.0, 0, 13, 10]])
+    scores = torch.tensor([0.9, 0.8, 0.5])
+    config, tta = PostprocessConfig(conf_threshold=0.3, iou_threshold=0.4), TTAConfig(vote_iou=0.5)
+    b, s = fuse_passes([(boxes, scores)], config, tta)
+    assert s.tolist() == pytest.approx([0.9])
+    assert b[0].tolist() == pytest.approx([1.5 / 1.4, 0, 15.5 / 1.4, 10])
+    # Farther apart, the voted boxes stay below the IoU and both remain.
+    boxes[1] += torch.tensor([2.0, 0, 2, 0])
+    b, s = fuse_passes([(boxes, scores)], config, tta)
+    assert s.tolist() == pytest.approx([0.9, 0.8])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fused_boxes_never_overlap_beyond_the_nms_iou(seed):
+    g = torch.Generator().manual_seed(seed)
+    c = torch.rand(40, 2, generator=g) * 60  # crowded: many candidates close together
+    boxes = torch.cat([c - 10, c + 10], 1)
+    config = PostprocessConfig(conf_threshold=0.1, iou_threshold=0.4, max_detections=50)
+    b, s = fuse_passes([(boxes[:20], torch.rand(20, generator=g)), (boxes[20:], torch.rand(20, generator=g))],
+                       config, TTAConfig(vote_iou=0.3, candidate_threshold=0.05))
+    iou = box_iou(b, b) - torch.eye(len(b))
+    assert len(b) >= 2 and float(iou.max()) <= 0.4
 
 
 def test_a_face_seen_by_one_pass_of_two_keeps_half_its_score():
