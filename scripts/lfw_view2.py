@@ -89,14 +89,19 @@ def main() -> None:
                 print(f"fold {k}: trained already ({args.out / f'fold{k}'}); delete it to train again", flush=True)
                 continue
             t0 = time.time()
-            cfg = TrainConfig(model=args.model, model_kwargs=kw, loss=args.loss, mining=args.mining,
-                              margin=args.margin, p=args.p, k=args.k, singletons=args.singletons, people_weight=args.people_weight,
-                              id_weight=args.id_weight, id_scale=args.id_scale, id_margin=args.id_margin,
-                              optimizer=args.optimizer, lr=args.lr,
-                              weight_decay=args.weight_decay, steps=args.steps, warmup_steps=args.warmup,
-                              seed=args.seed + k, eval_every=0, checkpoint_every=args.checkpoint_every,
-                              time_budget=args.time_budget, bf16=not args.no_bf16,
-                              channels_last=args.channels_last)
+            try:
+                cfg = TrainConfig(model=args.model, model_kwargs=kw, loss=args.loss, mining=args.mining,
+                                  margin=args.margin, p=args.p, k=args.k, singletons=args.singletons,
+                                  people_weight=args.people_weight, id_weight=args.id_weight,
+                                  id_scale=args.id_scale, id_margin=args.id_margin,
+                                  optimizer=args.optimizer, lr=args.lr,
+                                  weight_decay=args.weight_decay, steps=args.steps, warmup_steps=args.warmup,
+                                  seed=args.seed + k, eval_every=0, checkpoint_every=args.checkpoint_every,
+                                  time_budget=args.time_budget, bf16=not args.no_bf16,
+                                  channels_last=args.channels_last)
+                cfg.validate()  # before the fold's data is loaded
+            except TrainingError as e:
+                raise SystemExit(f"error: {e}") from None
             td = build_train_data(f"lfw:fold={k}", pack=args.pack, data_root=args.data_root, device=dev,
                                   seed=args.seed + k)
             tr = Trainer(cfg, td, args.out / f"fold{k}", device=dev,
@@ -114,7 +119,7 @@ def main() -> None:
                   f"{s['samples_per_second']:.0f} samples/s, "
                   f"{time.time() - t0:.0f} s", flush=True)
     if len(folds) < 2:
-        print(f"one fold trained: the 10-fold table needs at least two (--aggregate-only later)", flush=True)
+        print("one fold trained: the 10-fold table needs at least two (--aggregate-only later)", flush=True)
         return
     res = aggregate(args.out, folds)
     (args.out / "view2.json").write_text(json.dumps(res, indent=2, default=float))

@@ -68,8 +68,8 @@ def train(
     except ValueError:
         raise TrainingError(f"--snapshot-at {snapshot_at!r}: give sample counts like 0,5000,20000") from None
     cfg = TrainConfig(model=model, model_kwargs=kwargs, loss=loss, mining=mining, margin=margin,
-                      pair_metric=pair_metric, p=p, k=k, singletons=singletons, pair_batch=pair_batch, people_weight=people_weight,
-                      id_weight=id_weight, id_scale=id_scale, id_margin=id_margin,
+                      pair_metric=pair_metric, p=p, k=k, singletons=singletons, pair_batch=pair_batch,
+                      people_weight=people_weight, id_weight=id_weight, id_scale=id_scale, id_margin=id_margin,
                       optimizer=optimizer, lr=lr,
                       weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup, steps=steps,
                       seed=seed, bf16=not no_bf16, eval_every=eval_every, checkpoint_every=checkpoint_every,

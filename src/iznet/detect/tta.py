@@ -152,22 +152,8 @@ def fuse_passes(passes: Sequence[tuple[torch.Tensor, torch.Tensor]], config: Pos
     fused_scores = best.mean(1)
     ok = fused_scores >= config.conf_threshold
     fused_boxes, fused_scores = fused_boxes[ok], fused_scores[ok]
-    order = torch.argsort(fused_scores, descending=True, stable=True)
-    fused_boxes, fused_scores = fused_boxes[order], fused_scores[order]
-    again = _greedy_nms_sorted(fused_boxes, config.iou_threshold)[: config.max_detections]
+    again = nms(fused_boxes, fused_scores, config.iou_threshold)[: config.max_detections]  # by score
     return fused_boxes[again], fused_scores[again]
-
-
-def _greedy_nms_sorted(boxes: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy NMS over boxes already sorted by score (ties keep their order): indices kept, in order."""
-    if len(boxes) < 2:
-        return torch.arange(len(boxes))
-    overlap = box_iou(boxes, boxes) > iou_threshold
-    keep = torch.ones(len(boxes), dtype=torch.bool)
-    for i in range(len(boxes)):
-        if keep[i]:
-            keep[i + 1:] &= ~overlap[i, i + 1:]
-    return torch.nonzero(keep).flatten()
 
 
 def detect_images(forward: Callable[[torch.Tensor], torch.Tensor], images: Sequence[np.ndarray], trained: int,

@@ -106,16 +106,21 @@ class TrainConfig:
             bad("people weight", self.people_weight, PEOPLE_WEIGHTS)
         if self.singletons < 0:
             raise TrainingError(f"singletons must be >= 0, got {self.singletons}")
-        if self.singletons and (self.loss == "pair" or (self.mining == "uniform" and self.loss == "triplet")):
+        if self.singletons and (self.loss == "pair" or self.uniform_triplets):
             raise TrainingError("singletons are added to P×K batches; they do not apply to loss 'pair' or "
                                 "mining 'uniform' (which sample pairs and triplets directly)")
         if not (math.isfinite(self.id_weight) and self.id_weight >= 0):
             raise TrainingError(f"id_weight must be >= 0, got {self.id_weight}")
-        if self.id_weight and (self.loss in ("pair", "cosface") or (self.loss == "triplet" and self.mining == "uniform")):
+        if self.id_weight and (self.loss in ("pair", "cosface") or self.uniform_triplets):
             raise TrainingError("the identity term (--id-weight) is added to P×K batches of loss 'triplet' "
                                 "(with online mining) or 'contrastive'; loss 'cosface' is that term alone")
         if self.uses_id_loss and not (self.id_scale > 0 and 0 <= self.id_margin < 1):
             raise TrainingError(f"id_scale must be > 0 and id_margin in [0, 1), got {self.id_scale}, {self.id_margin}")
+
+    @property
+    def uniform_triplets(self) -> bool:
+        """Whether triplets are drawn by the uniform triplet sampler instead of mined in P×K batches."""
+        return self.loss == "triplet" and self.mining == "uniform"
 
     @property
     def uses_id_loss(self) -> bool:
@@ -311,12 +316,13 @@ class Trainer:
             from iznet.sampling.pairs import UniformPairSampler
 
             self._sampler = UniformPairSampler(data.train.labels, positive_fraction=0.5, seed=cfg.seed)
-        elif cfg.mining == "uniform" and cfg.loss == "triplet":
+        elif cfg.uniform_triplets:
             from iznet.sampling.triplets import UniformTripletSampler
 
             self._sampler = UniformTripletSampler(data.train.labels, seed=cfg.seed)
         else:
-            self._batches = _Batches(data.train.labels, cfg.p, cfg.k, cfg.seed, cfg.singletons, cfg.people_weight)
+            self._batches = _Batches(data.train.labels, cfg.p, cfg.k, cfg.seed, cfg.singletons,
+                                     cfg.people_weight)
         self._snapshot_left = sorted(int(s) for s in cfg.snapshot_at)
         self._snapshot_idx = self._snapshot_set()
         if self.device.type == "cuda":
@@ -370,7 +376,7 @@ class Trainer:
         if cfg.loss == "pair":
             pairs, same = self._sampler.sample(cfg.pair_batch)
             pos = np.concatenate([pairs[:, 0], pairs[:, 1]])
-        elif cfg.mining == "uniform" and cfg.loss == "triplet":
+        elif cfg.uniform_triplets:
             trip = self._sampler.sample(cfg.p * cfg.k // 3)
             pos = trip.reshape(-1)  # a0 p0 n0 a1 p1 n1 ...
         else:
