@@ -70,8 +70,11 @@ def main() -> None:
                     help="write FOLD/last.pt every N steps; a fold with a last.pt and no summary resumes from it")
     ap.add_argument("--aggregate-only", action="store_true")
     ap.add_argument("--no-bf16", action="store_true")
-    ap.add_argument("--channels-last", action="store_true",
-                    help="channels_last inputs on CUDA (off: it made NN2 diverge under bf16)")
+    ap.add_argument("--cpu-bf16", action="store_true",
+                    help="bf16 autocast of CPU training steps (fast on CPUs with native bf16)")
+    ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                    help="channels_last inputs (default: on for the CPU; off on CUDA, where it made NN2 "
+                         "diverge under bf16)")
     args = ap.parse_args()
     folds = [int(f) for f in args.folds.split(",")]
 
@@ -98,7 +101,7 @@ def main() -> None:
                                   weight_decay=args.weight_decay, steps=args.steps, warmup_steps=args.warmup,
                                   seed=args.seed + k, eval_every=0, checkpoint_every=args.checkpoint_every,
                                   time_budget=args.time_budget, bf16=not args.no_bf16,
-                                  channels_last=args.channels_last)
+                                  cpu_bf16=args.cpu_bf16, channels_last=args.channels_last)
                 cfg.validate()  # before the fold's data is loaded
             except TrainingError as e:
                 raise SystemExit(f"error: {e}") from None

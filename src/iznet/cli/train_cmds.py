@@ -48,6 +48,12 @@ def train(
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="folder holding lfw/"),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: cuda when present)"),
     no_bf16: bool = typer.Option(False, "--no-bf16", help="disable bf16 autocast on CUDA"),
+    cpu_bf16: bool = typer.Option(False, "--cpu-bf16", help="bf16 autocast of CPU training steps: about 1.7x "
+                                                            "faster on CPUs with native bf16 (AVX512-BF16, "
+                                                            "AMX), slower elsewhere"),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last",
+                                                 help="channels_last input batches (default: on for the "
+                                                      "CPU, off on CUDA)"),
     resume: Optional[Path] = typer.Option(None, help="a run's last.pt to continue from"),
     time_budget: float = typer.Option(0.0, help="seconds; lowers --steps after 30 steps so training "
                                                 "ends in time (the steps run are recorded)"),
@@ -72,7 +78,8 @@ def train(
                       people_weight=people_weight, id_weight=id_weight, id_scale=id_scale, id_margin=id_margin,
                       optimizer=optimizer, lr=lr,
                       weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup, steps=steps,
-                      seed=seed, bf16=not no_bf16, eval_every=eval_every, checkpoint_every=checkpoint_every,
+                      seed=seed, bf16=not no_bf16, cpu_bf16=cpu_bf16,
+                      channels_last=channels_last, eval_every=eval_every, checkpoint_every=checkpoint_every,
                       snapshot_at=snaps, time_budget=time_budget, profile=profile)
     cfg.validate()
     dev = default_device(device)

@@ -13,6 +13,7 @@ The loop never prints: it reports through the ``on_event`` callback and writes i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -71,16 +72,21 @@ class TrainConfig:
     warmup_steps: int = 100
     steps: int = 2000
     seed: int = 0
-    bf16: bool = True
+    bf16: bool = True  # bf16 autocast of the training steps on CUDA
+    # bf16 autocast of the training steps on the CPU too. Off by default: it pays only on CPUs with native
+    # bf16 (AVX512-BF16 or AMX; about 1.7x over fp32 channels_last for NN4-small on such a CPU, docs/training.md)
+    # and is slower where bf16 is emulated. Dev/test embeddings stay fp32 on the CPU either way.
+    cpu_bf16: bool = False
     eval_every: int = 250
     checkpoint_every: int = 500
     snapshot_at: list[int] = field(default_factory=list)  # sample counts for embedding snapshots
     snapshot_people: int = 12
     tta: bool = True  # flip test-time augmentation for dev/test evaluation
     time_budget: float = 0.0  # seconds; >0: after 40 steps, lower `steps` so training ends in time
-    # channels_last on CUDA: off by default; with bf16 autocast it made NN2 gradients explode (max
-    # |grad| 7e8 by step 3 on an H100, scripts/debug_nan.py), while plain NCHW trained normally.
-    channels_last: bool = False
+    # channels_last input batches. None: on for the CPU (oneDNN's convolutions run about 1.7x faster in that
+    # layout, docs/training.md), off on CUDA, where with bf16 autocast it made NN2 gradients explode (max
+    # |grad| 7e8 by step 3 on an H100, scripts/debug_nan.py) while plain NCHW trained normally.
+    channels_last: bool | None = None
     # Time each phase of a step (sampling, augmentation, forward, mining, loss+backward+update) with a
     # device synchronisation at every boundary, so GPU times are exact (slower; CPU times are exact anyway).
     profile: bool = False
@@ -291,6 +297,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = create_model(cfg.model, **cfg.model_kwargs).to(self.device)
         self.size = int(self.model.input_size)
+        self._channels_last = (self.device.type == "cpu" if cfg.channels_last is None
+                               else bool(cfg.channels_last))
         params = list(self.model.parameters())
         self.head = None
         if cfg.loss == "pair":
@@ -361,6 +369,12 @@ class Trainer:
         return pos
 
     # ----------------------------------------------------------------------------------------- steps
+    def _step_autocast(self):
+        """bf16 autocast for a training step: ``cfg.bf16`` on CUDA, ``cfg.cpu_bf16`` on the CPU."""
+        if self.device.type == "cpu":
+            return torch.autocast("cpu", dtype=torch.bfloat16) if self.cfg.cpu_bf16 else contextlib.nullcontext()
+        return autocast(self.device, self.cfg.bf16)
+
     def _train_step(self) -> dict:
         cfg, data = self.cfg, self.data
         step = self.step
@@ -384,12 +398,12 @@ class Trainer:
         clock.lap("sample")
         img_idx = torch.as_tensor(train_idx[pos], device=data.images.device)
         x = augment_batch(data.images[img_idx], self.size, cfg.augment, gen).to(self.device)
-        if self.device.type == "cuda" and cfg.channels_last:
+        if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         labels = torch.as_tensor(labels_np[pos], device=self.device)
         clock.lap("augment")
         self.model.train()
-        with autocast(self.device, cfg.bf16):
+        with self._step_autocast():
             emb = self.model(x)
         emb = emb.float()
         clock.lap("forward")
@@ -421,7 +435,7 @@ class Trainer:
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"loss became {loss.item()} at step {step} (lr {_lr_at(cfg, step):.3g}); lower --lr, "
-                f"keep --bf16 off on CPU, or resume from {self.run_dir / 'last.pt'}")
+                f"leave --cpu-bf16 off, or resume from {self.run_dir / 'last.pt'}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -1,0 +1,110 @@
+"""CPU training-step speed of an embedder by memory layout and precision, against fp32 NCHW in the same run.
+
+One training step = forward, a loss on the embeddings, backward and an SGD update (momentum 0.9), on a
+random batch, as ``iznet train`` runs it: the options compared are those of ``TrainConfig``
+(``channels_last`` input batches, ``cpu_bf16`` autocast). Each configuration gets its own fresh copy of the
+same initial weights; steps are timed after warm-up steps, and the ratio is seconds per step over the
+reference's (fp32, NCHW).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_train_cpu.py --model nn4_small --size 112 --threads 1 \\
+        --out benchmarks/results/bench_train_cpu_nn4_small_112_1thread.json
+
+bf16 pays only on CPUs with native bf16 instructions (AVX512-BF16 or AMX); the JSON records whether
+PyTorch's oneDNN reports them (``cpu.mkldnn_bf16``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+CONFIGS = [  # (name, channels_last, bf16); the first is the reference
+    ("fp32_nchw", False, False),
+    ("fp32_channels_last", True, False),
+    ("bf16_nchw", False, True),
+    ("bf16_channels_last", True, True),
+]
+
+
+def _step_time(model: torch.nn.Module, x: torch.Tensor, channels_last: bool, bf16: bool,
+               warmup: int, steps: int) -> float:
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+
+    def step():
+        with ctx():
+            emb = model(x)
+        loss = emb.float().pow(2).sum(1).mean()  # any scalar of the embeddings: the cost is the network's
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - t0) / steps
+
+
+def _bf16_native() -> bool | None:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def main() -> None:
+    from iznet.models import create_model
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="nn4_small")
+    p.add_argument("--size", type=int, default=None, help="input side (models that take one)")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+    if args.batch < 2 or args.steps < 1 or args.warmup < 0 or args.threads < 1:
+        raise SystemExit("error: --batch must be >= 2, --steps >= 1, --warmup >= 0 and --threads >= 1")
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    kw = {"input_size": args.size} if args.size else {}
+    base = create_model(args.model, **kw).train()
+    size = int(base.input_size)
+    x = torch.randn(args.batch, 3, size, size).clamp_(-1, 1)
+    rows = []
+    for name, cl, bf16 in CONFIGS:
+        sec = _step_time(copy.deepcopy(base), x, cl, bf16, args.warmup, args.steps)
+        rows.append({"config": name, "channels_last": cl, "bf16": bf16, "seconds_per_step": round(sec, 4),
+                     "images_per_second": round(args.batch / sec, 1)})
+        print(f"{name:20s} {sec:7.3f} s/step  {args.batch / sec:7.1f} img/s", flush=True)
+    ref = rows[0]["seconds_per_step"]
+    for r in rows:
+        r["speedup_vs_fp32_nchw"] = round(ref / r["seconds_per_step"], 2)
+    print("speed-up over fp32 NCHW: " + ", ".join(f"{r['config']} {r['speedup_vs_fp32_nchw']}x" for r in rows))
+    result = {"model": args.model, "input_size": size, "batch": args.batch, "threads": args.threads,
+              "warmup": args.warmup, "steps": args.steps, "reference": "fp32_nchw, same run",
+              "torch": torch.__version__,
+              "cpu": {"machine": platform.machine(), "processor": platform.processor(),
+                      "capability": torch.backends.cpu.get_cpu_capability(), "mkldnn_bf16": _bf16_native()},
+              "rows": rows}
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
