@@ -8,6 +8,11 @@ reference's (fp32, NCHW).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_train_cpu.py --model nn4_small --size 112 --threads 1 \\
         --out benchmarks/results/bench_train_cpu_nn4_small_112_1thread.json
+    OMP_NUM_THREADS=1 python benchmarks/bench_train_cpu.py --model det:light --size 416 --batch 16 --threads 1 \\
+        --out benchmarks/results/bench_train_cpu_det_light_416_1thread.json
+
+``det:NAME`` is a face detector (``iznet.detect.create_detector``; the loss is then a scalar of its raw
+grid output).
 
 bf16 pays only on CPUs with native bf16 instructions (AVX512-BF16 or AMX); the JSON records whether
 PyTorch's oneDNN reports them (``cpu.mkldnn_bf16``).
@@ -43,7 +48,7 @@ def _step_time(model: torch.nn.Module, x: torch.Tensor, channels_last: bool, bf1
     def step():
         with ctx():
             emb = model(x)
-        loss = emb.float().pow(2).sum(1).mean()  # any scalar of the embeddings: the cost is the network's
+        loss = emb.float().pow(2).mean()  # any scalar of the output: the cost is the network's
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -63,11 +68,19 @@ def _bf16_native() -> bool | None:
         return None
 
 
-def main() -> None:
+def _build(name: str, size: int | None) -> torch.nn.Module:
+    if name.startswith("det:"):
+        from iznet.detect.model import create_detector
+
+        return create_detector(name[4:], **({"image_size": size} if size else {}))
     from iznet.models import create_model
 
+    return create_model(name, **({"input_size": size} if size else {}))
+
+
+def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="nn4_small")
+    p.add_argument("--model", default="nn4_small", help="an embedder (iznet models) or det:NAME, a detector")
     p.add_argument("--size", type=int, default=None, help="input side (models that take one)")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=1)
@@ -80,9 +93,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    kw = {"input_size": args.size} if args.size else {}
-    base = create_model(args.model, **kw).train()
-    size = int(base.input_size)
+    base = _build(args.model, args.size).train()
+    size = int(getattr(base, "input_size", None) or base.image_size)
     x = torch.randn(args.batch, 3, size, size).clamp_(-1, 1)
     rows = []
     for name, cl, bf16 in CONFIGS:

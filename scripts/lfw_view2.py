@@ -35,7 +35,25 @@ def aggregate(out: Path, folds: list[int]) -> dict:
         z = np.load(f)
         dists.append(z["dist"]); sames.append(z["same"]); fold_ids.append(np.full(len(z["dist"]), k))
     dist, same, fold = np.concatenate(dists), np.concatenate(sames), np.concatenate(fold_ids)
-    return verification_report(dist, same, fold, protocol="lfw-view2-unrestricted").to_dict()
+    res = verification_report(dist, same, fold, protocol="lfw-view2-unrestricted").to_dict()
+    res["training"] = [_fold_training(out / f"fold{k}", k) for k in folds]
+    return res
+
+
+def _fold_training(run: Path, k: int) -> dict:
+    """What each fold's model trained on and how it did on its own development pairs (from its summary)."""
+    row: dict = {"fold": k}
+    try:
+        s = json.loads((run / "summary.json").read_text())
+        cfg = json.loads((run / "config.json").read_text())["config"]
+    except (OSError, ValueError, KeyError):
+        return row  # a fold scored by an older run layout: the distances are all the table needs
+    dev, test = s.get("dev") or {}, s.get("test") or {}
+    row.update(steps=s.get("steps"), samples=s.get("samples"), train_seconds=s.get("train_seconds"),
+               samples_per_second=s.get("samples_per_second"), dev_acc=dev.get("best_acc"), dev_auc=dev.get("auc"),
+               test_acc_at_dev_threshold=test.get("acc_at_threshold"), test_auc=test.get("auc"),
+               cpu_bf16=cfg.get("cpu_bf16", False))
+    return row
 
 
 def main() -> None:

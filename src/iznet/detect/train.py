@@ -71,7 +71,7 @@ class DetectorTrainConfig:
     workers: int | None = None  # DataLoader workers (default: CPU count - 1, at most 12)
     seed: int = 0
     bf16: bool = True
-    channels_last: bool = True
+    channels_last: bool = True  # model and batches in channels_last memory format (faster on CPU and CUDA)
     max_minutes: float | None = None  # stop (and save) after this much training time
 
     def validate(self) -> None:
@@ -128,8 +128,7 @@ def evaluate_model(model: YoloDetector, data: EvalBatch, device: torch.device, b
     ranked = []
     for i in range(0, len(data), batch_size):
         x = data.images[i:i + batch_size].to(device).float() / 255.0
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)  # faster on both CPU (oneDNN) and CUDA
         with autocast(device, bf16):
             raw = model(x)
         for d in postprocess(raw.float(), model.image_size, AP_POSTPROCESS, data.letterboxes[i:i + batch_size]):
@@ -179,7 +178,7 @@ class DetectorTrainer:
         self.meta = dict(meta or {})
         torch.manual_seed(config.seed)
         self.model = create_detector(config.backbone, **config.model_kwargs()).to(self.device)
-        if config.channels_last and self.device.type == "cuda":
+        if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = AveragedModel(self.model, avg_fn=_ema_fn(config.ema_decay), use_buffers=True)
         self.loss_fn = YoloLoss(config.lambda_coord, config.lambda_noobj, config.conf_target)
@@ -309,7 +308,7 @@ class DetectorTrainer:
                 for group in self.opt.param_groups:
                     group["lr"] = lr
                 x = images.to(self.device, non_blocking=True).float().div_(255.0)
-                if self.cfg.channels_last and self.device.type == "cuda":
+                if self.cfg.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 target = target.to(self.device, non_blocking=True)
                 with autocast(self.device, self.cfg.bf16):
