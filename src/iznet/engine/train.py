@@ -252,6 +252,8 @@ def embed_images(model: nn.Module, images: torch.Tensor, indices: np.ndarray, si
     for s in range(0, len(indices), batch_size):
         idx = torch.as_tensor(indices[s:s + batch_size], device=images.device)
         x = normalise(images[idx].to(device), size)
+        if device.type == "cpu":  # faster with oneDNN, same values up to rounding
+            x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, bf16):
             e = model(x).float()
             if tta:
