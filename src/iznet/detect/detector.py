@@ -18,6 +18,7 @@ from iznet.detect.results import Detections
 from iznet.detect.tta import TTAConfig, detect_images, tta_config
 from iznet.engine.checkpoint import load_checkpoint, save_checkpoint
 from iznet.errors import ModelError
+from iznet.utils.device import cpu_channels_last
 
 KIND = "detector"
 
@@ -87,14 +88,8 @@ class YoloFaceDetector:
                      config: PostprocessConfig | None = None) -> list[Detections]:
         """Detect faces in several (H, W, 3) uint8 RGB images; boxes are in each image's pixels."""
         images = [_check_rgb(im) for im in images]
-
-        def run(x: torch.Tensor) -> torch.Tensor:
-            x = x.to(self.device, non_blocking=True)
-            if self.device.type == "cpu":  # oneDNN's convolutions are faster in this layout (same values)
-                x = x.contiguous(memory_format=torch.channels_last)
-            return self.model(x)
-
-        return detect_images(run, images, self.model.image_size, config or self.config, self.tta, batch_size)
+        return detect_images(lambda x: self.model(cpu_channels_last(x.to(self.device, non_blocking=True))),
+                             images, self.model.image_size, config or self.config, self.tta, batch_size)
 
     def detect(self, image: np.ndarray) -> Detections:
         """Faces in one (H, W, 3) uint8 RGB image (an empty :class:`Detections` when there is none)."""

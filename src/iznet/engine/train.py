@@ -13,7 +13,6 @@ The loop never prints: it reports through the ``on_event`` callback and writes i
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -31,7 +30,7 @@ from iznet.engine.augment import AugmentConfig, augment_batch, normalise
 from iznet.engine.checkpoint import load_checkpoint, save_checkpoint
 from iznet.engine.data import PairSet, TrainData
 from iznet.errors import TrainingError
-from iznet.utils.device import autocast, default_device
+from iznet.utils.device import autocast, cpu_channels_last, default_device
 from iznet.utils.io import write_json
 
 _logger = logging.getLogger(__name__)
@@ -252,8 +251,7 @@ def embed_images(model: nn.Module, images: torch.Tensor, indices: np.ndarray, si
     for s in range(0, len(indices), batch_size):
         idx = torch.as_tensor(indices[s:s + batch_size], device=images.device)
         x = normalise(images[idx].to(device), size)
-        if device.type == "cpu":  # faster with oneDNN, same values up to rounding
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = cpu_channels_last(x)
         with autocast(device, bf16):
             e = model(x).float()
             if tta:
@@ -371,12 +369,6 @@ class Trainer:
         return pos
 
     # ----------------------------------------------------------------------------------------- steps
-    def _step_autocast(self):
-        """bf16 autocast for a training step: ``cfg.bf16`` on CUDA, ``cfg.cpu_bf16`` on the CPU."""
-        if self.device.type == "cpu":
-            return torch.autocast("cpu", dtype=torch.bfloat16) if self.cfg.cpu_bf16 else contextlib.nullcontext()
-        return autocast(self.device, self.cfg.bf16)
-
     def _train_step(self) -> dict:
         cfg, data = self.cfg, self.data
         step = self.step
@@ -405,7 +397,7 @@ class Trainer:
         labels = torch.as_tensor(labels_np[pos], device=self.device)
         clock.lap("augment")
         self.model.train()
-        with self._step_autocast():
+        with autocast(self.device, cfg.bf16, cfg.cpu_bf16):
             emb = self.model(x)
         emb = emb.float()
         clock.lap("forward")

@@ -266,15 +266,14 @@ class NetworkEmbedder(Embedder):
 
     def _embed_batch(self, images: torch.Tensor) -> torch.Tensor:
         from iznet.models import preprocess
-        from iznet.utils.device import autocast
+        from iznet.utils.device import autocast, cpu_channels_last
 
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.no_grad(), autocast(self.device):
                 x = preprocess(images.to(self.device, non_blocking=True), self.input_size)
-                if self.device.type == "cpu":  # oneDNN's convolutions are faster in this layout (same values)
-                    x = x.contiguous(memory_format=torch.channels_last)
+                x = cpu_channels_last(x)
                 e = _l2_normalize(self.model(x))
                 if self.tta:
                     e = e + _l2_normalize(self.model(torch.flip(x, dims=[3])))
