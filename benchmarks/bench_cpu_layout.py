@@ -108,7 +108,12 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    base = _build(args.model, args.size)
+    from iznet.errors import ModelError
+
+    try:
+        base = _build(args.model, args.size)
+    except ModelError as e:
+        raise SystemExit(f"error: --model {args.model}: {e}") from None
     size = int(getattr(base, "input_size", None) or base.image_size)
     x = torch.randn(args.batch, 3, size, size).clamp_(-1, 1)
     rows = []
