@@ -11,6 +11,13 @@ Usage (one process for all folds, so the pack is read once):
         --model nn2 --input-size 112 --steps 3000 [--folds 0,1,2]
 
 ``--aggregate-only`` recomputes the table from the runs' ``test_pairs.npz`` files.
+
+``--fuse RUN,RUN,...`` scores an ensemble: each fold's models from several runs (all trained without
+that fold's people, so the protocol holds), their distances fused as the root mean square, which is
+the distance of the members' concatenated unit embeddings scaled by ``1/sqrt(n)``
+(:class:`iznet.recognize.EnsembleEmbedder`). It writes ``OUT/view2.json``:
+
+    python scripts/lfw_view2.py --out runs/view2_ens --fuse runs/view2_a,runs/view2_b
 """
 
 from __future__ import annotations
@@ -24,9 +31,8 @@ from pathlib import Path
 import numpy as np
 
 
-def aggregate(out: Path, folds: list[int]) -> dict:
-    from iznet.eval.verification import verification_report
-
+def _fold_distances(out: Path, folds: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The test distances, same-person flags and fold ids of a run's folds, in fold order."""
     dists, sames, fold_ids = [], [], []
     for k in folds:
         f = out / f"fold{k}" / "test_pairs.npz"
@@ -34,9 +40,35 @@ def aggregate(out: Path, folds: list[int]) -> dict:
             raise SystemExit(f"missing {f}: train fold {k} first")
         z = np.load(f)
         dists.append(z["dist"]); sames.append(z["same"]); fold_ids.append(np.full(len(z["dist"]), k))
-    dist, same, fold = np.concatenate(dists), np.concatenate(sames), np.concatenate(fold_ids)
+    return np.concatenate(dists), np.concatenate(sames), np.concatenate(fold_ids)
+
+
+def aggregate(out: Path, folds: list[int]) -> dict:
+    from iznet.eval.verification import verification_report
+
+    dist, same, fold = _fold_distances(out, folds)
     res = verification_report(dist, same, fold, protocol="lfw-view2-unrestricted").to_dict()
     res["training"] = [_fold_training(out / f"fold{k}", k) for k in folds]
+    return res
+
+
+def fuse(runs: list[Path], folds: list[int]) -> dict:
+    """The 10-fold table of an ensemble: per pair, the root mean square of the runs' distances."""
+    from iznet.eval.verification import verification_report
+
+    if len(runs) < 2:
+        raise SystemExit(f"--fuse needs two or more runs, got {len(runs)}")
+    parts = [_fold_distances(r, folds) for r in runs]
+    for r, (d, same, _) in zip(runs[1:], parts[1:]):
+        if len(d) != len(parts[0][0]) or not np.array_equal(same, parts[0][1]):
+            raise SystemExit(f"{r}: its test pairs differ from {runs[0]}'s; fuse runs of the same View 2 folds")
+    dist = np.sqrt(np.mean([d ** 2 for d, _, _ in parts], axis=0))
+    res = verification_report(dist, parts[0][1], parts[0][2], protocol="lfw-view2-unrestricted-ensemble").to_dict()
+    res["members"] = []
+    for r, (d, same, fold) in zip(runs, parts):
+        one = verification_report(d, same, fold, protocol="lfw-view2-unrestricted").to_dict()
+        res["members"].append({"run": str(r), **{k: one[k] for k in ("accuracy", "accuracy_std", "auc", "eer", "val")},
+                               "training": [_fold_training(r / f"fold{k}", k) for k in folds]})
     return res
 
 
@@ -58,8 +90,8 @@ def _fold_training(run: Path, k: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pack", required=True)
-    ap.add_argument("--data-root", required=True)
+    ap.add_argument("--pack", help="the LFW pack (training only)")
+    ap.add_argument("--data-root", help="the folder holding lfw/ with its pair files (training only)")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--model", default="nn2")
     ap.add_argument("--input-size", type=int, default=None)
@@ -87,6 +119,8 @@ def main() -> None:
     ap.add_argument("--checkpoint-every", type=int, default=0,
                     help="write FOLD/last.pt every N steps; a fold with a last.pt and no summary resumes from it")
     ap.add_argument("--aggregate-only", action="store_true")
+    ap.add_argument("--fuse", default="",
+                    help="RUN,RUN,...: score the ensemble of these runs' fold models (no training) into OUT")
     ap.add_argument("--no-bf16", action="store_true")
     ap.add_argument("--cpu-bf16", action="store_true",
                     help="bf16 autocast of CPU training steps (fast on CPUs with native bf16)")
@@ -95,8 +129,17 @@ def main() -> None:
                          "diverge under bf16)")
     args = ap.parse_args()
     folds = [int(f) for f in args.folds.split(",")]
+    if args.fuse:
+        res = fuse([Path(r) for r in args.fuse.split(",") if r.strip()], folds)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "view2.json").write_text(json.dumps(res, indent=2, default=float))
+        print(json.dumps({k: v for k, v in res.items() if k != "members"}, indent=2, default=float))
+        return
 
     if not args.aggregate_only:
+        if not args.pack or not args.data_root:
+            raise SystemExit("error: training needs --pack and --data-root (scoring with --aggregate-only or "
+                             "--fuse does not)")
         import torch
 
         from iznet.engine.data import build_train_data

@@ -9,7 +9,8 @@ from torch import nn
 
 from iznet.engine.checkpoint import save_checkpoint
 from iznet.errors import ModelError
-from iznet.recognize.embedder import NetworkEmbedder, PCAEmbedder, RawPixelEmbedder, load_embedder
+from iznet.recognize.embedder import (EnsembleEmbedder, NetworkEmbedder, PCAEmbedder, RawPixelEmbedder,
+                                     load_embedder)
 
 
 def _images(n=12, size=16, seed=0):
@@ -150,3 +151,49 @@ def test_load_embedder_checkpoint_roundtrip(tmp_path):
     det = save_checkpoint(tmp_path / "det.pt", kind="detector", model="x", model_kwargs={}, state_dict={})
     with pytest.raises(ModelError, match="expected 'embedder'"):
         load_embedder(str(det))
+
+
+def test_ensemble_concatenates_members_and_fuses_distances():
+    members = [RawPixelEmbedder(size=6), RawPixelEmbedder(size=5, gray=False), NetworkEmbedder(_Tiny(), device="cpu")]
+    ens = EnsembleEmbedder(members)
+    x = _images(n=7, size=12)
+    e = ens.embed(x, batch_size=3)
+    parts = [m.embed(x) for m in members]
+    assert e.shape == (7, 36 + 75 + 4) and ens.dim == 115 and ens.input_size == 8
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(e, np.concatenate(parts, axis=1) / np.sqrt(3), atol=1e-6)
+    # the ensemble's squared distance is the mean of the members' squared distances, pair by pair
+    for i in range(7):
+        for j in range(7):
+            want = np.mean([np.sum((p[i] - p[j]) ** 2) for p in parts])
+            assert abs(np.sum((e[i] - e[j]) ** 2) - want) < 1e-5
+
+
+def test_ensemble_fits_members_that_need_it_and_rejects_bad_members():
+    ens = EnsembleEmbedder([PCAEmbedder(n_components=3, size=8), RawPixelEmbedder(size=4)])
+    assert ens.needs_fit
+    with pytest.raises(ModelError, match="not fitted"):
+        ens.embed(_images(n=2))
+    fitted = ens.fit(_images(n=10))
+    assert not fitted.needs_fit and ens.needs_fit  # a fitted copy, the original untouched
+    assert fitted.embed(_images(n=2, seed=1)).shape == (2, 3 + 16)
+    with pytest.raises(ModelError, match="at least two"):
+        EnsembleEmbedder([RawPixelEmbedder()])
+    with pytest.raises(ModelError, match="must be embedders"):
+        EnsembleEmbedder([RawPixelEmbedder(), "raw"])
+
+
+def test_load_embedder_ensemble_spec(tmp_path):
+    from iznet.models import create_model
+
+    path = save_checkpoint(tmp_path / "e.pt", kind="embedder", model="nn4_small", model_kwargs={},
+                           state_dict=create_model("nn4_small").state_dict(), meta={"tta": True})
+    e = load_embedder(f"raw:8 + {path}", device="cpu", tta=False)
+    assert isinstance(e, EnsembleEmbedder) and e.dim == 64 + 128 and e.trained
+    assert isinstance(e.members[1], NetworkEmbedder) and e.members[1].tta is False  # tta reaches each member
+    assert e.embed(_images(n=2, size=20)).shape == (2, 192)
+    assert not load_embedder("raw+nn4_small", device="cpu").trained  # an untrained member flags the whole
+    with pytest.raises(ModelError, match="empty member"):
+        load_embedder("raw+")
+    with pytest.raises(ModelError, match=r"member 'runs/missing.pt'.*does not exist"):
+        load_embedder("raw+runs/missing.pt")

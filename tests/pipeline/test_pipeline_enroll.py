@@ -76,6 +76,20 @@ def test_enroll_folder(tmp_path, people_photos, blob_detector):
         assert sum(ticks) == 9
 
 
+def test_ensemble_embedder_in_a_gallery(tmp_path, people_photos, blob_detector):
+    from iznet.recognize.embedder import EnsembleEmbedder
+
+    a, b = RawPixelEmbedder(size=16), RawPixelEmbedder(size=20, gray=False)
+    ens = EnsembleEmbedder([a, b])
+    tag = embedder_tag(ens)
+    assert tag.startswith("ensemble@") and tag == embedder_tag(EnsembleEmbedder([a, b]))
+    assert tag != embedder_tag(EnsembleEmbedder([b, a])) and tag not in (embedder_tag(a), embedder_tag(b))
+    with Gallery(tmp_path / "g.db") as g:
+        enroll_folder(g, people_photos, ens, blob_detector)
+        P, names = g.prototypes(tag)
+        assert names == ["ann", "bob", "cy"] and P.shape == (3, 16 * 16 + 20 * 20 * 3)
+
+
 def test_rebuild_with_another_embedder(tmp_path, people_photos, blob_detector):
     old, new = RawPixelEmbedder(size=16), RawPixelEmbedder(size=20, gray=False)
     with Gallery(tmp_path / "g.db") as g:

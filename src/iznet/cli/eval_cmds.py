@@ -16,7 +16,8 @@ eval_app = typer.Typer(help="Measure an embedder: LFW verification, closed/open-
 app.add_typer(eval_app, name="eval")
 
 _EMBEDDER_HELP = ("'raw[:SIZE]', 'pca[:N]' (options: 'pca:128,whiten=true,size=64,gray=true,crop=0.8'), "
-                  "a model name (random weights) or an embedder checkpoint file")
+                  "a model name (random weights), an embedder checkpoint file, or several joined by '+' "
+                  "(an ensemble: 'a.pt+b.pt')")
 
 
 def _pct(x: float | None) -> str:

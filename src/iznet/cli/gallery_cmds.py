@@ -18,7 +18,8 @@ gallery_app = typer.Typer(help="Look after the gallery of known people (list, sh
 app.add_typer(gallery_app, name="gallery")
 
 GALLERY_HELP = "gallery file (default: $IZNET_GALLERY, else ~/.local/share/iznet/gallery.db)"
-EMBEDDER_HELP = "embedder: a checkpoint file, 'raw[:SIZE]', ... (default: the bundled one)"
+EMBEDDER_HELP = ("embedder: a checkpoint file, 'raw[:SIZE]', ..., or several joined by '+' (an ensemble) "
+                 "(default: the bundled one)")
 DETECTOR_HELP = "face detector: 'haar', 'yunet:PATH' or a detector checkpoint (default: the bundled one)"
 _SHOW_MAX = 20
 

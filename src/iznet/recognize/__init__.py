@@ -8,7 +8,8 @@ from __future__ import annotations
 from iznet.utils.lazy import lazy_exports
 
 _EXPORTS = {
-    "embedder": ["Embedder", "NetworkEmbedder", "PCAEmbedder", "RawPixelEmbedder", "SPEC_HELP", "load_embedder"],
+    "embedder": ["Embedder", "EnsembleEmbedder", "NetworkEmbedder", "PCAEmbedder", "RawPixelEmbedder", "SPEC_HELP",
+                 "load_embedder"],
     "gallery": ["EMPTY_MESSAGE", "EnrollResult", "Gallery", "ImageRecord", "PersonInfo", "PersonSummary",
                 "RESERVED_NAMES", "sha256_bytes", "sha256_file", "validate_name"],
     "prototypes": ["METHODS", "centroid", "compute_prototypes", "kmeans_prototypes", "medoid", "pairwise_distances",

@@ -8,9 +8,11 @@ The evaluation protocols, the trainer and the recognition pipeline all speak to 
 * :class:`NetworkEmbedder`: an iznet network (``iznet.models``), optional flip test-time augmentation.
 * :class:`RawPixelEmbedder`: the pixels themselves (a floor every learned method must beat).
 * :class:`PCAEmbedder`: eigenfaces (Turk and Pentland 1991), fitted on training people only.
+* :class:`EnsembleEmbedder`: several embedders at once, their unit vectors concatenated (each scaled by
+  ``1/sqrt(n)``), so a squared distance is the mean of the members' squared distances.
 
-:func:`load_embedder` builds one from a string: ``"raw"``, ``"pca:64"``, a model name (untrained!)
-or a checkpoint file.
+:func:`load_embedder` builds one from a string: ``"raw"``, ``"pca:64"``, a model name (untrained!),
+a checkpoint file, or several of these joined by ``+`` (an ensemble).
 
 >>> import torch
 >>> e = RawPixelEmbedder(size=8)
@@ -286,6 +288,56 @@ class NetworkEmbedder(Embedder):
         return {**super().describe(), "kind": "network", "tta": self.tta, "device": str(self.device)}
 
 
+class EnsembleEmbedder(Embedder):
+    """Several embedders used as one: ``e(x) = [e_1(x), ..., e_n(x)] / sqrt(n)`` (each ``e_i`` unit length).
+
+    The result is unit length, and ``|e(x) - e(y)|^2 = mean_i |e_i(x) - e_i(y)|^2``: the ensemble's
+    distance fuses the members' distances (their root mean square), which is why concatenation is used
+    and not a sum: independently trained networks embed into unrelated coordinate systems, so adding
+    their vectors would mix unrelated directions. The dimension is the sum of the members'.
+    Members may differ in input size (each resizes the crops itself) and kind.
+
+    Args:
+        members: two or more embedders, fitted already if they need fitting.
+        name: description stored with results (default: the members' names joined by ``+``).
+
+    Raises:
+        ModelError: fewer than two members, or a member that is not an :class:`Embedder`.
+    """
+
+    def __init__(self, members: list[Embedder], name: str | None = None):
+        members = list(members)
+        if len(members) < 2:
+            raise ModelError(f"an ensemble needs at least two embedders, got {len(members)}")
+        bad = [type(m).__name__ for m in members if not isinstance(m, Embedder)]
+        if bad:
+            raise ModelError(f"ensemble members must be embedders, got {', '.join(bad)}")
+        self.members = members
+        self.needs_fit = any(m.needs_fit for m in members)
+        self.trained = all(m.trained for m in members)
+        self.input_size = max(int(m.input_size) for m in members)
+        self.name = name or "+".join(m.name for m in members)
+
+    @property
+    def dim(self) -> int:
+        return sum(m.dim for m in self.members)
+
+    def fit(self, images: torch.Tensor, labels: np.ndarray | None = None) -> "EnsembleEmbedder":
+        if not self.needs_fit:
+            return self
+        fitted = copy.copy(self)
+        fitted.members = [m.fit(images, labels) for m in self.members]
+        fitted.needs_fit = False
+        return fitted
+
+    def _embed_batch(self, images: torch.Tensor) -> torch.Tensor:
+        parts = [torch.from_numpy(m.embed(images, batch_size=max(1, images.shape[0]))) for m in self.members]
+        return torch.cat(parts, dim=1) / float(len(parts)) ** 0.5
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "kind": "ensemble", "members": [m.describe() for m in self.members]}
+
+
 def _parse_value(text: str) -> Any:
     low = text.strip().lower()
     if low in ("true", "yes", "on"):
@@ -309,7 +361,7 @@ _BASELINES = {
 }
 
 SPEC_HELP = ("'raw[:SIZE]', 'pca[:N]' (options after a comma, e.g. 'pca:64,whiten=true,size=48,crop=0.8'), "
-             "a model name (random weights) or an iznet checkpoint file")
+             "a model name (random weights), an iznet checkpoint file, or several joined by '+' (an ensemble)")
 
 
 def _baseline(spec: str) -> Embedder:
@@ -333,7 +385,8 @@ def load_embedder(spec: str, device: str | torch.device | None = None, tta: bool
     Args:
         spec: ``"raw"``, ``"raw:24"``, ``"pca"``, ``"pca:64"``, ``"pca:128,whiten=true,size=48"``, a
             registered model name (random weights: ``.trained`` is False), or a checkpoint path saved
-            with ``kind="embedder"``.
+            with ``kind="embedder"``; or several of these joined by ``+`` (``"a.pt+b.pt"``): an
+            :class:`EnsembleEmbedder` of them.
         device: device of a network (default: automatic).
         tta: flip test-time augmentation of a network; None uses the checkpoint's ``meta["tta"]``
             (False when absent).
@@ -346,6 +399,18 @@ def load_embedder(spec: str, device: str | torch.device | None = None, tta: bool
     path = Path(spec)
     if path.is_file():
         return _from_checkpoint(path, device, tta)
+    if "+" in spec:
+        parts = [p.strip() for p in spec.split("+")]
+        if len(parts) < 2 or not all(parts):
+            raise ModelError(f"ensemble {spec!r} has an empty member: join two or more embedders with '+', "
+                             f"e.g. 'a.pt+b.pt'")
+        members = []
+        for part in parts:
+            try:
+                members.append(load_embedder(part, device=device, tta=tta))
+            except ModelError as e:
+                raise ModelError(f"ensemble {spec!r}, member {part!r}: {e}") from None
+        return EnsembleEmbedder(members)
     if head in _BASELINES:
         return _baseline(spec)
     if path.suffix in (".pt", ".pth", ".ckpt", ".safetensors") or "/" in spec:

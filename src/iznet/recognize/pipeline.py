@@ -38,7 +38,8 @@ from iznet.data.crops import FACE_CROP_SCALE, crop_face
 from iznet.data.images import list_images, load_image
 from iznet.detect.results import Detections
 from iznet.errors import DataError, GalleryError, ImageError, IznetError, ModelError
-from iznet.recognize.embedder import Embedder, NetworkEmbedder, PCAEmbedder, RawPixelEmbedder, load_embedder
+from iznet.recognize.embedder import (Embedder, EnsembleEmbedder, NetworkEmbedder, PCAEmbedder, RawPixelEmbedder,
+                                      load_embedder)
 from iznet.recognize.gallery import EMPTY_MESSAGE, Gallery, sha256_file, validate_name
 from iznet.recognize.matcher import UNKNOWN, Match, Matcher, calibrate_threshold
 
@@ -182,6 +183,7 @@ def embedder_tag(embedder: Embedder) -> str:
       file name and metadata do not count: the same weights give the same tag wherever the file lies, and
       any change of weights gives a new tag;
     * a fitted :class:`PCAEmbedder`: ``pca@<h>`` over its settings and fitted mean and components;
+    * an :class:`EnsembleEmbedder`: ``ensemble@<h>`` over its members' tags in order;
     * anything else: ``<name>@<h>`` over its :meth:`~Embedder.describe` output.
 
     Commas become semicolons: the gallery lists a picture's tags comma-separated.
@@ -199,6 +201,9 @@ def embedder_tag(embedder: Embedder) -> str:
     if isinstance(embedder, NetworkEmbedder):
         h.update(f"{type(embedder.model).__name__}|{embedder.input_size}|tta={embedder.tta}".encode())
         _hash_state_dict(h, embedder.model.state_dict())
+    elif isinstance(embedder, EnsembleEmbedder):
+        h.update("|".join(embedder_tag(m) for m in embedder.members).encode())
+        head = "ensemble"
     elif isinstance(embedder, PCAEmbedder):
         if embedder.pca is None:
             raise ModelError(f"{embedder.name} is not fitted; a gallery needs a fitted embedder")

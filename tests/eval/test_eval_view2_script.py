@@ -1,0 +1,63 @@
+"""scripts/lfw_view2.py scoring: the 10-fold table of one run and of an ensemble of runs (--fuse)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from iznet.eval.verification import verification_report
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "lfw_view2.py"
+
+
+def _run_folder(root: Path, dists: list[np.ndarray], sames: list[np.ndarray]) -> Path:
+    for k, (d, s) in enumerate(zip(dists, sames)):
+        (root / f"fold{k}").mkdir(parents=True)
+        np.savez_compressed(root / f"fold{k}" / "test_pairs.npz", dist=d, same=s)
+    return root
+
+
+@pytest.fixture
+def script(monkeypatch):
+    """Runs the script's main() in this process with the given arguments."""
+    spec = importlib.util.spec_from_file_location("lfw_view2_script", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def run(*args: str) -> None:
+        monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args])
+        mod.main()
+    return run
+
+
+def test_fuse_scores_the_rms_distance_and_checks_the_pairs(tmp_path, script, capsys):
+    rng = np.random.default_rng(0)
+    sames = [rng.random(40) < 0.5 for _ in range(3)]
+    runs = [_run_folder(tmp_path / name, [rng.random(40) * 2 + 0.3 * ~s for s in sames], sames)
+            for name in ("a", "b")]
+    script("--out", str(tmp_path / "ens"), "--folds", "0,1,2", "--fuse", f"{runs[0]},{runs[1]}")
+    assert '"accuracy"' in capsys.readouterr().out
+    got = json.loads((tmp_path / "ens" / "view2.json").read_text())
+    d = [np.concatenate([np.load(run / f"fold{k}" / "test_pairs.npz")["dist"] for k in range(3)]) for run in runs]
+    same, fold = np.concatenate(sames), np.repeat(np.arange(3), 40)
+    want = verification_report(np.sqrt((d[0] ** 2 + d[1] ** 2) / 2), same, fold, protocol="x").to_dict()
+    assert got["accuracy"] == want["accuracy"] and got["auc"] == want["auc"]
+    one = verification_report(d[1], same, fold, protocol="x").to_dict()
+    assert [m["run"] for m in got["members"]] == [str(x) for x in runs] and got["members"][1]["auc"] == one["auc"]
+
+    # runs over other pairs cannot be fused; a missing fold is named
+    other = _run_folder(tmp_path / "c", [rng.random(40) for _ in sames], [~s for s in sames])
+    with pytest.raises(SystemExit, match="test pairs differ"):
+        script("--out", str(tmp_path / "bad"), "--folds", "0,1,2", "--fuse", f"{runs[0]},{other}")
+    with pytest.raises(SystemExit, match="fold3.*train fold 3 first"):
+        script("--out", str(tmp_path / "bad"), "--folds", "0,1,2,3", "--fuse", f"{runs[0]},{runs[1]}")
+    with pytest.raises(SystemExit, match="two or more runs"):
+        script("--out", str(tmp_path / "bad"), "--folds", "0,1,2", "--fuse", f"{runs[0]}")
+    with pytest.raises(SystemExit, match="--pack and --data-root"):
+        script("--out", str(tmp_path / "bad"), "--folds", "0,1,2")
+    assert not (tmp_path / "bad").exists()
