@@ -194,3 +194,18 @@ def test_export_bad_files(tmp_path):
     with pytest.raises(ModelError, match="folder without model.pt"):
         export_model(tmp_path / "empty", tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_ensemble_runs_each_member_on_onnxruntime(embedder_ckpt, tmp_path):
+    from iznet.recognize.embedder import EnsembleEmbedder
+    from iznet.recognize.pipeline import embedder_tag
+
+    spec = f"{embedder_ckpt}+raw:8"
+    onnx_ens = load_embedder_runtime(spec, "onnx", tmp_path)
+    torch_ens = load_embedder_runtime(spec, "torch")
+    assert isinstance(onnx_ens, EnsembleEmbedder) and isinstance(onnx_ens.members[0], OnnxEmbedder)
+    assert embedder_tag(onnx_ens) == embedder_tag(torch_ens)  # a gallery enrolled on either runtime matches
+    x = _crops(3, 40)
+    np.testing.assert_allclose(onnx_ens.embed(x), torch_ens.embed(x), atol=1e-4)
+    with pytest.raises(ModelError, match="empty member"):
+        load_embedder_runtime(f"{embedder_ckpt}+", "onnx", tmp_path)

@@ -315,7 +315,8 @@ def load_embedder_runtime(spec: str | None = None, runtime: str = "torch", onnx_
 
     Args:
         spec: as for :func:`iznet.recognize.pipeline.load_embedder_spec` (None: the bundled default); with
-            ``runtime="onnx"`` also an exported ``.onnx`` file.
+            ``runtime="onnx"`` also an exported ``.onnx`` file, and an ensemble (``a.pt+b.pt``) runs each
+            member on onnxruntime.
         runtime: ``torch`` or ``onnx``.
         onnx_dir: the ONNX cache (see :func:`cached_export`).
         device: PyTorch device (torch runtime only; onnxruntime runs on the CPU).
@@ -338,6 +339,13 @@ def load_embedder_runtime(spec: str | None = None, runtime: str = "torch", onnx_
     def opener(p: Path) -> OnnxEmbedder:
         return OnnxEmbedder(p, threads)
 
+    if "+" in text and not Path(text).expanduser().exists():  # an ensemble: each member on onnxruntime
+        from iznet.recognize.embedder import EnsembleEmbedder
+
+        parts = [p.strip() for p in text.split("+")]
+        if not all(parts):
+            raise ModelError(f"ensemble {text!r} has an empty member: join two or more embedders with '+'")
+        return EnsembleEmbedder([load_embedder_runtime(p, runtime, onnx_dir, device, threads) for p in parts])
     if _is_onnx(text):
         emb: Embedder = opener(Path(text))
     elif not text or text in DEFAULT_MODELS or Path(text).expanduser().exists():
