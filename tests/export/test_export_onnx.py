@@ -209,3 +209,5 @@ def test_ensemble_runs_each_member_on_onnxruntime(embedder_ckpt, tmp_path):
     np.testing.assert_allclose(onnx_ens.embed(x), torch_ens.embed(x), atol=1e-4)
     with pytest.raises(ModelError, match="empty member"):
         load_embedder_runtime(f"{embedder_ckpt}+", "onnx", tmp_path)
+    with pytest.raises(ModelError, match="is an ensemble: export each member"):
+        export_model(spec, tmp_path / "ens.onnx")
