@@ -24,7 +24,6 @@ PyTorch's oneDNN reports them (``cpu.mkldnn_bf16``).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import platform
@@ -32,6 +31,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from iznet.utils.device import autocast
 
 CONFIGS = [  # (name, channels_last, bf16); the first is the reference
     ("fp32_nchw", False, False),
@@ -47,7 +48,9 @@ def _step_time(model: torch.nn.Module, x: torch.Tensor, channels_last: bool, bf1
     model.train(train)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+
+    def ctx():  # the trainer's own switch (TrainConfig.cpu_bf16)
+        return autocast(torch.device("cpu"), cpu_bf16=bf16)
 
     def step():
         if not train:

@@ -59,8 +59,8 @@ def fuse(runs: list[Path], folds: list[int]) -> dict:
     if len(runs) < 2:
         raise SystemExit(f"--fuse needs two or more runs, got {len(runs)}")
     parts = [_fold_distances(r, folds) for r in runs]
-    for r, (d, same, _) in zip(runs[1:], parts[1:]):
-        if len(d) != len(parts[0][0]) or not np.array_equal(same, parts[0][1]):
+    for r, (_, same, _) in zip(runs[1:], parts[1:]):
+        if not np.array_equal(same, parts[0][1]):
             raise SystemExit(f"{r}: its test pairs differ from {runs[0]}'s; fuse runs of the same View 2 folds")
     dist = np.sqrt(np.mean([d ** 2 for d, _, _ in parts], axis=0))
     res = verification_report(dist, parts[0][1], parts[0][2], protocol="lfw-view2-unrestricted-ensemble").to_dict()

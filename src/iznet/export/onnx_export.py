@@ -111,7 +111,9 @@ def checkpoint_path(spec: str | Path) -> Path:
     path = Path(text).expanduser()
     if path.is_dir():
         return _checkpoint_in(path)
-    if not path.is_file() and "+" in text:
+    from iznet.recognize.embedder import ensemble_members
+
+    if ensemble_members(text):
         raise ModelError(f"model {text!r} is an ensemble: export each member on its own (`iznet export A`, "
                          f"`iznet export B`); `--runtime onnx` with the ensemble exports its members by itself")
     if not path.is_file():

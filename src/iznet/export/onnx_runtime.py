@@ -34,7 +34,7 @@ from iznet.detect.results import Detections
 from iznet.detect.tta import detect_images, tta_config
 from iznet.errors import ModelError
 from iznet.export.onnx_export import DEFAULT_MODELS, FORMAT, INSTALL_HINT
-from iznet.recognize.embedder import Embedder
+from iznet.recognize.embedder import Embedder, EnsembleEmbedder, ensemble_members
 
 _logger = logging.getLogger(__name__)
 
@@ -339,12 +339,8 @@ def load_embedder_runtime(spec: str | None = None, runtime: str = "torch", onnx_
     def opener(p: Path) -> OnnxEmbedder:
         return OnnxEmbedder(p, threads)
 
-    if "+" in text and not Path(text).expanduser().exists():  # an ensemble: each member on onnxruntime
-        from iznet.recognize.embedder import EnsembleEmbedder
-
-        parts = [p.strip() for p in text.split("+")]
-        if not all(parts):
-            raise ModelError(f"ensemble {text!r} has an empty member: join two or more embedders with '+'")
+    parts = ensemble_members(text)
+    if parts:  # an ensemble: each member on onnxruntime
         return EnsembleEmbedder([load_embedder_runtime(p, runtime, onnx_dir, device, threads) for p in parts])
     if _is_onnx(text):
         emb: Embedder = opener(Path(text))

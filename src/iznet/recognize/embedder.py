@@ -379,6 +379,23 @@ def _baseline(spec: str) -> Embedder:
     return cls(**kwargs)
 
 
+def ensemble_members(spec: str) -> list[str] | None:
+    """The member specs of an ensemble spec (``"a.pt+b.pt"``), or None when ``spec`` is not one (no ``+``,
+    or an existing file whose name has one).
+
+    Raises:
+        ModelError: an empty member (``"a.pt+"``).
+    """
+    text = str(spec).strip()
+    if "+" not in text or Path(text).expanduser().exists():
+        return None
+    parts = [p.strip() for p in text.split("+")]
+    if not all(parts):
+        raise ModelError(f"ensemble {text!r} has an empty member: join two or more embedders with '+', "
+                         f"e.g. 'a.pt+b.pt'")
+    return parts
+
+
 def load_embedder(spec: str, device: str | torch.device | None = None, tta: bool | None = None) -> Embedder:
     """Build an embedder from a string.
 
@@ -399,11 +416,8 @@ def load_embedder(spec: str, device: str | torch.device | None = None, tta: bool
     path = Path(spec)
     if path.is_file():
         return _from_checkpoint(path, device, tta)
-    if "+" in spec:
-        parts = [p.strip() for p in spec.split("+")]
-        if len(parts) < 2 or not all(parts):
-            raise ModelError(f"ensemble {spec!r} has an empty member: join two or more embedders with '+', "
-                             f"e.g. 'a.pt+b.pt'")
+    parts = ensemble_members(spec)
+    if parts:
         members = []
         for part in parts:
             try:
