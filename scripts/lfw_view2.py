@@ -10,14 +10,17 @@ Usage (one process for all folds, so the pack is read once):
     python scripts/lfw_view2.py --pack packs/lfw112.pt --data-root DIR_WITH_lfw/ --out runs/view2 \
         --model nn2 --input-size 112 --steps 3000 [--folds 0,1,2]
 
-``--aggregate-only`` recomputes the table from the runs' ``test_pairs.npz`` files.
+``--aggregate-only`` recomputes the table from the runs' ``test_pairs.npz`` files. Scoring a run also
+writes ``OUT/view2_distances.npz`` (``dist``, ``same``, ``fold``: the 6,000 test pairs in fold order), a
+small file that keeps a run's result once its folder is gone: ``docs/results/view2_runs/`` holds one
+per View 2 run, and ``--fuse`` takes such files as well as run folders.
 
 ``--fuse RUN,RUN,...`` scores an ensemble: each fold's models from several runs (all trained without
 that fold's people, so the protocol holds), their distances fused as the root mean square, which is
 the distance of the members' concatenated unit embeddings scaled by ``1/sqrt(n)``
 (:class:`iznet.recognize.EnsembleEmbedder`). It writes ``OUT/view2.json``:
 
-    python scripts/lfw_view2.py --out runs/view2_ens --fuse runs/view2_a,runs/view2_b
+    python scripts/lfw_view2.py --out runs/view2_ens --fuse runs/view2_a,docs/results/view2_runs/b.npz
 """
 
 from __future__ import annotations
@@ -32,7 +35,12 @@ import numpy as np
 
 
 def _fold_distances(out: Path, folds: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The test distances, same-person flags and fold ids of a run's folds, in fold order."""
+    """The test distances, same-person flags and fold ids of a run's folds, in fold order.
+
+    ``out`` is a run folder (``fold*/test_pairs.npz``) or a ``view2_distances.npz`` file of one.
+    """
+    if out.suffix == ".npz":
+        return _stored_distances(out, folds)
     dists, sames, fold_ids = [], [], []
     for k in folds:
         f = out / f"fold{k}" / "test_pairs.npz"
@@ -41,6 +49,33 @@ def _fold_distances(out: Path, folds: list[int]) -> tuple[np.ndarray, np.ndarray
         z = np.load(f)
         dists.append(z["dist"]); sames.append(z["same"]); fold_ids.append(np.full(len(z["dist"]), k))
     return np.concatenate(dists), np.concatenate(sames), np.concatenate(fold_ids)
+
+
+def _stored_distances(f: Path, folds: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The folds' rows of a ``view2_distances.npz`` file, in the order of ``folds``."""
+    try:
+        z = np.load(f)
+        dist, same, fold = z["dist"], z["same"].astype(bool), z["fold"]
+    except (OSError, ValueError, KeyError) as e:
+        raise SystemExit(f"{f}: not a View 2 distances file (arrays dist, same, fold), as --aggregate-only "
+                         f"writes to OUT/view2_distances.npz: {e}") from None
+    if not len(dist) == len(same) == len(fold):
+        raise SystemExit(f"{f}: dist, same and fold differ in length ({len(dist)}, {len(same)}, {len(fold)})")
+    missing = [k for k in folds if not (fold == k).any()]
+    if missing:
+        raise SystemExit(f"{f} holds no pairs of fold(s) {missing}; it has folds {sorted(set(fold.tolist()))}")
+    rows = np.concatenate([np.flatnonzero(fold == k) for k in folds])
+    return dist[rows], same[rows], fold[rows]
+
+
+def save_distances(out: Path, folds: list[int]) -> Path:
+    """Write a run's test distances to ``OUT/view2_distances.npz`` (temporary file, then rename)."""
+    dist, same, fold = _fold_distances(out, folds)
+    dest = out / "view2_distances.npz"
+    tmp = out / "view2_distances.tmp.npz"
+    np.savez_compressed(tmp, dist=dist.astype(np.float32), same=same.astype(bool), fold=fold.astype(np.int8))
+    tmp.replace(dest)
+    return dest
 
 
 def aggregate(out: Path, folds: list[int]) -> dict:
@@ -75,6 +110,8 @@ def fuse(runs: list[Path], folds: list[int]) -> dict:
 def _fold_training(run: Path, k: int) -> dict:
     """What each fold's model trained on and how it did on its own development pairs (from its summary)."""
     row: dict = {"fold": k}
+    if run.parent.suffix == ".npz":
+        return row  # stored distances: the run's folder, and with it the training summaries, is gone
     try:
         s = json.loads((run / "summary.json").read_text())
         cfg = json.loads((run / "config.json").read_text())["config"]
@@ -187,6 +224,7 @@ def main() -> None:
         return
     res = aggregate(args.out, folds)
     (args.out / "view2.json").write_text(json.dumps(res, indent=2, default=float))
+    print(f"distances: {save_distances(args.out, folds)} (keep it: docs/results/view2_runs/)", flush=True)
     print(json.dumps(res, indent=2, default=float))
 
 

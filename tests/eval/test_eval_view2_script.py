@@ -61,3 +61,34 @@ def test_fuse_scores_the_rms_distance_and_checks_the_pairs(tmp_path, script, cap
     with pytest.raises(SystemExit, match="--pack and --data-root"):
         script("--out", str(tmp_path / "bad"), "--folds", "0,1,2")
     assert not (tmp_path / "bad").exists()
+
+
+def test_stored_distances_keep_a_run_and_fuse_like_its_folder(tmp_path, script, capsys):
+    rng = np.random.default_rng(1)
+    sames = [rng.random(30) < 0.5 for _ in range(3)]
+    runs = [_run_folder(tmp_path / name, [rng.random(30) * 2 + 0.3 * ~s for s in sames], sames)
+            for name in ("a", "b")]
+    script("--out", str(runs[1]), "--folds", "0,1,2", "--aggregate-only")
+    assert "view2_distances.npz" in capsys.readouterr().out
+    stored = runs[1] / "view2_distances.npz"
+    z = np.load(stored)
+    assert z["fold"].tolist() == [0] * 30 + [1] * 30 + [2] * 30
+    assert np.array_equal(z["same"], np.concatenate(sames))
+    assert np.allclose(z["dist"], np.concatenate([np.load(runs[1] / f"fold{k}" / "test_pairs.npz")["dist"]
+                                                  for k in range(3)]))
+    assert not list(runs[1].glob("*.tmp.npz"))
+
+    # the stored file stands in for the folder, also for a subset of folds in another order
+    for folds in ("0,1,2", "2,0"):
+        script("--out", str(tmp_path / "dirs"), "--folds", folds, "--fuse", f"{runs[0]},{runs[1]}")
+        script("--out", str(tmp_path / "file"), "--folds", folds, "--fuse", f"{runs[0]},{stored}")
+        a, b = (json.loads((tmp_path / n / "view2.json").read_text()) for n in ("dirs", "file"))
+        assert a["accuracy"] == b["accuracy"] and a["auc"] == b["auc"] and a["fold_accuracy"] == b["fold_accuracy"]
+        assert b["members"][1]["run"] == str(stored) and b["members"][1]["training"][0] == {"fold": int(folds[0])}
+
+    with pytest.raises(SystemExit, match=r"view2_distances.npz holds no pairs of fold\(s\) \[3\]"):
+        script("--out", str(tmp_path / "bad"), "--folds", "0,3", "--fuse", f"{stored},{runs[0]}")
+    junk = tmp_path / "junk.npz"
+    np.savez(junk, dist=np.zeros(3))
+    with pytest.raises(SystemExit, match="junk.npz: not a View 2 distances file"):
+        script("--out", str(tmp_path / "bad"), "--folds", "0", "--fuse", f"{junk},{runs[0]}")
