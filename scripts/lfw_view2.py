@@ -53,6 +53,8 @@ def _fold_distances(out: Path, folds: list[int]) -> tuple[np.ndarray, np.ndarray
 
 def _stored_distances(f: Path, folds: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The folds' rows of a ``view2_distances.npz`` file, in the order of ``folds``."""
+    if not f.is_file():
+        raise SystemExit(f"missing {f}: give a run's view2_distances.npz (docs/results/view2_runs/) or its folder")
     try:
         z = np.load(f)
         dist, same, fold = z["dist"], z["same"].astype(bool), z["fold"]
@@ -68,22 +70,24 @@ def _stored_distances(f: Path, folds: list[int]) -> tuple[np.ndarray, np.ndarray
     return dist[rows], same[rows], fold[rows]
 
 
-def save_distances(out: Path, folds: list[int]) -> Path:
+def save_distances(out: Path, dist: np.ndarray, same: np.ndarray, fold: np.ndarray) -> Path:
     """Write a run's test distances to ``OUT/view2_distances.npz`` (temporary file, then rename)."""
-    dist, same, fold = _fold_distances(out, folds)
+    from iznet.utils.io import atomic_path
+
     dest = out / "view2_distances.npz"
-    tmp = out / "view2_distances.tmp.npz"
-    np.savez_compressed(tmp, dist=dist.astype(np.float32), same=same.astype(bool), fold=fold.astype(np.int8))
-    tmp.replace(dest)
+    with atomic_path(dest) as tmp, open(tmp, "wb") as fh:  # a handle: savez on a path appends ".npz"
+        np.savez_compressed(fh, dist=dist.astype(np.float32), same=same.astype(bool), fold=fold.astype(np.int8))
     return dest
 
 
 def aggregate(out: Path, folds: list[int]) -> dict:
+    """The 10-fold table of a run; also keeps its distances in ``OUT/view2_distances.npz``."""
     from iznet.eval.verification import verification_report
 
     dist, same, fold = _fold_distances(out, folds)
     res = verification_report(dist, same, fold, protocol="lfw-view2-unrestricted").to_dict()
     res["training"] = [_fold_training(out / f"fold{k}", k) for k in folds]
+    print(f"distances: {save_distances(out, dist, same, fold)} (keep it: docs/results/view2_runs/)", flush=True)
     return res
 
 
@@ -110,13 +114,13 @@ def fuse(runs: list[Path], folds: list[int]) -> dict:
 def _fold_training(run: Path, k: int) -> dict:
     """What each fold's model trained on and how it did on its own development pairs (from its summary)."""
     row: dict = {"fold": k}
-    if run.parent.suffix == ".npz":
-        return row  # stored distances: the run's folder, and with it the training summaries, is gone
     try:
         s = json.loads((run / "summary.json").read_text())
         cfg = json.loads((run / "config.json").read_text())["config"]
     except (OSError, ValueError, KeyError):
-        return row  # a fold scored by an older run layout: the distances are all the table needs
+        # an older run layout, or stored distances (RUN.npz/foldK is no folder): the distances are all
+        # the table needs
+        return row
     dev, test = s.get("dev") or {}, s.get("test") or {}
     row.update(steps=s.get("steps"), samples=s.get("samples"), train_seconds=s.get("train_seconds"),
                samples_per_second=s.get("samples_per_second"), dev_acc=dev.get("best_acc"), dev_auc=dev.get("auc"),
@@ -224,7 +228,6 @@ def main() -> None:
         return
     res = aggregate(args.out, folds)
     (args.out / "view2.json").write_text(json.dumps(res, indent=2, default=float))
-    print(f"distances: {save_distances(args.out, folds)} (keep it: docs/results/view2_runs/)", flush=True)
     print(json.dumps(res, indent=2, default=float))
 
 
