@@ -169,11 +169,12 @@ def main() -> None:
                     help="channels_last inputs (default: on for the CPU; off on CUDA, where it made NN2 "
                          "diverge under bf16)")
     args = ap.parse_args()
+    from iznet.utils.io import write_json  # temporary file, then rename: a stopped run keeps its last table
+
     folds = [int(f) for f in args.folds.split(",")]
     if args.fuse:
         res = fuse([Path(r) for r in args.fuse.split(",") if r.strip()], folds)
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "view2.json").write_text(json.dumps(res, indent=2, default=float))
+        write_json(args.out / "view2.json", res)
         print(json.dumps({k: v for k, v in res.items() if k != "members"}, indent=2, default=float))
         return
 
@@ -227,7 +228,7 @@ def main() -> None:
         print("one fold trained: the 10-fold table needs at least two (--aggregate-only later)", flush=True)
         return
     res = aggregate(args.out, folds)
-    (args.out / "view2.json").write_text(json.dumps(res, indent=2, default=float))
+    write_json(args.out / "view2.json", res)
     print(json.dumps(res, indent=2, default=float))
 
 
