@@ -10,7 +10,9 @@ Usage (one process for all folds, so the pack is read once):
     python scripts/lfw_view2.py --pack packs/lfw112.pt --data-root DIR_WITH_lfw/ --out runs/view2 \
         --model nn2 --input-size 112 --steps 3000 [--folds 0,1,2]
 
-``--aggregate-only`` recomputes the table from the runs' ``test_pairs.npz`` files. Scoring a run also
+``--aggregate-only`` recomputes the table from the runs' ``test_pairs.npz`` files; ``--stored FILE`` reads
+the folds that have no folder in OUT from the run's kept distances (folds trained in a checkout that is
+gone, the rest here). Scoring a run also
 writes ``OUT/view2_distances.npz`` (``dist``, ``same``, ``fold``: the 6,000 test pairs in fold order), a
 small file that keeps a run's result once its folder is gone: ``docs/results/view2_runs/`` holds one
 per View 2 run, and ``--fuse`` takes such files as well as run folders.
@@ -34,20 +36,27 @@ from pathlib import Path
 import numpy as np
 
 
-def _fold_distances(out: Path, folds: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _fold_distances(out: Path, folds: list[int], stored: Path | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The test distances, same-person flags and fold ids of a run's folds, in fold order.
 
-    ``out`` is a run folder (``fold*/test_pairs.npz``) or a ``view2_distances.npz`` file of one.
+    ``out`` is a run folder (``fold*/test_pairs.npz``) or a ``view2_distances.npz`` file of one. With
+    ``stored`` (a ``view2_distances.npz`` of the same run), folds that have no ``test_pairs.npz`` in the
+    folder are read from that file: a run whose first folds were trained in a checkout that is gone.
     """
     if out.suffix == ".npz":
         return _stored_distances(out, folds)
     dists, sames, fold_ids = [], [], []
     for k in folds:
         f = out / f"fold{k}" / "test_pairs.npz"
-        if not f.is_file():
-            raise SystemExit(f"missing {f}: train fold {k} first")
-        z = np.load(f)
-        dists.append(z["dist"]); sames.append(z["same"]); fold_ids.append(np.full(len(z["dist"]), k))
+        if f.is_file():
+            z = np.load(f)
+            d, s = z["dist"], z["same"].astype(bool)
+        elif stored is not None:
+            d, s, _ = _stored_distances(stored, [k])
+        else:
+            raise SystemExit(f"missing {f}: train fold {k} first (or name the run's stored distances with --stored)")
+        dists.append(d); sames.append(s); fold_ids.append(np.full(len(d), k))
     return np.concatenate(dists), np.concatenate(sames), np.concatenate(fold_ids)
 
 
@@ -80,11 +89,11 @@ def save_distances(out: Path, dist: np.ndarray, same: np.ndarray, fold: np.ndarr
     return dest
 
 
-def aggregate(out: Path, folds: list[int]) -> dict:
+def aggregate(out: Path, folds: list[int], stored: Path | None = None) -> dict:
     """The 10-fold table of a run; also keeps its distances in ``OUT/view2_distances.npz``."""
     from iznet.eval.verification import verification_report
 
-    dist, same, fold = _fold_distances(out, folds)
+    dist, same, fold = _fold_distances(out, folds, stored)
     res = verification_report(dist, same, fold, protocol="lfw-view2-unrestricted").to_dict()
     res["training"] = [_fold_training(out / f"fold{k}", k) for k in folds]
     print(f"distances: {save_distances(out, dist, same, fold)} (keep it: docs/results/view2_runs/)", flush=True)
@@ -162,6 +171,9 @@ def main() -> None:
     ap.add_argument("--aggregate-only", action="store_true")
     ap.add_argument("--fuse", default="",
                     help="RUN,RUN,...: score the ensemble of these runs' fold models (no training) into OUT")
+    ap.add_argument("--stored", type=Path, default=None,
+                    help="with --aggregate-only: this run's view2_distances.npz (docs/results/view2_runs/), "
+                         "read for the folds that have no fold folder in OUT")
     ap.add_argument("--no-bf16", action="store_true")
     ap.add_argument("--cpu-bf16", action="store_true",
                     help="bf16 autocast of CPU training steps (fast on CPUs with native bf16)")
@@ -172,6 +184,8 @@ def main() -> None:
     from iznet.utils.io import write_json  # temporary file, then rename: a stopped run keeps its last table
 
     folds = [int(f) for f in args.folds.split(",")]
+    if args.stored is not None and not args.aggregate_only:
+        raise SystemExit("error: --stored goes with --aggregate-only (it fills in folds trained elsewhere)")
     if args.fuse:
         res = fuse([Path(r) for r in args.fuse.split(",") if r.strip()], folds)
         write_json(args.out / "view2.json", res)
@@ -227,7 +241,7 @@ def main() -> None:
     if len(folds) < 2:
         print("one fold trained: the 10-fold table needs at least two (--aggregate-only later)", flush=True)
         return
-    res = aggregate(args.out, folds)
+    res = aggregate(args.out, folds, args.stored)
     write_json(args.out / "view2.json", res)
     print(json.dumps(res, indent=2, default=float))
 

@@ -92,3 +92,32 @@ def test_stored_distances_keep_a_run_and_fuse_like_its_folder(tmp_path, script, 
     np.savez(junk, dist=np.zeros(3))
     with pytest.raises(SystemExit, match="junk.npz: not a View 2 distances file"):
         script("--out", str(tmp_path / "bad"), "--folds", "0", "--fuse", f"{junk},{runs[0]}")
+
+
+def test_stored_fills_in_the_folds_trained_elsewhere(tmp_path, script, capsys):
+    rng = np.random.default_rng(2)
+    sames = [rng.random(20) < 0.5 for _ in range(4)]
+    whole = _run_folder(tmp_path / "whole", [rng.random(20) * 2 + 0.3 * ~s for s in sames], sames)
+    script("--out", str(whole), "--folds", "0,1,2,3", "--aggregate-only")
+    want = json.loads((whole / "view2.json").read_text())
+    # the checkout that trained folds 0 and 2 is gone; only their stored distances are left
+    script("--out", str(whole), "--folds", "0,2", "--aggregate-only")
+    kept = tmp_path / "kept.npz"
+    (whole / "view2_distances.npz").rename(kept)
+    part = tmp_path / "part"
+    for k in (1, 3):
+        (part / f"fold{k}").mkdir(parents=True)
+        (whole / f"fold{k}" / "test_pairs.npz").rename(part / f"fold{k}" / "test_pairs.npz")
+
+    with pytest.raises(SystemExit, match=r"fold0.*--stored"):
+        script("--out", str(part), "--folds", "0,1,2,3", "--aggregate-only")
+    script("--out", str(part), "--folds", "0,1,2,3", "--aggregate-only", "--stored", str(kept))
+    capsys.readouterr()
+    got = json.loads((part / "view2.json").read_text())
+    assert got["accuracy"] == want["accuracy"] and got["fold_accuracy"] == want["fold_accuracy"]
+    assert np.load(part / "view2_distances.npz")["fold"].tolist() == [0] * 20 + [1] * 20 + [2] * 20 + [3] * 20
+
+    with pytest.raises(SystemExit, match=r"kept.npz holds no pairs of fold\(s\) \[4\]"):
+        script("--out", str(part), "--folds", "0,1,2,3,4", "--aggregate-only", "--stored", str(kept))
+    with pytest.raises(SystemExit, match="--stored goes with --aggregate-only"):
+        script("--out", str(part), "--folds", "0,1", "--stored", str(kept))
