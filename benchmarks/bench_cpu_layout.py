@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from iznet.utils.device import autocast
+from iznet.utils.device import autocast, cpu_bf16_native
 
 CONFIGS = [  # (name, channels_last, bf16); the first is the reference
     ("fp32_nchw", False, False),
@@ -73,13 +73,6 @@ def _step_time(model: torch.nn.Module, x: torch.Tensor, channels_last: bool, bf1
             step()
         best = min(best, (time.perf_counter() - t0) / steps)
     return best
-
-
-def _bf16_native() -> bool | None:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return None
 
 
 def _build(name: str, size: int | None) -> torch.nn.Module:
@@ -135,7 +128,7 @@ def main() -> None:
               "reference": "fp32_nchw, same run",
               "torch": torch.__version__,
               "cpu": {"machine": platform.machine(), "processor": platform.processor(),
-                      "capability": torch.backends.cpu.get_cpu_capability(), "mkldnn_bf16": _bf16_native()},
+                      "capability": torch.backends.cpu.get_cpu_capability(), "mkldnn_bf16": cpu_bf16_native()},
               "rows": rows}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -202,7 +202,11 @@ def main() -> None:
         from iznet.engine.train import TrainConfig, Trainer
         from iznet.errors import ModelError, TrainingError
 
+        from iznet.utils.device import cpu_bf16_warning
+
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if (warning := cpu_bf16_warning(dev, args.cpu_bf16)) is not None:
+            print(warning, file=sys.stderr, flush=True)
         kw = {"input_size": args.input_size} if args.input_size else {}
         for k in folds:
             if (args.out / f"fold{k}" / "summary.json").is_file():

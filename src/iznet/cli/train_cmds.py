@@ -66,7 +66,7 @@ def train(
     from iznet.engine.data import build_train_data
     from iznet.engine.train import TrainConfig, Trainer
     from iznet.errors import TrainingError
-    from iznet.utils.device import default_device
+    from iznet.utils.device import cpu_bf16_warning, default_device
 
     kwargs = {"input_size": input_size} if input_size else {}
     try:
@@ -83,6 +83,8 @@ def train(
                       snapshot_at=snaps, time_budget=time_budget, profile=profile)
     cfg.validate()
     dev = default_device(device)
+    if (warning := cpu_bf16_warning(dev, cpu_bf16)) is not None:
+        typer.echo(warning, err=True)
     size_hint = 112
     td = build_train_data(data, pack=pack, data_root=data_root, device=dev, seed=seed, size=size_hint)
     typer.echo(f"data {data}: {json.dumps(td.info)}", err=True)
