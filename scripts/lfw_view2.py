@@ -23,6 +23,10 @@ the distance of the members' concatenated unit embeddings scaled by ``1/sqrt(n)`
 (:class:`iznet.recognize.EnsembleEmbedder`). It writes ``OUT/view2.json``:
 
     python scripts/lfw_view2.py --out runs/view2_ens --fuse runs/view2_a,docs/results/view2_runs/b.npz
+
+``--fuse RUNS --sizes`` scores every subset of those runs instead and writes ``OUT/ensemble_sizes.json``:
+per ensemble size, the mean, min and max accuracy over its subsets (the gain of one more member, free of
+which members a single ensemble happens to hold).
 """
 
 from __future__ import annotations
@@ -100,16 +104,61 @@ def aggregate(out: Path, folds: list[int], stored: Path | None = None) -> dict:
     return res
 
 
-def fuse(runs: list[Path], folds: list[int]) -> dict:
-    """The 10-fold table of an ensemble: per pair, the root mean square of the runs' distances."""
-    from iznet.eval.verification import verification_report
-
+def _fusable(runs: list[Path], folds: list[int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Each run's (dist, same, fold) over ``folds``, checked to be the same test pairs."""
     if len(runs) < 2:
         raise SystemExit(f"--fuse needs two or more runs, got {len(runs)}")
     parts = [_fold_distances(r, folds) for r in runs]
     for r, (_, same, _) in zip(runs[1:], parts[1:]):
         if not np.array_equal(same, parts[0][1]):
             raise SystemExit(f"{r}: its test pairs differ from {runs[0]}'s; fuse runs of the same View 2 folds")
+    return parts
+
+
+def ensemble_sizes(runs: list[Path], folds: list[int]) -> dict:
+    """How an ensemble's 10-fold accuracy grows with its size: every subset of the runs, fused as by
+    :func:`fuse`, summarised per size (mean, min and max over the C(n, m) subsets of m runs).
+
+    One ensemble's score mixes the effect of its size with the luck of which runs it holds; the mean
+    over all subsets of a size removes the second, so the gain of one more member can be read off.
+    """
+    from itertools import combinations
+
+    from iznet.eval.verification import verification_report
+
+    parts = _fusable(runs, folds)
+    same, fold = parts[0][1], parts[0][2]
+    sizes = []
+    for m in range(1, len(runs) + 1):
+        rows = []
+        for idx in combinations(range(len(runs)), m):
+            dist = np.sqrt(np.mean([parts[i][0] ** 2 for i in idx], axis=0))
+            r = verification_report(dist, same, fold, protocol="lfw-view2-unrestricted-ensemble").to_dict()
+            rows.append({"runs": [str(runs[i]) for i in idx], "accuracy": r["accuracy"], "auc": r["auc"],
+                         "eer": r["eer"]})
+        acc = np.array([r["accuracy"] for r in rows])
+        sizes.append({"size": m, "subsets": len(rows), "accuracy_mean": float(acc.mean()),
+                      "accuracy_min": float(acc.min()), "accuracy_max": float(acc.max()),
+                      "auc_mean": float(np.mean([r["auc"] for r in rows])),
+                      "eer_mean": float(np.mean([r["eer"] for r in rows])), "ensembles": rows})
+    # The mean accuracy of m members, fitted as A - B/m (least squares): the error of an average of m
+    # partly independent members falls like 1/m towards what they share, so A estimates the ceiling
+    # of ensembling more runs of the same recipe. Needs three sizes or more to say anything.
+    fit = None
+    if len(sizes) >= 3:
+        m = np.array([z["size"] for z in sizes], dtype=float)
+        y = np.array([z["accuracy_mean"] for z in sizes])
+        (a, neg_b), *_ = np.linalg.lstsq(np.stack([np.ones_like(m), 1 / m], axis=1), y, rcond=None)
+        fit = {"form": "accuracy_mean = A - B / size", "A": float(a), "B": float(-neg_b),
+               "max_abs_residual": float(np.max(np.abs(a + neg_b / m - y)))}
+    return {"runs": [str(r) for r in runs], "folds": folds, "sizes": sizes, "fit": fit}
+
+
+def fuse(runs: list[Path], folds: list[int]) -> dict:
+    """The 10-fold table of an ensemble: per pair, the root mean square of the runs' distances."""
+    from iznet.eval.verification import verification_report
+
+    parts = _fusable(runs, folds)
     dist = np.sqrt(np.mean([d ** 2 for d, _, _ in parts], axis=0))
     res = verification_report(dist, parts[0][1], parts[0][2], protocol="lfw-view2-unrestricted-ensemble").to_dict()
     res["members"] = []
@@ -171,6 +220,9 @@ def main() -> None:
     ap.add_argument("--aggregate-only", action="store_true")
     ap.add_argument("--fuse", default="",
                     help="RUN,RUN,...: score the ensemble of these runs' fold models (no training) into OUT")
+    ap.add_argument("--sizes", action="store_true",
+                    help="with --fuse: score every subset of the runs and write OUT/ensemble_sizes.json "
+                         "(mean, min, max accuracy per ensemble size)")
     ap.add_argument("--stored", type=Path, default=None,
                     help="with --aggregate-only: this run's view2_distances.npz (docs/results/view2_runs/), "
                          "read for the folds that have no fold folder in OUT")
@@ -186,6 +238,21 @@ def main() -> None:
     folds = [int(f) for f in args.folds.split(",")]
     if args.stored is not None and not args.aggregate_only:
         raise SystemExit("error: --stored goes with --aggregate-only (it fills in folds trained elsewhere)")
+    if args.sizes and not args.fuse:
+        raise SystemExit("error: --sizes goes with --fuse (it scores every subset of the fused runs)")
+    if args.fuse and args.sizes:
+        res = ensemble_sizes([Path(r) for r in args.fuse.split(",") if r.strip()], folds)
+        write_json(args.out / "ensemble_sizes.json", res)
+        print("size  subsets  accuracy mean [min, max]   AUC mean  EER mean")
+        for z in res["sizes"]:
+            print(f"{z['size']:>4}  {z['subsets']:>7}  {100 * z['accuracy_mean']:6.2f}% "
+                  f"[{100 * z['accuracy_min']:.2f}, {100 * z['accuracy_max']:.2f}]  {z['auc_mean']:.4f}  "
+                  f"{100 * z['eer_mean']:.2f}%")
+        if (f := res["fit"]) is not None:
+            print(f"fit: accuracy = {100 * f['A']:.2f}% - {100 * f['B']:.2f} points / size "
+                  f"(largest residual {100 * f['max_abs_residual']:.2f} points); "
+                  + ", ".join(f"{m} runs: {100 * (f['A'] - f['B'] / m):.2f}%" for m in (6, 8, 10)))
+        return
     if args.fuse:
         res = fuse([Path(r) for r in args.fuse.split(",") if r.strip()], folds)
         write_json(args.out / "view2.json", res)

@@ -121,3 +121,41 @@ def test_stored_fills_in_the_folds_trained_elsewhere(tmp_path, script, capsys):
         script("--out", str(part), "--folds", "0,1,2,3,4", "--aggregate-only", "--stored", str(kept))
     with pytest.raises(SystemExit, match="--stored goes with --aggregate-only"):
         script("--out", str(part), "--folds", "0,1", "--stored", str(kept))
+
+
+def test_sizes_scores_every_subset_like_fuse_and_its_members(tmp_path, script, capsys):
+    rng = np.random.default_rng(3)
+    sames = [rng.random(40) < 0.5 for _ in range(3)]
+    runs = [_run_folder(tmp_path / name, [rng.random(40) * 2 + (0.2 + 0.1 * j) * ~s for s in sames], sames)
+            for j, name in enumerate("abcd")]
+    arg = ",".join(map(str, runs))
+    script("--out", str(tmp_path / "sizes"), "--folds", "0,1,2", "--fuse", arg, "--sizes")
+    out = capsys.readouterr().out
+    assert "fit: accuracy" in out
+    got = json.loads((tmp_path / "sizes" / "ensemble_sizes.json").read_text())
+    assert [z["size"] for z in got["sizes"]] == [1, 2, 3, 4] and [z["subsets"] for z in got["sizes"]] == [4, 6, 4, 1]
+
+    # size 1: each run scored alone; the whole set: what --fuse gives; a pair: the rms of two, by hand
+    d = [np.concatenate([np.load(r / f"fold{k}" / "test_pairs.npz")["dist"] for k in range(3)]) for r in runs]
+    same, fold = np.concatenate(sames), np.repeat(np.arange(3), 40)
+    alone = [verification_report(x, same, fold, protocol="x").to_dict()["accuracy"] for x in d]
+    assert [e["accuracy"] for e in got["sizes"][0]["ensembles"]] == alone
+    assert got["sizes"][0]["accuracy_mean"] == pytest.approx(np.mean(alone))
+    assert got["sizes"][0]["accuracy_min"] == min(alone) and got["sizes"][0]["accuracy_max"] == max(alone)
+    script("--out", str(tmp_path / "all"), "--folds", "0,1,2", "--fuse", arg)
+    capsys.readouterr()
+    whole = json.loads((tmp_path / "all" / "view2.json").read_text())
+    assert got["sizes"][3]["ensembles"][0]["accuracy"] == whole["accuracy"]
+    pair = next(e for e in got["sizes"][1]["ensembles"] if e["runs"] == [str(runs[1]), str(runs[3])])
+    want = verification_report(np.sqrt((d[1] ** 2 + d[3] ** 2) / 2), same, fold, protocol="x").to_dict()
+    assert pair["accuracy"] == want["accuracy"] and pair["auc"] == want["auc"]
+
+    # the fit A - B/m is the least-squares line of the size means against 1/m
+    f = got["fit"]
+    means = np.array([z["accuracy_mean"] for z in got["sizes"]])
+    slope, intercept = np.polyfit(1 / np.arange(1, 5), means, 1)
+    assert f["A"] == pytest.approx(intercept) and f["B"] == pytest.approx(-slope)
+    assert np.max(np.abs(f["A"] - f["B"] / np.arange(1, 5) - means)) == pytest.approx(f["max_abs_residual"])
+
+    with pytest.raises(SystemExit, match="--sizes goes with --fuse"):
+        script("--out", str(tmp_path / "bad"), "--folds", "0,1,2", "--aggregate-only", "--sizes")
