@@ -26,7 +26,8 @@ the distance of the members' concatenated unit embeddings scaled by ``1/sqrt(n)`
 
 ``--fuse RUNS --sizes`` scores every subset of those runs instead and writes ``OUT/ensemble_sizes.json``:
 per ensemble size, the mean, min and max accuracy over its subsets (the gain of one more member, free of
-which members a single ensemble happens to hold).
+which members a single ensemble happens to hold), and per run the mean gain of adding it to the subsets
+of the others.
 """
 
 from __future__ import annotations
@@ -151,7 +152,22 @@ def ensemble_sizes(runs: list[Path], folds: list[int]) -> dict:
         (a, neg_b), *_ = np.linalg.lstsq(np.stack([np.ones_like(m), 1 / m], axis=1), y, rcond=None)
         fit = {"form": "accuracy_mean = A - B / size", "A": float(a), "B": float(-neg_b),
                "max_abs_residual": float(np.max(np.abs(a + neg_b / m - y)))}
-    return {"runs": [str(r) for r in runs], "folds": folds, "sizes": sizes, "fit": fit}
+    # What each run adds: over every subset S that lacks it, acc(S + run) - acc(S), averaged per size of
+    # S. A run that errs differently from the others gains more than its own accuracy suggests; one that
+    # is only weaker loses at every size.
+    acc_of = {tuple(e["runs"]): e["accuracy"] for z in sizes for e in z["ensembles"]}
+    names = [str(r) for r in runs]
+    members = []
+    for i, name in enumerate(names):
+        gains = []
+        for m in range(1, len(runs)):
+            deltas = [acc_of[tuple(names[j] for j in sorted(idx + (i,)))] - acc_of[tuple(names[j] for j in idx)]
+                      for idx in combinations([j for j in range(len(runs)) if j != i], m)]
+            gains.append({"added_to": m, "subsets": len(deltas), "gain_mean": float(np.mean(deltas)),
+                          "gain_min": float(np.min(deltas)), "gain_max": float(np.max(deltas))})
+        members.append({"run": name, "accuracy": acc_of[(name,)], "gains": gains,
+                        "gain_mean": float(np.mean([g["gain_mean"] for g in gains])) if gains else None})
+    return {"runs": names, "folds": folds, "sizes": sizes, "fit": fit, "members": members}
 
 
 def fuse(runs: list[Path], folds: list[int]) -> dict:
@@ -252,6 +268,10 @@ def main() -> None:
             print(f"fit: accuracy = {100 * f['A']:.2f}% - {100 * f['B']:.2f} points / size "
                   f"(largest residual {100 * f['max_abs_residual']:.2f} points); "
                   + ", ".join(f"{m} runs: {100 * (f['A'] - f['B'] / m):.2f}%" for m in (6, 8, 10)))
+        print("run: alone, then the mean gain (points) of adding it to the subsets of 1, 2, ... other runs")
+        for mb in res["members"]:
+            print(f"{mb['run']}: {100 * mb['accuracy']:.2f}%  "
+                  + "  ".join(f"{100 * g['gain_mean']:+.2f}" for g in mb["gains"]))
         return
     if args.fuse:
         res = fuse([Path(r) for r in args.fuse.split(",") if r.strip()], folds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -156,6 +157,21 @@ def test_sizes_scores_every_subset_like_fuse_and_its_members(tmp_path, script, c
     slope, intercept = np.polyfit(1 / np.arange(1, 5), means, 1)
     assert f["A"] == pytest.approx(intercept) and f["B"] == pytest.approx(-slope)
     assert np.max(np.abs(f["A"] - f["B"] / np.arange(1, 5) - means)) == pytest.approx(f["max_abs_residual"])
+
+    # each run's gain: acc(S + run) - acc(S) over every subset S of the others, by explicit loops
+    def acc(idx):
+        return verification_report(np.sqrt(np.mean([d[i] ** 2 for i in idx], axis=0)), same, fold,
+                                   protocol="x").to_dict()["accuracy"]
+    for i, mb in enumerate(got["members"]):
+        assert mb["run"] == str(runs[i]) and mb["accuracy"] == alone[i]
+        others = [j for j in range(4) if j != i]
+        for m, g in zip((1, 2, 3), mb["gains"]):
+            deltas = [acc(sorted(S + (i,))) - acc(S) for S in itertools.combinations(others, m)]
+            assert g["added_to"] == m and g["subsets"] == len(deltas)
+            assert g["gain_mean"] == pytest.approx(np.mean(deltas)) and g["gain_max"] == pytest.approx(max(deltas))
+            assert g["gain_min"] == pytest.approx(min(deltas))
+        assert mb["gain_mean"] == pytest.approx(np.mean([g["gain_mean"] for g in mb["gains"]]))
+    assert "mean gain (points) of adding it" in out
 
     with pytest.raises(SystemExit, match="--sizes goes with --fuse"):
         script("--out", str(tmp_path / "bad"), "--folds", "0,1,2", "--aggregate-only", "--sizes")
