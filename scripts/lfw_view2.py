@@ -130,11 +130,13 @@ def ensemble_sizes(runs: list[Path], folds: list[int]) -> dict:
     parts = _fusable(runs, folds)
     same, fold = parts[0][1], parts[0][2]
     sizes = []
+    acc_of: dict[tuple[int, ...], float] = {}  # run indices (sorted) -> accuracy of their ensemble
     for m in range(1, len(runs) + 1):
         rows = []
         for idx in combinations(range(len(runs)), m):
             dist = np.sqrt(np.mean([parts[i][0] ** 2 for i in idx], axis=0))
             r = verification_report(dist, same, fold, protocol="lfw-view2-unrestricted-ensemble").to_dict()
+            acc_of[idx] = r["accuracy"]
             rows.append({"runs": [str(runs[i]) for i in idx], "accuracy": r["accuracy"], "auc": r["auc"],
                          "eer": r["eer"]})
         acc = np.array([r["accuracy"] for r in rows])
@@ -154,20 +156,18 @@ def ensemble_sizes(runs: list[Path], folds: list[int]) -> dict:
                "max_abs_residual": float(np.max(np.abs(a + neg_b / m - y)))}
     # What each run adds: over every subset S that lacks it, acc(S + run) - acc(S), averaged per size of
     # S. A run that errs differently from the others gains more than its own accuracy suggests; one that
-    # is only weaker loses at every size.
-    acc_of = {tuple(e["runs"]): e["accuracy"] for z in sizes for e in z["ensembles"]}
-    names = [str(r) for r in runs]
+    # is only weaker gains less than the others do, or loses.
     members = []
-    for i, name in enumerate(names):
+    for i, run in enumerate(runs):
+        others = [j for j in range(len(runs)) if j != i]
         gains = []
         for m in range(1, len(runs)):
-            deltas = [acc_of[tuple(names[j] for j in sorted(idx + (i,)))] - acc_of[tuple(names[j] for j in idx)]
-                      for idx in combinations([j for j in range(len(runs)) if j != i], m)]
+            deltas = [acc_of[tuple(sorted(idx + (i,)))] - acc_of[idx] for idx in combinations(others, m)]
             gains.append({"added_to": m, "subsets": len(deltas), "gain_mean": float(np.mean(deltas)),
                           "gain_min": float(np.min(deltas)), "gain_max": float(np.max(deltas))})
-        members.append({"run": name, "accuracy": acc_of[(name,)], "gains": gains,
-                        "gain_mean": float(np.mean([g["gain_mean"] for g in gains])) if gains else None})
-    return {"runs": names, "folds": folds, "sizes": sizes, "fit": fit, "members": members}
+        members.append({"run": str(run), "accuracy": acc_of[(i,)], "gains": gains,
+                        "gain_mean": float(np.mean([g["gain_mean"] for g in gains]))})
+    return {"runs": [str(r) for r in runs], "folds": folds, "sizes": sizes, "fit": fit, "members": members}
 
 
 def fuse(runs: list[Path], folds: list[int]) -> dict:
