@@ -69,3 +69,104 @@ def pack_folder_cmd(
     crop_function(crop)  # reject an unknown choice before scanning
     folder = IdentityFolder(root, min_images=min_images)
     _run(pack_identity_folder, len(folder), folder=folder, out=out, size=size, crop=crop, quality=quality)
+
+
+data_app = typer.Typer(help="Build the training collection from many identity folders (docs/data.md).",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _parse_source(text: str):
+    from iznet.data.collection import SourceSpec
+    from iznet.errors import DataError
+
+    name, sep, rest = text.partition("=")
+    if not sep or not name or not rest:
+        raise DataError(f"bad --source {text!r}: use NAME=DIR or NAME=DIR:named")
+    named = rest.endswith(":named")
+    return SourceSpec(name.strip(), Path(rest[: -len(":named")] if named else rest), named)
+
+
+@data_app.command("build")
+def data_build_cmd(
+    source: list[str] = typer.Option(..., "--source", help="NAME=DIR (DIR/<person>/<image>, optional "
+                                     "DIR/people.csv); NAME=DIR:named when folder names are full names, so the "
+                                     "same person in two sources is merged. Repeat for each source."),
+    out: Path = typer.Option(..., "--out", help="output folder: packs, collection.json, identities.csv"),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", help="YuNet .onnx that gives boxes and landmarks "
+                                           "[default: ../shared/models/face_detection_yunet_*.onnx]"),
+    exclude_lfw: bool = typer.Option(False, "--exclude-lfw", help="drop every person whose name is an LFW "
+                                     "name (for a model to be scored on LFW)"),
+    exclude: list[Path] = typer.Option([], "--exclude", help="text file of names to drop, one per line "
+                                       "(e.g. an evaluation set's people); repeatable"),
+    data: Optional[Path] = typer.Option(None, "--data", help="data root holding lfw/ (for --exclude-lfw)"),
+    held_out: float = typer.Option(0.1, "--held-out", help="share of each source's groups (a family, a person) "
+                                   "held out for evaluation"),
+    size: int = typer.Option(112, "--size", help="side of the packed faces"),
+    crops: str = typer.Option("aligned,box", "--crops", help="aligned (five-point template), box (1.3x box crop)"),
+    quality: int = typer.Option(90, "--quality", min=1, max=100, help="JPEG quality of the packs"),
+) -> None:
+    """Detect, align, deduplicate and split identity folders into the collection's packs."""
+    from tqdm import tqdm
+
+    from iznet.data.collection import BuildConfig, build_collection
+    from iznet.detect.teachers import YuNetDetector
+    from iznet.errors import DataError
+
+    sources = [_parse_source(s) for s in source]
+    for s in sources:
+        if not s.root.is_dir():
+            raise DataError(f"source {s.name!r}: {s.root} is not a folder")
+    if teacher is None:
+        from iznet.data.paths import shared_data_root
+
+        shared = shared_data_root()
+        found = sorted((shared.parent / "models").glob("face_detection_yunet*.onnx")) if shared else []
+        if not found:
+            raise DataError("no YuNet model found next to ../shared/data; pass --teacher PATH.onnx")
+        teacher = found[-1]
+    names: list[str] = []
+    where: dict[str, str] = {}
+    if exclude_lfw:
+        from iznet.data.lfw import find_lfw
+
+        lfw_root = find_lfw(data)
+        lfw_names = sorted(p.name for p in (lfw_root / "images").iterdir() if p.is_dir())
+        names += lfw_names
+        where["lfw"] = f"{lfw_root}/images ({len(lfw_names)} names)"
+    for f in exclude:
+        if not f.is_file():
+            raise DataError(f"--exclude {f}: no such file (one name per line)")
+        got = [line.strip() for line in f.read_text().splitlines() if line.strip() and not line.startswith("#")]
+        names += got
+        where[str(f)] = f"{len(got)} names"
+    cfg = BuildConfig(size=size, held_out_share=held_out, quality=quality,
+                      crops=tuple(c.strip() for c in crops.split(",") if c.strip()),
+                      exclude_names=names, exclude_sources=where)
+    bars: dict = {}
+
+    def progress(stage: str, k: int, total: int) -> None:
+        if stage not in bars:
+            for b in bars.values():
+                b.close()
+            bars[stage] = tqdm(total=total, unit="img", desc=stage, dynamic_ncols=True, mininterval=5)
+        bars[stage].update(k)
+
+    report = build_collection(sources, out, cfg, lambda: YuNetDetector(teacher, score_threshold=0.3), progress)
+    for b in bars.values():
+        b.close()
+    c = report["counts"]
+    for name, s in c["per_source"].items():
+        skipped = sum(c["skipped"][name].values())
+        typer.echo(f"{name}: {s['kept']} of {s['scanned']} images kept, {s['identities']} identities "
+                   f"({s['identities_2plus']} with 2+), {s['held_out_identities']} held out; skipped {skipped}: "
+                   + ", ".join(f"{v} {k}" for k, v in sorted(c['skipped'][name].items(), key=lambda kv: -kv[1])))
+    typer.echo(f"duplicates dropped: {c['duplicates_within_identity_dropped']} within an identity, "
+               f"{c['duplicates_across_identities_dropped']} shared by two identities; "
+               f"{len(c['merged_identities'])} identities merged across sources")
+    for part in ("train", "held_out"):
+        p = c[part]
+        typer.echo(f"{part}: {p['images']} images, {p['identities']} identities ({p['identities_2plus']} with 2+, "
+                   f"{p['singletons']} singletons; {p['women']} women, {p['men']} men where known)")
+    for name, p in report["packs"].items():
+        typer.echo(f"  {out / name}: {p['images']} images, {p['identities']} identities, {p['megabytes']} MB")

@@ -59,6 +59,8 @@ def train(
                                                 "ends in time (the steps run are recorded)"),
     profile: bool = typer.Option(False, "--profile", help="synchronise the GPU between the phases of a step "
                                                           "so their times (summary.json step_phases) are exact"),
+    augment: str = typer.Option("default", "--augment", help="default (mild box jitter, flips, brightness) | "
+                                "photo (wider box jitter, colour, blur, JPEG; docs/training.md)"),
 ) -> None:
     """Train an embedder and write a run folder with config, metrics, checkpoints and model.pt."""
     from tqdm import tqdm
@@ -81,6 +83,12 @@ def train(
                       seed=seed, bf16=not no_bf16, cpu_bf16=cpu_bf16,
                       channels_last=channels_last, eval_every=eval_every, checkpoint_every=checkpoint_every,
                       snapshot_at=snaps, time_budget=time_budget, profile=profile)
+    from iznet.engine.augment import augment_preset
+
+    try:
+        cfg.augment = augment_preset(augment)
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
     cfg.validate()
     dev = default_device(device)
     if (warning := cpu_bf16_warning(dev, cpu_bf16)) is not None:

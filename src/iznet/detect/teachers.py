@@ -105,17 +105,35 @@ class YuNetDetector:
         self.score_threshold = score_threshold
         self.name = f"yunet:{self.model_path.name}"
 
-    def detect(self, image: np.ndarray) -> Detections:
-        """Faces in an (H, W, 3) uint8 RGB image."""
+    def _faces(self, image: np.ndarray) -> np.ndarray:
         import cv2
 
-        image = _check_image(image)
         h, w = image.shape[:2]
         self._det.setInputSize((w, h))
         _, faces = self._det.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        if faces is None or len(faces) == 0:
+        return np.zeros((0, 15)) if faces is None else np.asarray(faces, dtype=np.float64).reshape(-1, 15)
+
+    def detect_landmarks(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Faces with YuNet's five landmarks, highest score first.
+
+        Returns:
+            (boxes (N, 4) x0, y0, x1, y1; landmarks (N, 5, 2): the eye on the image's left, the other eye,
+            nose tip, left and right mouth corner; scores (N,)), float64, in pixels of ``image``
+            (not clipped: a landmark may lie outside a face that leaves the picture).
+        """
+        faces = self._faces(_check_image(image))
+        order = np.argsort(-faces[:, 14], kind="stable")
+        faces = faces[order]
+        boxes = np.stack([faces[:, 0], faces[:, 1], faces[:, 0] + faces[:, 2], faces[:, 1] + faces[:, 3]], 1)
+        return boxes.reshape(-1, 4), faces[:, 4:14].reshape(-1, 5, 2), faces[:, 14].copy()
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Faces in an (H, W, 3) uint8 RGB image."""
+        image = _check_image(image)
+        h, w = image.shape[:2]
+        faces = self._faces(image)
+        if len(faces) == 0:
             return Detections.empty((w, h))
-        faces = np.asarray(faces, dtype=np.float64)
         boxes = np.stack([faces[:, 0], faces[:, 1], faces[:, 0] + faces[:, 2], faces[:, 1] + faces[:, 3]], 1)
         boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
         boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)

@@ -1,8 +1,12 @@
 """Batch augmentation on whatever device the images live on (the GPU when training there).
 
 Images are uint8 (B,3,H,W). One affine warp per image (random scale, shift, horizontal flip and a small
-rotation) resamples straight to the network's input size, then a brightness/contrast jitter; the result is
-normalised the way every iznet model expects ((x/255 - 0.5) / 0.5). All randomness comes from the
+rotation) resamples straight to the network's input size, then a brightness/contrast jitter, greyscale,
+and, when enabled, the marks of real photos: colour (saturation) changes, Gaussian blur and JPEG
+re-compression; the result is normalised the way every iznet model expects ((x/255 - 0.5) / 0.5).
+``AUGMENT_PRESETS["photo"]`` turns them on with a wider jitter of the face box (``iznet train --augment photo``).
+The extra transforms draw their random numbers after the others, so the default transforms give the same
+images as before they existed. All randomness comes from the
 ``torch.Generator`` passed in, so a run that derives the generator from (seed, step) is exactly
 reproducible and resumable.
 """
@@ -27,6 +31,48 @@ class AugmentConfig:
     brightness: float = 0.2
     contrast: float = 0.2
     grayscale_p: float = 0.05
+    saturation: float = 0.0  # colour saturation factor drawn from 1 ± this
+    blur_p: float = 0.0  # share of images blurred
+    blur_sigma: tuple[float, float] = (0.4, 1.6)  # Gaussian sigma in output pixels
+    jpeg_p: float = 0.0  # share of images re-compressed as JPEG
+    jpeg_quality: tuple[int, int] = (25, 85)
+
+
+#: Named settings for ``iznet train --augment``: "default" (the mild transforms above) and "photo" (a wider
+#: jitter of the face box, colour, blur and JPEG, as in pictures from phones, the web and old scans).
+AUGMENT_PRESETS = {
+    "default": {},
+    "photo": {"scale": (0.85, 1.15), "shift": 0.08, "rotate_deg": 10.0, "grayscale_p": 0.1,
+              "saturation": 0.3, "blur_p": 0.25, "jpeg_p": 0.3},
+}
+
+
+def augment_preset(name: str) -> AugmentConfig:
+    if name not in AUGMENT_PRESETS:
+        raise ValueError(f"unknown augmentation {name!r}: choose one of {', '.join(AUGMENT_PRESETS)}")
+    return AugmentConfig(**AUGMENT_PRESETS[name])
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Blur each image of float (B,C,H,W) with its own Gaussian ``sigma`` (B,) (separable, reflect padding)."""
+    b, c, h, w = x.shape
+    r = max(1, int(math.ceil(3 * float(sigma.max()))))
+    t = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t[None] / sigma.to(x.dtype)[:, None].clamp_min(1e-3)) ** 2)
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (B*C, 2r+1)
+    y = x.reshape(1, b * c, h, w)
+    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="reflect"), k[:, None, None, :], groups=b * c)
+    y = F.conv2d(F.pad(y, (0, 0, r, r), mode="reflect"), k[:, None, :, None], groups=b * c)
+    return y.reshape(b, c, h, w)
+
+
+def jpeg_roundtrip(x: torch.Tensor, quality: list[int]) -> torch.Tensor:
+    """Encode each float image in [0, 1] (B,3,H,W) as JPEG at its quality and decode it (on the CPU)."""
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    u8 = (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    out = [decode_jpeg(encode_jpeg(img, quality=int(q))) for img, q in zip(u8, quality)]
+    return torch.stack(out).to(x.device, x.dtype).div_(255.0)
 
 
 def normalise(x_uint8: torch.Tensor, size: int) -> torch.Tensor:
@@ -81,4 +127,20 @@ def augment_batch(x_uint8: torch.Tensor, size: int, cfg: AugmentConfig,
         g = (rand(b) < cfg.grayscale_p).view(b, 1, 1, 1)
         gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand_as(x)
         x = torch.where(g, gray, x)
+    if cfg.saturation > 0:
+        f = (1 + (rand(b) * 2 - 1) * cfg.saturation).view(b, 1, 1, 1)
+        grey = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+        x = grey + (x - grey) * f
+    if cfg.blur_p > 0:
+        pick = rand(b) < cfg.blur_p
+        sig = cfg.blur_sigma[0] + (cfg.blur_sigma[1] - cfg.blur_sigma[0]) * rand(b)
+        if bool(pick.any()):
+            x = torch.where(pick.view(b, 1, 1, 1), gaussian_blur(x, sig), x)
+    if cfg.jpeg_p > 0:
+        pick = (rand(b) < cfg.jpeg_p).cpu()
+        q = cfg.jpeg_quality[0] + ((cfg.jpeg_quality[1] - cfg.jpeg_quality[0] + 1) * rand(b)).floor().cpu()
+        idx = torch.nonzero(pick).flatten()
+        if len(idx):
+            x = x.clamp(0, 1)
+            x[idx.to(dev)] = jpeg_roundtrip(x[idx.to(dev)], q[idx].long().tolist())
     return x.clamp_(0, 1).sub_(0.5).div_(0.5)

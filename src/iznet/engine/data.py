@@ -10,7 +10,8 @@ A data spec names the source and the split:
 
 Every spec also holds out a development set that the run never trains on: for LFW a share of the
 training-side *people* (so dev pairs are identity-disjoint from training and from the test fold);
-for a folder of a few people (a group) the last images of each person. Development pairs drive the
+for a collection pack (``iznet data build``) a share of its people likewise; for any other folder or pack
+(a group of a few people) the last images of each person. Development pairs drive the
 periodic accuracy check and, for LFW, the verification threshold.
 """
 
@@ -112,6 +113,8 @@ def build_train_data(spec: str, *, pack: str | Path | None = None, data_root: st
         p = load_pack(path)
         names = [p.classes[int(l)] for l in p.labels]
         images = p.decode(device=device)
+        if p.meta.get("dataset") == "iznet-collection-v1":
+            return _build_people(spec, images, names, dev_share, dev_pairs, rng)
     elif path.is_dir():
         images, names = _pack_folder_in_memory(path, size, device)
     else:
@@ -174,6 +177,35 @@ def _build_group(spec: str, images: torch.Tensor, names: list[str], dev_pairs: i
                       "dev_images": len(dev_idx)})
 
 
+def _hold_out_people(person_of: list[str], people: list[str], dev_share: float, dev_pairs: int,
+                     rng: np.random.Generator) -> tuple[Split, PairSet, int]:
+    """Train on ``people`` less a ``dev_share`` of those with 2+ images, whose pairs are the dev set."""
+    by_person: dict[str, list[int]] = {}
+    for i, name in enumerate(person_of):
+        by_person.setdefault(name, []).append(i)
+    people = [q for q in people if q in by_person]
+    multi = [q for q in people if len(by_person[q]) >= 2]
+    n_dev = max(2, int(round(dev_share * len(multi))))
+    dev_people = set(rng.choice(multi, size=min(n_dev, len(multi)), replace=False).tolist())
+    train_people = [q for q in people if q not in dev_people]
+    train_idx = np.array([i for q in train_people for i in by_person[q]], dtype=np.int64)
+    labels, classes = _relabel([person_of[i] for i in train_idx])
+    dev_idx = np.array([i for q in sorted(dev_people) for i in by_person[q]], dtype=np.int64)
+    dev_labels, _ = _relabel([person_of[i] for i in dev_idx])
+    pairs = sample_pairs(dev_labels, dev_pairs, dev_pairs, rng)
+    dev = PairSet(dev_idx[pairs.idx1], dev_idx[pairs.idx2], pairs.same)
+    return Split(train_idx, labels, classes), dev, len(dev_people)
+
+
+def _build_people(spec: str, images: torch.Tensor, names: list[str], dev_share: float, dev_pairs: int,
+                  rng: np.random.Generator) -> TrainData:
+    """A collection pack (``iznet data build``): many people, so development people are held out whole."""
+    train, dev, n_dev = _hold_out_people(names, sorted(set(names)), dev_share, dev_pairs, rng)
+    return TrainData(images, train, dev, None, spec,
+                     {"train_images": int(len(train.indices)), "train_people": len(train.classes),
+                      "dev_people": n_dev})
+
+
 def _build_lfw(spec, pack, data_root, device, dev_share, dev_pairs, rng, size) -> TrainData:
     from iznet.data import lfw as L
     from iznet.data.pack import load_pack, pack_lfw
@@ -226,26 +258,11 @@ def _build_lfw(spec, pack, data_root, device, dev_share, dev_pairs, rng, size) -
     test_folds = None
 
     person_of = [rp.split("/", 1)[0] for rp in p.paths]
-    by_person: dict[str, list[int]] = {}
-    for i, name in enumerate(person_of):
-        by_person.setdefault(name, []).append(i)
-
-    # Hold out a share of the people with 2+ images for development pairs.
-    people = [q for q in people if q in by_person]
-    multi = [q for q in people if len(by_person[q]) >= 2]
-    n_dev = max(2, int(round(dev_share * len(multi))))
-    dev_people = set(rng.choice(multi, size=min(n_dev, len(multi)), replace=False).tolist())
-    train_people = [q for q in people if q not in dev_people]
-    train_idx = np.array([i for q in train_people for i in by_person[q]], dtype=np.int64)
-    labels, classes = _relabel([person_of[i] for i in train_idx])
-    dev_idx = np.array([i for q in sorted(dev_people) for i in by_person[q]], dtype=np.int64)
-    dev_labels, _ = _relabel([person_of[i] for i in dev_idx])
-    pairs = sample_pairs(dev_labels, dev_pairs, dev_pairs, rng)
-    dev = PairSet(dev_idx[pairs.idx1], dev_idx[pairs.idx2], pairs.same)
+    train, dev, n_dev = _hold_out_people(person_of, people, dev_share, dev_pairs, rng)
     test = None
     if test_pairs is not None:
         test = _pairs_to_index(test_pairs, p.index_of)
         test.fold = test_folds
-    info = {"train_images": int(len(train_idx)), "train_people": len(classes),
-            "dev_people": len(dev_people), "test_pairs": 0 if test is None else int(len(test.same))}
-    return TrainData(images, Split(train_idx, labels, classes), dev, test, spec, info)
+    info = {"train_images": int(len(train.indices)), "train_people": len(train.classes),
+            "dev_people": n_dev, "test_pairs": 0 if test is None else int(len(test.same))}
+    return TrainData(images, train, dev, test, spec, info)

@@ -1,0 +1,236 @@
+"""Materialise the public face-identity sources of the training collection as identity folders.
+
+Each source is read from a bare git snapshot (brought with the search tool's ``fetch``; default
+``/work/.mirror/<owner>+<name>/repo``) at a pinned commit, and written as ``OUT/<source>/<person>/<file>``
+plus ``OUT/<source>/people.csv`` (folder, name, gender, group) and ``OUT/<source>/SOURCE.json`` (repo,
+commit, path, counts). ``iznet data build`` turns these folders into the collection's packs (docs/data.md).
+Nothing here is committed: OUT is an ignored folder (default ``collection/raw``).
+
+    python scripts/collection_sources.py --out collection/raw [--mirrors /work/.mirror] [--only fiw,pins]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+# name, repo, commit, path prefix; see each reader below for how a path becomes a person.
+SOURCES = {
+    "fiw": ("samirmehd1yev/kinship_detection", "f14d31e7ee4549ee93b32c4e094a679be3ccf6ee",
+            "data/raw/fiw/train/train-faces/"),
+    "fiw_kaggle": ("0tist/kinship-detection", "0e8020395120b38d7d90a58861554e5ff59bd94d", "train/"),
+    "pins": ("syauqijan/Algeo02-21001", "b9ab731080ac29673d489cb6c4cf763e74e2a496", "test/dataset/"),
+    # Large Age-Gap (Bianco 2017): each celebrity young (y/) and adult; academic, non-commercial use only.
+    "lag": ("loiswjj/Face_Recognition", "d6a2967d5b081c97f5a4e4c6b67890ff2014de03",
+            "FaceDetection/FaceDetection/data/Pic/"),
+    # A CelebA subset (whole photos); identities from the official identity_CelebA.txt in the same repo.
+    "celeba": ("matush97/faceRecognition", "e7ba6c0951ace22b43ef32fc903a7dae1babe55d", "Celeb/"),
+}
+# CFP is evaluation-only: only its list of names is taken, to exclude its people from training.
+CFP = ("zhangjunh/DR-GAN-by-pytorch", "12de9e083449d5ab0b6cd63afc8df697bd7f63c2", "cfp-dataset/Data/list_name.txt")
+IMAGE_EXT = (".jpg", ".jpeg", ".png")
+FIW_RE = re.compile(r"^(F\d{4})/(MID\d+)/([^/]+)$")
+
+
+class Repo:
+    def __init__(self, git_dir: Path, commit: str):
+        self.git_dir, self.commit = git_dir, commit
+        if not (git_dir / "HEAD").exists():
+            sys.exit(f"no git snapshot at {git_dir}: bring it with the search tool's fetch first")
+
+    def _git(self, *args: str, input: bytes | None = None) -> bytes:
+        return subprocess.run(["git", f"--git-dir={self.git_dir}", *args], check=True, capture_output=True,
+                              input=input).stdout
+
+    def list(self, prefix: str) -> list[tuple[str, str, int]]:
+        """(path relative to prefix, blob id, size or -1 when absent) under ``prefix``."""
+        out = []
+        for line in self._git("ls-tree", "-r", "-l", self.commit, "--", prefix).decode().splitlines():
+            meta, path = line.split("\t", 1)
+            _, kind, sha, size = meta.split()
+            if kind == "blob":
+                out.append((path[len(prefix):], sha, int(size) if size.isdigit() else -1))
+        return out
+
+    def read(self, shas: list[str]) -> dict[str, bytes | None]:
+        """Blob contents by id (None for a blob missing from the snapshot)."""
+        data = self._git("cat-file", "--batch", input="".join(s + "\n" for s in shas).encode())
+        out, pos = {}, 0
+        for sha in shas:
+            end = data.index(b"\n", pos)
+            head = data[pos:end].decode().split()
+            pos = end + 1
+            if len(head) < 3 or head[1] == "missing":
+                out[sha] = None
+                continue
+            n = int(head[2])
+            out[sha] = data[pos:pos + n]
+            pos += n + 1
+        return out
+
+
+def _is_image(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    return not base.startswith("._") and base.lower().endswith(IMAGE_EXT)
+
+
+def fiw_people(repo: Repo, prefix: str) -> dict[str, tuple[str, str]]:
+    """(family, MID) -> (first name, gender) from each family's mid.csv."""
+    names = {}
+    for rel, sha, _ in repo.list(prefix):
+        if rel.endswith("/mid.csv") and "/" not in rel[:-len("/mid.csv")]:
+            fam = rel.split("/")[0]
+            text = repo.read([sha])[sha]
+            if text is None:
+                continue
+            for row in csv.DictReader(io.StringIO(text.decode("utf-8", "replace"))):
+                mid = row.get("MID", "").strip()
+                if mid.isdigit():
+                    names[(fam, f"MID{mid}")] = (row.get("Name", "").strip(), row.get("Gender", "").strip().lower())
+    return names
+
+
+def celeba_identities(repo: Repo) -> dict[str, str]:
+    """CelebA file name -> identity number, from the official identity_CelebA.txt."""
+    sha = [s for rel, s, _ in repo.list("identity_CelebA.txt")][0]
+    out = {}
+    for line in repo.read([sha])[sha].decode().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            out[parts[0]] = parts[1]
+    return out
+
+
+def plan(source: str, repo: Repo, prefix: str, skip_families: set[str]) -> tuple[list, dict, Counter]:
+    """Which blobs go where: ([(person folder, file name, sha)], {folder: (name, gender, group)}, reasons)."""
+    files, people, skipped = [], {}, Counter()
+    names = fiw_people(repo, prefix) if source == "fiw" else {}
+    celeb_id = celeba_identities(repo) if source == "celeba" else {}
+    for rel, sha, size in repo.list(prefix):
+        if not _is_image(rel):
+            continue
+        if size < 0:
+            skipped["absent from the snapshot"] += 1
+            continue
+        if size < 200:
+            skipped["Git LFS pointer or empty file"] += 1
+            continue
+        if source in ("fiw", "fiw_kaggle"):
+            m = FIW_RE.match(rel)
+            if not m:
+                skipped["not F####/MID#/file (unrelated faces or other folders)"] += 1
+                continue
+            fam, mid, base = m.groups()
+            if fam in skip_families:
+                skipped["family already taken from the named FIW copy"] += 1
+                continue
+            folder = f"{fam}_{mid}"
+            name, gender = names.get((fam, mid), ("", ""))
+            people[folder] = (name, gender if gender in ("m", "f") else "", fam)
+        elif source == "pins":
+            top, _, base = rel.partition("/")
+            if not top.startswith("pins_") or "/" in base:
+                skipped["not pins_<Name>/file"] += 1
+                continue
+            name = " ".join(w if w[:1].isupper() else w.capitalize() for w in top[5:].split())
+            folder = name.replace(" ", "_")
+            people[folder] = (name, "", folder)
+        elif source == "lag":
+            parts = rel.split("/")
+            if len(parts) == 3 and parts[1] == "y":
+                base = "young_" + parts[2]
+            elif len(parts) == 2:
+                base = parts[1]
+            else:
+                skipped["not <name>/file or <name>/y/file"] += 1
+                continue
+            name = " ".join(w.capitalize() for w in parts[0].split("_") if w)
+            folder = name.replace(" ", "_")
+            people[folder] = (name, "", folder)
+        elif source == "celeba":
+            base = rel
+            if "/" in rel or rel not in celeb_id:
+                skipped["not in identity_CelebA.txt"] += 1
+                continue
+            folder = f"celeba{celeb_id[rel]}"
+            people[folder] = ("", "", folder)
+        else:
+            raise ValueError(source)
+        files.append((folder, base, sha))
+    return files, people, skipped
+
+
+def materialise(source: str, mirrors: Path, out: Path, skip_families: set[str]) -> set[str]:
+    repo_name, commit, prefix = SOURCES[source]
+    repo = Repo(mirrors / repo_name.replace("/", "+") / "repo", commit)
+    files, people, skipped = plan(source, repo, prefix, skip_families)
+    root = out / source
+    root.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for start in range(0, len(files), 2000):
+        chunk = files[start:start + 2000]
+        blobs = repo.read([sha for _, _, sha in chunk])
+        for folder, base, sha in chunk:
+            data = blobs[sha]
+            if data is None:
+                skipped["blob missing"] += 1
+                continue
+            (root / folder).mkdir(exist_ok=True)
+            (root / folder / base).write_bytes(data)
+            written += 1
+    per_person = Counter(folder for folder, _, _ in files)
+    with open(root / "people.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["folder", "name", "gender", "group"])
+        for folder in sorted(people):
+            w.writerow([folder, *people[folder]])
+    info = {"source": source, "repo": repo_name, "commit": commit, "path": prefix, "images": written,
+            "people": len(per_person), "people_2plus": sum(1 for n in per_person.values() if n >= 2),
+            "skipped": dict(skipped)}
+    (root / "SOURCE.json").write_text(json.dumps(info, indent=1) + "\n")
+    print(json.dumps(info))
+    return {p[2] for p in people.values()}
+
+
+def cfp_names(mirrors: Path, out: Path) -> None:
+    """Write CFP's 500 names to OUT/exclude_cfp.txt (for ``iznet data build --exclude``)."""
+    repo_name, commit, path = CFP
+    repo = Repo(mirrors / repo_name.replace("/", "+") / "repo", commit)
+    sha = [s for rel, s, _ in repo.list(path)][0]
+    names = [n.strip() for n in repo.read([sha])[sha].decode("utf-8", "replace").splitlines() if n.strip()]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "exclude_cfp.txt").write_text(f"# CFP people ({repo_name} @ {commit}, {path})\n" + "\n".join(names) + "\n")
+    print(json.dumps({"source": "cfp names", "repo": repo_name, "commit": commit, "path": path, "names": len(names)}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("collection/raw"))
+    ap.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
+    ap.add_argument("--only", default=",".join(SOURCES), help="comma-separated sources")
+    ap.add_argument("--cfp-names", action="store_true", help="also write OUT/exclude_cfp.txt from CFP's name list")
+    args = ap.parse_args()
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(only) - set(SOURCES)
+    if unknown:
+        sys.exit(f"unknown sources {sorted(unknown)}: choose from {', '.join(SOURCES)}")
+    families: set[str] = set()
+    if "fiw_kaggle" in only and "fiw" not in only:
+        sys.exit("fiw_kaggle takes only the families missing from fiw: materialise both together")
+    if args.cfp_names:
+        cfp_names(args.mirrors, args.out)
+    for source in only:
+        got = materialise(source, args.mirrors, args.out, families if source == "fiw_kaggle" else set())
+        if source == "fiw":
+            families |= got
+
+
+if __name__ == "__main__":
+    main()
