@@ -171,6 +171,30 @@ def time_cli(gallery: Path, threshold: float, photo: Path, runs: int) -> dict[st
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
 
 
+def parse_embedders(values: list[str] | None) -> list[tuple[str, Any, float, str]]:
+    """``NAME=SPEC:THRESHOLD`` values -> [(name, embedder, threshold, spec)]; None: the bundled embedder."""
+    if not values:
+        return [("iznet", pl.load_embedder_spec(None), bundled_threshold(), "bundled")]
+    out = []
+    for v in values:
+        name, sep, rest = v.partition("=")
+        spec, sep2, t = rest.rpartition(":")
+        if not sep or not sep2 or not name or name == "dlib" or "/" in name:
+            raise SystemExit(f"--embedder {v!r}: use NAME=SPEC:THRESHOLD (NAME not 'dlib', no '/')")
+        try:
+            thr = float(t)
+        except ValueError:
+            raise SystemExit(f"--embedder {v!r}: the threshold {t!r} is not a number") from None
+        if spec == "bundled":
+            emb, spec = pl.load_embedder_spec(None), "bundled"
+        else:
+            emb = pl.load_embedder_spec(spec)
+        out.append((name, emb, thr, spec))
+    if len({n for n, *_ in out}) != len(out):
+        raise SystemExit("--embedder names must be unique")
+    return out
+
+
 def progress_printer(name: str, total: int) -> Callable[[int], None]:
     state = {"n": 0, "t": time.perf_counter()}
 
@@ -197,6 +221,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=15, help="timed repeats per latency measurement")
     ap.add_argument("--cli-runs", type=int, default=3, help="runs of the `iznet label` command (0: skip)")
     ap.add_argument("--no-dlib", action="store_true", help="skip the dlib reference")
+    ap.add_argument("--embedder", action="append", default=None, metavar="NAME=SPEC:THRESHOLD",
+                    help="an iznet system to score (repeatable): a name, an embedder checkpoint and its unknown-face "
+                         "threshold (e.g. new=runs/x/model.pt:0.93); default: iznet=the bundled embedder with its "
+                         "calibrated threshold; the latency runs use the first")
     ap.add_argument("--modes", default="detect,crop", help="detect, crop or both")
     ap.add_argument("--out", type=Path, default=None, help="JSON results")
     ap.add_argument("--md", type=Path, default=None, help="markdown tables")
@@ -221,8 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
         dlib_note = "dlib reference skipped (--no-dlib)"
     use_dlib = dlib_note is None
 
-    threshold = bundled_threshold()
-    embedder = pl.load_embedder_spec(None)
+    systems = parse_embedders(args.embedder)
+    embedder, threshold = systems[0][1], systems[0][2]
     detector = pl.load_detector_spec(None)
     results: dict[str, Any] = {
         "command": "python benchmarks/bench_group.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -232,6 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
         "data": {"root": str(root), "people": len(people), "pictures": n_pics, "enroll": args.enroll,
                  "max_probes": args.max_probes, "lfw_overlap": overlap},
         "dlib": None, "dlib_note": dlib_note, "systems": {}, "latency": {},
+        "embedders": {name: {"spec": spec, "embedder": emb.name, "threshold": t} for name, emb, t, spec in systems},
     }
     if use_dlib:
         from iznet.reference.dlib_ref import DLIB_THRESHOLD, DlibHogDetector, DlibPipeline, DlibResNetEncoder, \
@@ -250,14 +279,16 @@ def main(argv: list[str] | None = None) -> dict:
         tmpd = Path(tmp)
         galleries: dict[str, Gallery] = {}
         set_threads(args.threads)
-        for system in ["iznet"] + (["dlib"] if use_dlib else []):
+        by_name = {name: (emb, t) for name, emb, t, _ in systems}
+        for system in list(by_name) + (["dlib"] if use_dlib else []):
             for mode in modes:
                 key = f"{system}/{mode}"
                 g = Gallery(tmpd / f"{system}_{mode}.db")
                 galleries[key] = g
-                if system == "iznet":
+                if system != "dlib":
                     det = PaddedDetector(detector, args.pad) if mode == "detect" else WholeImageDetector()
-                    pipe = pl.Pipeline(det, embedder, g, threshold=threshold,
+                    emb, t = by_name[system]
+                    pipe = pl.Pipeline(det, emb, g, threshold=t,
                                        margin_scale=pl.FACE_CROP_SCALE if mode == "detect" else 1.0)
                 else:
                     det = PaddedDetector(DlibHogDetector(), args.pad) if mode == "detect" else WholeImageDetector()
@@ -283,7 +314,7 @@ def main(argv: list[str] | None = None) -> dict:
         cv2.imwrite(str(photo_path), photo[:, :, ::-1])
         lat: dict[str, Any] = {"photo": "bundled demo collage resized to 640x427 on a black 640x480 canvas (built "
                                         "at run time)", "gallery_people": len(people), "runs": {}}
-        g_ours = galleries.get("iznet/detect") or next(iter(galleries.values()))
+        g_ours = galleries.get(f"{systems[0][0]}/detect") or next(iter(galleries.values()))
         ours = pl.Pipeline(detector, embedder, g_ours, threshold=threshold)
         for n in [int(x) for x in args.latency_threads.split(",") if x.strip()]:
             set_threads(n)
