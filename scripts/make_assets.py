@@ -112,14 +112,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--embedder-run", type=Path, required=True)
     ap.add_argument("--detector", type=Path, required=True)
-    ap.add_argument("--pack", type=Path, required=True)
+    ap.add_argument("--pack", type=Path, required=True, help="LFW pack, for a run trained on an LFW spec "
+                                                             "(a run on a collection pack reads its own pack)")
     ap.add_argument("--lfw", type=Path, required=True)
     ap.add_argument("--target-far", type=float, default=0.01)
     a = ap.parse_args()
     torch.set_num_threads(2)
     ASSETS.mkdir(parents=True, exist_ok=True)
     meta = build_embedder(a.embedder_run)
-    shutil.copyfile(a.detector, ASSETS / "detector.pt")
+    if a.detector.resolve() != (ASSETS / "detector.pt").resolve():  # keeping the bundled detector: nothing to copy
+        shutil.copyfile(a.detector, ASSETS / "detector.pt")
     cal = dev_threshold(a.embedder_run, a.pack, a.lfw, a.target_far)
     demo = build_demo(a.lfw, cal["threshold"])
     report = {"embedder": {"model": meta.get("config", {}).get("model"), "summary": meta.get("summary")},

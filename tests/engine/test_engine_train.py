@@ -210,3 +210,50 @@ def test_cpu_layout_and_bf16_options_change_speed_not_the_step(tmp_path):
     conv.register_forward_hook(lambda m, args, out: dtypes.add(out.dtype))
     tr.evaluate(tr.data.dev_pairs)
     assert dtypes == {torch.float32}
+
+
+def test_init_starts_from_a_checkpoint_and_freeze_trunk_trains_only_the_head(tmp_path):
+    data = _synthetic()
+    base = Trainer(_cfg(), data, tmp_path / "base", device="cpu")
+    base.fit()
+    ck = str(tmp_path / "base" / "model.pt")
+    start = Trainer(_cfg(init=ck, seed=5), data, tmp_path / "ft0", device="cpu")
+    for name, v in base.model.state_dict().items():
+        assert torch.equal(start.model.state_dict()[name], v), name
+    assert start.meta["init"]["path"] == ck
+    ft = Trainer(_cfg(init=ck, freeze_trunk=True, seed=5), data, tmp_path / "ft", device="cpu")
+    before = {k: v.clone() for k, v in ft.model.state_dict().items()}
+    ft.fit()
+    after = ft.model.state_dict()
+    trunk = [k for k in before if not k.startswith("head.")]
+    assert trunk and all(torch.equal(before[k], after[k]) for k in trunk)  # weights and BN statistics
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("head."))
+    assert all(p.requires_grad == n.startswith("head.") for n, p in ft.model.named_parameters())
+
+
+def test_init_refuses_another_architecture(tmp_path):
+    data = _synthetic()
+    Trainer(_cfg(), data, tmp_path / "base", device="cpu").fit()
+    with pytest.raises(TrainingError, match="do not fit this model"):
+        Trainer(_cfg(model="nn4", init=str(tmp_path / "base" / "model.pt")), data, tmp_path / "x", device="cpu")
+    with pytest.raises(TrainingError, match="does not exist"):
+        Trainer(_cfg(init=str(tmp_path / "nope.pt")), data, tmp_path / "y", device="cpu")
+
+
+def test_collection_pack_holds_out_whole_people(tmp_path):
+    """A pack written by `iznet data build` gets identity-disjoint development pairs."""
+    from iznet.data.pack import pack_images
+    from iznet.engine.data import build_train_data
+
+    rng = np.random.default_rng(0)
+    items = [(f"p{i}/s/{j}.jpg", i, rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+             for i in range(60) for j in range(1 + i % 4)]
+    path = tmp_path / "train.pt"
+    pack_images(items, path, 32, classes=[f"p{i}" for i in range(60)], meta={"dataset": "iznet-collection-v1"})
+    td = build_train_data(str(path), dev_pairs=50, dev_share=0.1)
+    train_people = set(td.train.classes)
+    labels = np.array([int(rel.split("/")[0][1:]) for rel, _, _ in items])
+    dev_people = set(labels[td.dev_pairs.idx1].tolist()) | set(labels[td.dev_pairs.idx2].tolist())
+    assert dev_people and not dev_people & {int(p[1:]) for p in train_people}
+    assert td.info["dev_people"] == len(dev_people) == 4  # 10% of the 45 people with 2+ images
+    assert len(train_people) == 56 and td.info["train_images"] == len(items) - int(np.isin(labels, list(dev_people)).sum())

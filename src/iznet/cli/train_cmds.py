@@ -17,7 +17,8 @@ from iznet.cli.app import app
 def train(
     data: str = typer.Option(..., "--data", help="lfw:view1 | lfw:fold=K | lfw:all | FOLDER | PACK.pt"),
     out: Path = typer.Option(..., "--out", "-o", help="run folder (config, metrics, checkpoints)"),
-    model: str = typer.Option("nn4", help="registered model name (see `iznet models`)"),
+    model: Optional[str] = typer.Option(None, help="registered model name (see `iznet models`) [default: nn4, or "
+                                        "the --init checkpoint's model]"),
     input_size: Optional[int] = typer.Option(None, help="override the model's input size"),
     loss: str = typer.Option("triplet", help="triplet | contrastive | pair | cosface"),
     mining: str = typer.Option("semi-hard", help="uniform | all | hard | semi-hard | random-hard | batch-hard"),
@@ -59,6 +60,10 @@ def train(
                                                 "ends in time (the steps run are recorded)"),
     profile: bool = typer.Option(False, "--profile", help="synchronise the GPU between the phases of a step "
                                                           "so their times (summary.json step_phases) are exact"),
+    init: Optional[str] = typer.Option(None, "--init", help="fine-tune: start from this embedder checkpoint's "
+                                       "weights ('bundled': the shipped embedder); use a low --lr"),
+    freeze_trunk: bool = typer.Option(False, "--freeze-trunk", help="with --init: train only the embedding head "
+                                      "(the trunk's weights and batch-norm statistics stay fixed)"),
     augment: str = typer.Option("default", "--augment", help="default (mild box jitter, flips, brightness) | "
                                 "photo (wider box jitter, colour, blur, JPEG; docs/training.md)"),
 ) -> None:
@@ -71,6 +76,21 @@ def train(
     from iznet.utils.device import cpu_bf16_warning, default_device
 
     kwargs = {"input_size": input_size} if input_size else {}
+    if freeze_trunk and not init:
+        raise TrainingError("--freeze-trunk needs --init (a trunk to keep)")
+    if model is None:
+        model = "nn4"
+        if init:
+            from iznet.engine.checkpoint import load_checkpoint
+            from iznet.errors import ModelError
+            from iznet.recognize.pipeline import default_embedder_spec
+
+            try:
+                ck = load_checkpoint(default_embedder_spec() if init == "bundled" else init, kind="embedder")
+            except ModelError as e:
+                raise TrainingError(f"--init {init}: {e}") from None
+            model = ck["model"]
+            kwargs = {**ck.get("model_kwargs", {}), **kwargs}
     try:
         snaps = [int(s) for s in snapshot_at.split(",") if s.strip()]
     except ValueError:
@@ -82,7 +102,8 @@ def train(
                       weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup, steps=steps,
                       seed=seed, bf16=not no_bf16, cpu_bf16=cpu_bf16,
                       channels_last=channels_last, eval_every=eval_every, checkpoint_every=checkpoint_every,
-                      snapshot_at=snaps, time_budget=time_budget, profile=profile)
+                      snapshot_at=snaps, time_budget=time_budget, profile=profile, init=init or "",
+                      freeze_trunk=freeze_trunk)
     from iznet.engine.augment import augment_preset
 
     try:

@@ -90,6 +90,10 @@ class TrainConfig:
     # device synchronisation at every boundary, so GPU times are exact (slower; CPU times are exact anyway).
     profile: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # Fine-tuning: start from an embedder checkpoint's weights (its model must be ``model``), optionally with
+    # the trunk frozen (its weights and batch-norm statistics fixed; only the embedding head trains).
+    init: str = ""
+    freeze_trunk: bool = False
 
     def validate(self) -> None:
         def bad(what, value, allowed):
@@ -139,9 +143,9 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = dict(d)
         aug = AugmentConfig(**d.pop("augment", {}))
-        for key in ("scale",):
-            if isinstance(getattr(aug, key), list):
-                setattr(aug, key, tuple(getattr(aug, key)))
+        for f in dataclasses.fields(aug):
+            if isinstance(getattr(aug, f.name), list):
+                setattr(aug, f.name, tuple(getattr(aug, f.name)))
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -270,6 +274,33 @@ def pair_distances(model, images, pairs: PairSet, size, device, bf16=True, tta=T
     return np.linalg.norm(e1 - e2, axis=1)
 
 
+def load_init_weights(model: nn.Module, spec: str) -> dict:
+    """Copy an embedder checkpoint's weights into ``model`` (fine-tuning); ``spec`` is a path or ``bundled``.
+
+    Raises:
+        TrainingError: the checkpoint is missing, of another kind, or holds another architecture.
+    """
+    from iznet.errors import ModelError
+
+    path = spec
+    if spec == "bundled":
+        from iznet.recognize.pipeline import default_embedder_spec
+
+        path = default_embedder_spec()
+    try:
+        ck = load_checkpoint(path, kind="embedder")
+    except ModelError as e:
+        raise TrainingError(f"--init {spec}: {e}") from None
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()})
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise TrainingError(f"--init {spec}: its weights ({ck['model']} {ck.get('model_kwargs', {})}) do not fit "
+                            f"this model; train with --model {ck['model']} ({first})") from None
+    return {"spec": spec, "path": str(path), "model": ck["model"], "model_kwargs": ck.get("model_kwargs", {}),
+            "source_run": ck.get("meta", {}).get("source_run")}
+
+
 class Trainer:
     """Trains an embedder on a :class:`TrainData` and writes a run folder.
 
@@ -299,7 +330,13 @@ class Trainer:
         self.size = int(self.model.input_size)
         self._channels_last = (self.device.type == "cpu" if cfg.channels_last is None
                                else bool(cfg.channels_last))
-        params = list(self.model.parameters())
+        if cfg.init:
+            self.meta["init"] = load_init_weights(self.model, cfg.init)
+        if cfg.freeze_trunk:
+            for name, prm in self.model.named_parameters():
+                if not name.startswith("head."):
+                    prm.requires_grad_(False)
+        params = [prm for prm in self.model.parameters() if prm.requires_grad]
         self.head = None
         if cfg.loss == "pair":
             from iznet.losses import PairClassifier
@@ -396,7 +433,7 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         labels = torch.as_tensor(labels_np[pos], device=self.device)
         clock.lap("augment")
-        self.model.train()
+        self._train_mode()
         with autocast(self.device, cfg.bf16, cfg.cpu_bf16):
             emb = self.model(x)
         emb = emb.float()
@@ -472,6 +509,13 @@ class Trainer:
                                meta={**self.meta, "step": self.step}, train_state=state)
         self.on_event({"event": "checkpoint", "step": self.step, "path": str(path)})
         return path
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        if self.cfg.freeze_trunk:  # a frozen trunk keeps its batch-norm statistics too
+            for name, mod in self.model.named_modules():
+                if name and not name.startswith("head"):
+                    mod.eval()
 
     def resume(self, path: str | Path) -> None:
         ck = load_checkpoint(path, kind="embedder")
