@@ -7,7 +7,9 @@
    back to float32 on load).
 2. ``detector.pt``: the detector checkpoint, as trained.
 3. The unknown-face threshold: the embedder's distances on the run's *development* pairs (LFW people held
-   out of its training), the largest threshold with a false-accept rate <= ``--target-far``.
+   out of its training), the largest threshold with a false-accept rate <= ``--target-far``; stored in
+   ``assets.json`` and in the embedder's own metadata (``meta["calibration"]``), so a gallery that has no
+   threshold of its own uses it.
 4. ``demo/photo.jpg``: a 3×2 collage of LFW photos: five people of the demo gallery (all left out of the
    embedder's training) and one stranger, who is not enrolled. ``demo/gallery.db``: those five people
    enrolled from five other photos each (detected and cropped by the bundled detector), with the threshold.
@@ -32,7 +34,7 @@ STRANGER = "Serena_Williams"
 DEMO_PHOTO_INDEX = 1  # the collage uses image 1 of each person; the gallery images 2..6
 
 
-def build_embedder(run: Path) -> dict:
+def build_embedder(run: Path, calibration: dict | None = None) -> dict:
     from iznet.engine.checkpoint import load_checkpoint, save_checkpoint
 
     ck = load_checkpoint(run / "model.pt", kind="embedder")
@@ -40,6 +42,8 @@ def build_embedder(run: Path) -> dict:
     meta = dict(ck["meta"])
     meta["weights_dtype"] = "float16"
     meta["source_run"] = str(run)
+    if calibration is not None:  # the threshold a gallery without its own uses (iznet.recognize.pipeline)
+        meta["calibration"] = calibration
     save_checkpoint(ASSETS / "embedder.pt", kind="embedder", model=ck["model"], model_kwargs=ck["model_kwargs"],
                     state_dict=sd, meta=meta)
     return meta
@@ -61,9 +65,10 @@ def dev_threshold(run: Path, pack: Path, lfw_root: Path, target_far: float) -> d
     dist = np.linalg.norm(e[inv[:n]] - e[inv[n:]], axis=1)
     same = pairs.same.astype(bool)
     t = calibrate_threshold(dist, same, target_far)
+    who = "LFW people" if str(cfg["data"]).startswith("lfw:") else f"people of {cfg['data']}"
     return {"threshold": float(t), "target_far": target_far, "far": float(np.mean(dist[~same] <= t)),
             "tar": float(np.mean(dist[same] <= t)), "n_genuine": int(same.sum()), "n_impostor": int((~same).sum()),
-            "source": f"development pairs of {run} (LFW people held out of training)"}
+            "source": f"development pairs of {run} ({who} held out of training)"}
 
 
 def build_demo(lfw_root: Path, threshold: float) -> dict:
@@ -123,6 +128,7 @@ def main() -> None:
     if a.detector.resolve() != (ASSETS / "detector.pt").resolve():  # keeping the bundled detector: nothing to copy
         shutil.copyfile(a.detector, ASSETS / "detector.pt")
     cal = dev_threshold(a.embedder_run, a.pack, a.lfw, a.target_far)
+    meta = build_embedder(a.embedder_run, cal)
     demo = build_demo(a.lfw, cal["threshold"])
     report = {"embedder": {"model": meta.get("config", {}).get("model"), "summary": meta.get("summary")},
               "calibration": cal, "demo": demo,

@@ -81,6 +81,31 @@ def test_stored_threshold_and_none(synth, gallery, embedder, blob_detector):
         Pipeline(blob_detector, embedder, gallery, threshold="sometimes")
 
 
+def test_a_gallery_without_threshold_uses_the_embedders_shipped_one(synth, gallery, embedder, blob_detector):
+    """A checkpoint's meta["calibration"] threshold applies until the gallery stores its own."""
+    img, _ = _group(synth)
+    embedder.calibrated_threshold = THRESHOLD
+    shipped = Pipeline(blob_detector, embedder, gallery)
+    assert shipped.threshold == THRESHOLD and shipped.warnings == []
+    assert shipped.label(img).names.count("unknown") == 1
+    gallery.set_threshold(embedder_tag(embedder), 10.0)  # the gallery's own wins
+    assert Pipeline(blob_detector, embedder, gallery).threshold == 10.0
+    assert Pipeline(blob_detector, embedder, gallery, threshold=None).threshold is None
+
+
+def test_checkpoint_calibration_is_loaded(tmp_path):
+    from iznet.engine.checkpoint import save_checkpoint
+    from iznet.models import create_model
+    from iznet.recognize.embedder import load_embedder
+
+    m = create_model("nn4_small", input_size=32)
+    for cal, want in (({"threshold": 0.81, "target_far": 0.01}, 0.81), (None, None), ({"threshold": None}, None)):
+        meta = {} if cal is None else {"calibration": cal}
+        save_checkpoint(tmp_path / "e.pt", kind="embedder", model="nn4_small", model_kwargs={"input_size": 32},
+                        state_dict=m.state_dict(), meta=meta)
+        assert load_embedder(str(tmp_path / "e.pt"), device="cpu").calibrated_threshold == want
+
+
 def test_no_face_gives_an_empty_result(gallery, embedder, blob_detector):
     res = Pipeline(blob_detector, embedder, gallery).label(np.zeros((50, 60, 3), np.uint8))
     assert res.faces == [] and res.image_size == (60, 50)

@@ -22,6 +22,8 @@ a checkpoint file, or several of these joined by ``+`` (an ensemble).
 
 from __future__ import annotations
 
+import math
+
 import copy
 import logging
 from pathlib import Path
@@ -60,11 +62,14 @@ class Embedder:
         needs_fit: True for baselines fitted on training images (call :meth:`fit` first).
         trained: False for a network with random weights (its numbers mean nothing).
         input_size: side of the square crops it works best on; other sizes are resized.
+        calibrated_threshold: the unknown-face threshold shipped with a checkpoint (``meta["calibration"]``),
+            used by galleries that store none of their own; None when there is none.
     """
 
     name: str = "embedder"
     needs_fit: bool = False
     trained: bool = True
+    calibrated_threshold: float | None = None
     input_size: int = 112
 
     def fit(self, images: torch.Tensor, labels: np.ndarray | None = None) -> "Embedder":
@@ -261,6 +266,7 @@ class NetworkEmbedder(Embedder):
         self.tta, self.trained = bool(tta), bool(trained)
         self.name = name or type(model).__name__
         self._dim: int | None = getattr(model, "embedding_dim", None)
+        self.calibration: dict | None = None
 
     @property
     def dim(self) -> int:
@@ -453,5 +459,10 @@ def _from_checkpoint(path: Path, device, tta: bool | None) -> NetworkEmbedder:
         raise ModelError(f"{path}: weights do not fit model {name!r} ({str(e).splitlines()[0]})") from None
     meta = ck.get("meta") or {}
     use_tta = bool(meta.get("tta", False)) if tta is None else bool(tta)
-    return NetworkEmbedder(model, input_size=meta.get("input_size"), device=device, tta=use_tta, trained=True,
-                           name=f"{name}@{path.name}")
+    emb = NetworkEmbedder(model, input_size=meta.get("input_size"), device=device, tta=use_tta, trained=True,
+                          name=f"{name}@{path.name}")
+    cal = meta.get("calibration")
+    if isinstance(cal, dict) and isinstance(cal.get("threshold"), (int, float)) and math.isfinite(cal["threshold"]):
+        emb.calibrated_threshold = float(cal["threshold"])
+        emb.calibration = dict(cal)
+    return emb

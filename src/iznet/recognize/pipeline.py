@@ -489,8 +489,11 @@ class Pipeline:
             self._set_empty()
             return
         # raises GalleryError naming the tags the gallery holds when this embedder is not among them
-        self.matcher = Matcher.from_gallery(g, self.tag, method=self.prototype_method, k=self.k,
-                                            threshold=self.threshold_setting)
+        setting = self.threshold_setting
+        if setting == "stored" and g.threshold(self.tag) is None:
+            # nothing calibrated in this gallery: the threshold the embedder was shipped with, if any
+            setting = getattr(self.embedder, "calibrated_threshold", None)
+        self.matcher = Matcher.from_gallery(g, self.tag, method=self.prototype_method, k=self.k, threshold=setting)
         self.threshold = self.matcher.threshold
         self.warnings = []
         if self.threshold is None:
