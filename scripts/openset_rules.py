@@ -1,0 +1,95 @@
+"""Right / wrong / unknown shares of the unknown-face rules (iznet.eval.openset) on simulated galleries.
+
+Faces come from a pack: ``--part dev`` takes the development people of a training run's pack (the people
+``iznet train`` held out of that run: where settings are chosen), ``--part all`` every person of a pack of
+people the model never saw (e.g. the collection's held-out pack, or glint24). ``--grid`` scores every
+(far, margin) pair given and marks the best one that keeps wrong names at most ``--max-wrong`` and named
+strangers at most ``--max-strangers-named``.
+
+    python scripts/openset_rules.py -e runs/x/model.pt --pack collection/v2/train_box112.pt --part dev \\
+        --threshold 0.9 --far 0.01,0.05,0.1 --margin 0,0.05,0.1,0.15 --json runs/x/openset_dev.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from iznet.eval.openset import RULES, RuleSettings, simulate_groups
+
+
+def faces(pack: Path, part: str, embedder: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from iznet.data.pack import load_pack
+    from iznet.recognize.embedder import load_embedder
+
+    p = load_pack(pack)
+    names = np.array([p.classes[int(lab)] for lab in p.labels])
+    if part == "dev":
+        from iznet.engine.data import build_train_data
+
+        td = build_train_data(str(pack), seed=seed)
+        idx = np.unique(np.concatenate([td.dev_pairs.idx1, td.dev_pairs.idx2]))
+        dev_people = set(names[idx].tolist())
+        rows = np.flatnonzero(np.isin(names, list(dev_people)))
+        images = td.images[torch.as_tensor(rows)]
+    else:
+        rows = np.arange(len(names))
+        images = p.decode()
+    emb = load_embedder(embedder, device="cpu").embed(images)
+    return np.asarray(emb, dtype=np.float64), names[rows]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-e", "--embedder", required=True)
+    ap.add_argument("--pack", type=Path, required=True)
+    ap.add_argument("--part", choices=("dev", "all"), default="all")
+    ap.add_argument("--seed", type=int, default=0, help="the training run's seed (--part dev)")
+    ap.add_argument("--threshold", type=float, required=True, help="the embedder's calibrated threshold")
+    ap.add_argument("--far", default="0.05", help="gallery rule: comma-separated values")
+    ap.add_argument("--margin", default="0.1", help="margin rule: comma-separated values")
+    ap.add_argument("--group-size", type=int, default=12)
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--strangers", type=int, default=12)
+    ap.add_argument("--rounds", type=int, default=100)
+    ap.add_argument("--max-wrong", type=float, default=0.03)
+    ap.add_argument("--max-strangers-named", type=float, default=0.1)
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    emb, labels = faces(a.pack, a.part, a.embedder, a.seed)
+    rows = []
+    for far in [float(x) for x in a.far.split(",")]:
+        for margin in [float(x) for x in a.margin.split(",")]:
+            out = simulate_groups(emb, labels, RuleSettings(a.threshold, far, margin), group_size=a.group_size,
+                                  k=a.k, strangers=a.strangers, rounds=a.rounds)
+            for rule in RULES:
+                if (rule == "fixed" and rows and any(r["rule"] == "fixed" for r in rows)) or \
+                        (rule == "gallery" and any(r["rule"] == "gallery" and r["far"] == far for r in rows)) or \
+                        (rule == "margin" and any(r["rule"] == "margin" and r["margin"] == margin for r in rows)):
+                    continue
+                rows.append({"rule": rule, "far": far if "gallery" in rule else None,
+                             "margin": margin if "margin" in rule else None, **out["rules"][rule]})
+    ok = [r for r in rows if r["wrong"] <= a.max_wrong and r["strangers_named"] <= a.max_strangers_named]
+    best = max(ok, key=lambda r: r["right"]) if ok else None
+    print(f"{a.pack} ({a.part}): {len(set(labels.tolist()))} people, {len(labels)} faces; threshold {a.threshold}; "
+          f"{a.rounds} galleries of {a.group_size} people x {a.k} photos + {a.strangers} strangers")
+    print("| rule | far | margin | right | wrong | unknown | strangers rejected |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        mark = " **chosen**" if r is best else ""
+        print(f"| {r['rule']}{mark} | {r['far'] if r['far'] is not None else ''} | "
+              f"{r['margin'] if r['margin'] is not None else ''} | {100 * r['right']:.1f}% | {100 * r['wrong']:.1f}% | "
+              f"{100 * r['unknown']:.1f}% | {100 * r['strangers_rejected']:.1f}% |")
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "people": len(set(labels)),
+                                      "faces": len(labels), "rows": rows, "chosen": best}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

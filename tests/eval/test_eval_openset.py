@@ -1,0 +1,64 @@
+"""Unknown-face rules on simulated galleries: the gallery threshold against a loop, decisions, shares."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from iznet.eval.openset import RULES, RuleSettings, decide, gallery_threshold, simulate_groups
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_gallery_threshold_matches_a_loop():
+    rng = np.random.default_rng(0)
+    emb = _unit(rng.normal(size=(20, 8)))
+    owner = np.repeat(np.arange(4), 5)
+    protos = _unit(rng.normal(size=(4, 8)))
+    imp = sorted(min(float(np.linalg.norm(emb[i] - protos[p])) for p in range(4) if p != owner[i]) for i in range(20))
+    for far in (0.0, 0.05, 0.2):
+        m = math.floor(far * len(imp) + 1e-9)
+        want = np.nextafter(imp[m], -np.inf)
+        assert gallery_threshold(emb, owner, protos, far) == pytest.approx(want, abs=1e-12)
+        accepted = sum(d <= gallery_threshold(emb, owner, protos, far) - 1e-9 for d in imp)
+        assert accepted <= far * len(imp)
+    assert gallery_threshold(emb[:5], owner[:5], protos[:1], 0.1) == math.inf
+
+
+def test_decide_rules():
+    best, second = np.array([0.5, 0.5, 0.9, 0.5]), np.array([0.55, 0.9, 1.2, 0.7])
+    assert decide(best, second, "fixed", 0.8, 0.3, 0.1).tolist() == [True, True, False, True]
+    assert decide(best, second, "gallery", 0.8, 0.6, 0.1).tolist() == [True, True, False, True]
+    assert decide(best, second, "gallery", 0.8, 0.4, 0.1).tolist() == [False] * 4
+    assert decide(best, second, "margin", 0.8, 0.4, 0.1).tolist() == [False, True, False, True]
+    assert decide(best, second, "gallery+margin", 0.8, 0.6, 0.3).tolist() == [False, True, False, False]
+    with pytest.raises(ValueError, match="unknown rule"):
+        decide(best, second, "strict", 0.8, 0.6, 0.1)
+
+
+def test_simulated_groups_on_clean_clusters_and_on_noise():
+    rng = np.random.default_rng(1)
+    centres = _unit(rng.normal(size=(40, 32)))
+    labels = np.repeat(np.arange(40), 8)
+    tight = _unit(centres[labels] + rng.normal(0, 0.02, (320, 32)))
+    out = simulate_groups(tight, labels, RuleSettings(threshold=0.5), group_size=6, k=3, strangers=5, rounds=10)
+    assert out["members"] == 10 * 6 * 5 and out["strangers"] == 10 * 5 * 8
+    for rule in RULES:
+        r = out["rules"][rule]
+        assert r["right"] == 1.0 and r["wrong"] == 0.0 and r["strangers_rejected"] == 1.0
+    # no identity in the embeddings: with no threshold to speak of, names are right 1 time in 6 at best
+    noise = _unit(rng.normal(size=(320, 32)))
+    out = simulate_groups(noise, labels, RuleSettings(threshold=10.0, far=0.05), group_size=6, k=3, strangers=5,
+                          rounds=20)
+    f, g = out["rules"]["fixed"], out["rules"]["gallery"]
+    assert f["unknown"] == 0.0 and abs(f["right"] - 1 / 6) < 0.06
+    assert g["strangers_rejected"] > 0.8 and g["wrong"] < 0.2  # the gallery's own impostors tighten it
+    for r in out["rules"].values():
+        assert r["right"] + r["wrong"] + r["unknown"] == pytest.approx(1.0)
+        assert r["strangers_rejected"] + r["strangers_named"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="need"):
+        simulate_groups(noise[:40], labels[:40], RuleSettings(threshold=1.0), group_size=6, k=3)
