@@ -224,3 +224,39 @@ def test_embedder_tag_rule(tmp_path):
     assert embedder_tag(Tagged()) == "custom-tag"
     Tagged.tag = "a,b"
     assert embedder_tag(Tagged()) == "a;b"
+
+
+class EdgeShyDetector:
+    """Like most face detectors on a headshot: finds no face that touches the picture's edge."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    def detect(self, image):
+        from iznet.detect.results import Detections
+
+        self.calls += 1
+        d = self.inner.detect(image)
+        h, w = image.shape[:2]
+        b = d.xyxy.numpy()
+        keep = (b[:, 0] > 0) & (b[:, 1] > 0) & (b[:, 2] < w) & (b[:, 3] < h)
+        return Detections(d.xyxy[keep], d.scores[keep], (w, h))
+
+
+def test_tight_crops_are_found_on_a_padded_canvas(synth, tmp_path, embedder, blob_detector):
+    """A picture that is all face (a headshot crop) is detected on the retry canvas, in its own pixels."""
+    shy = EdgeShyDetector(blob_detector)
+    crop = synth.face_pattern(0, 3)
+    boxes, _ = detect_faces(shy, crop)
+    assert len(boxes) == 0 and shy.calls == 1
+    boxes, _ = detect_faces(shy, crop, retry_pad=2.0)
+    assert shy.calls == 3 and len(boxes) == 1  # the picture, then the canvas
+    np.testing.assert_allclose(boxes[0], [0, 0, crop.shape[1], crop.shape[0]], atol=1)
+    # enrolment and labelling of tight crops go through
+    g = Gallery(tmp_path / "g.db")
+    paths = [synth.save_png(tmp_path / "ann" / f"{v}.png", synth.face_pattern(0, v)) for v in (1, 2, 3)]
+    rep = enroll_files(g, "ann", paths, embedder, shy)
+    assert len(rep.added) == 3 and not rep.skipped
+    res = Pipeline(shy, embedder, g, threshold=THRESHOLD).label(synth.face_pattern(0, 7))
+    assert res.names == ["ann"]
+    g.close()

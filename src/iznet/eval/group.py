@@ -97,19 +97,10 @@ class PaddedDetector:
 
     def detect(self, image: np.ndarray) -> Detections:
         """Faces in ``image`` (boxes in its pixels), found on the padded canvas."""
-        from iznet.recognize.pipeline import detect_faces
+        from iznet.recognize.pipeline import detect_on_canvas
 
-        h, w = image.shape[:2]
-        H, W = int(round(self.pad * h)), int(round(self.pad * w))
-        y0, x0 = (H - h) // 2, (W - w) // 2
-        if (H, W) == (h, w):
-            canvas = image
-        else:
-            canvas = np.zeros((H, W, 3), dtype=np.uint8)
-            canvas[y0:y0 + h, x0:x0 + w] = image
-        boxes, scores = detect_faces(self.detector, canvas)
-        boxes = boxes - np.array([x0, y0, x0, y0], dtype=np.float64)
-        return Detections(boxes.astype(np.float32), scores.astype(np.float32), (w, h))
+        boxes, scores = detect_on_canvas(self.detector, image, self.pad)
+        return Detections(boxes.astype(np.float32), scores.astype(np.float32), (image.shape[1], image.shape[0]))
 
 
 def bundled_threshold() -> float:

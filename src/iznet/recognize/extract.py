@@ -25,7 +25,7 @@ from PIL import Image
 from iznet.data.crops import FACE_CROP_SCALE, crop_face
 from iznet.data.images import SkipReport, load_image
 from iznet.errors import DataError, ImageError
-from iznet.recognize.pipeline import detect_faces, person_folders
+from iznet.recognize.pipeline import NO_FACE_RETRY_PAD, detect_faces, person_folders
 from iznet.utils.io import atomic_path, write_json
 
 _logger = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ def extract_faces(
 def _extract_one(img: np.ndarray, detector: Any, out_root: Path, person: str, stem: str, size: int,
                  margin: float, keep: str, old: dict[str, Any] | None) -> dict[str, Any]:
     """Detect, crop and write one photo's faces; returns its manifest entry (without settings and stat)."""
-    boxes, scores = detect_faces(detector, img)
+    boxes, scores = detect_faces(detector, img, retry_pad=NO_FACE_RETRY_PAD)
     chosen = range(len(boxes)) if keep == "all" else range(min(1, len(boxes)))
     outputs: list[str] = []
     for i in chosen:

@@ -226,8 +226,34 @@ class FaceDetector(Protocol):
         ...
 
 
-def detect_faces(detector: Any, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+#: When a picture yields no face, it is tried once more in the middle of a black canvas this many times its
+#: size: a tight crop (the face fills the picture, as in a headshot folder) looks to a detector like a face cut
+#: off at every edge, and with black around it like a face in a photo. Boxes are mapped back (they may reach
+#: outside the picture; crops fill that part with black, as the canvas would).
+NO_FACE_RETRY_PAD = 2.0
+
+
+def detect_on_canvas(detector: Any, image: np.ndarray, pad: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`detect_faces` on ``image`` centred on a black canvas ``pad`` times its size; boxes in ``image``'s
+    pixels."""
+    if not pad >= 1.0:
+        raise ModelError(f"pad must be >= 1 (canvas side / picture side), got {pad}")
+    h, w = image.shape[:2]
+    H, W = int(round(pad * h)), int(round(pad * w))
+    y0, x0 = (H - h) // 2, (W - w) // 2
+    canvas = image
+    if (H, W) != (h, w):
+        canvas = np.zeros((H, W, 3), dtype=np.uint8)
+        canvas[y0:y0 + h, x0:x0 + w] = image
+    boxes, scores = detect_faces(detector, canvas)
+    return boxes - np.array([x0, y0, x0, y0], dtype=np.float64), scores
+
+
+def detect_faces(detector: Any, image: np.ndarray, retry_pad: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run a detector (``.detect(image)`` or a callable) and return its faces sorted by score.
+
+    With ``retry_pad`` (e.g. :data:`NO_FACE_RETRY_PAD`), a picture without a face is tried again on a padded
+    canvas (:func:`detect_on_canvas`).
 
     Returns:
         ``(boxes, scores)``: float64 (N, 4) ``x1, y1, x2, y2`` pixels and float64 (N,), highest score first.
@@ -256,6 +282,8 @@ def detect_faces(detector: Any, image: np.ndarray) -> tuple[np.ndarray, np.ndarr
         _logger.warning("dropped %d empty or non-finite box(es) from the detector", int((~ok).sum()))
         boxes, scores = boxes[ok], scores[ok]
     order = np.argsort(-scores, kind="stable")
+    if len(boxes) == 0 and retry_pad and retry_pad > 1.0:
+        return detect_on_canvas(detector, image, retry_pad)
     return boxes[order], scores[order]
 
 
@@ -520,7 +548,7 @@ class Pipeline:
             A :class:`LabelResult`; no face gives an empty ``faces`` list, not an error.
         """
         img = _check_image(image)
-        boxes, scores = detect_faces(self.detector, img)
+        boxes, scores = detect_faces(self.detector, img, retry_pad=NO_FACE_RETRY_PAD)
         matches: list[Match | None] = [None] * len(boxes)
         if len(boxes) and self.matcher is not None:
             matches = self.matcher.match(self.embed_boxes(img, boxes))
@@ -580,7 +608,7 @@ def face_crop_from_file(path: str | Path, size: int, detector: Any | None = None
     img = load_image(path)
     if detector is None:
         return FaceCrop(path, sha256_file(path), whole_image_crop(img, size), None, 1)
-    boxes, _ = detect_faces(detector, img)
+    boxes, _ = detect_faces(detector, img, retry_pad=NO_FACE_RETRY_PAD)
     if len(boxes) == 0:
         raise NoFaceError(path)
     box = tuple(float(v) for v in boxes[0])
