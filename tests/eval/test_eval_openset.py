@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from iznet.eval.openset import RULES, RuleSettings, decide, gallery_threshold, simulate_groups
+from iznet.eval.openset import RULES, RuleSettings, decide, simulate_groups
+from iznet.recognize.matcher import Matcher, gallery_threshold
 
 
 def _unit(x):
@@ -20,13 +21,21 @@ def test_gallery_threshold_matches_a_loop():
     owner = np.repeat(np.arange(4), 5)
     protos = _unit(rng.normal(size=(4, 8)))
     imp = sorted(min(float(np.linalg.norm(emb[i] - protos[p])) for p in range(4) if p != owner[i]) for i in range(20))
+    names = ["a", "b", "c", "d"]
+    m4 = Matcher(protos, names)
+    owners = [names[o] for o in owner]
     for far in (0.0, 0.05, 0.2):
         m = math.floor(far * len(imp) + 1e-9)
         want = np.nextafter(imp[m], -np.inf)
-        assert gallery_threshold(emb, owner, protos, far) == pytest.approx(want, abs=1e-12)
-        accepted = sum(d <= gallery_threshold(emb, owner, protos, far) - 1e-9 for d in imp)
-        assert accepted <= far * len(imp)
-    assert gallery_threshold(emb[:5], owner[:5], protos[:1], 0.1) == math.inf
+        t = gallery_threshold(m4, emb, owners, far)
+        assert t == pytest.approx(want, abs=1e-12)
+        assert sum(d <= t - 1e-9 for d in imp) <= far * len(imp)
+    assert gallery_threshold(Matcher(protos[:1], ["a"]), emb[:5], owners[:5], 0.1) == math.inf
+    # several prototypes per person: a person's distance is to their nearest prototype
+    two = Matcher(np.concatenate([protos, -protos]), names + names)
+    imp2 = sorted(min(min(float(np.linalg.norm(emb[i] - s * protos[p])) for s in (1, -1))
+                      for p in range(4) if p != owner[i]) for i in range(20))
+    assert gallery_threshold(two, emb, owners, 0.0) == pytest.approx(np.nextafter(imp2[0], -np.inf), abs=1e-12)
 
 
 def test_decide_rules():

@@ -93,6 +93,26 @@ def test_a_gallery_without_threshold_uses_the_embedders_shipped_one(synth, galle
     assert Pipeline(blob_detector, embedder, gallery, threshold=None).threshold is None
 
 
+def test_the_shipped_rule_tightens_in_a_gallery_of_look_alikes(synth, gallery, embedder, blob_detector):
+    """With gallery_far in the shipped calibration, the threshold drops below the distances at which the
+    gallery's own people would be taken for one another; with a margin, close runners-up are unknown."""
+    from iznet.recognize.matcher import gallery_threshold
+
+    embedder.calibrated_threshold = 5.0  # far too loose on its own
+    embedder.calibration = {"threshold": 5.0, "gallery_far": 0.0}
+    pipe = Pipeline(blob_detector, embedder, gallery)
+    X, labels, names = gallery.embeddings(embedder_tag(embedder))
+    want = gallery_threshold(pipe.matcher, X, [names[i] for i in labels], 0.0)
+    assert pipe.threshold == want < 5.0
+    img, _ = _group(synth)
+    names = pipe.label(img).names
+    assert {"ann", "cy"} <= set(names)  # the enrolled people keep their names
+    embedder.calibration = {"threshold": 5.0, "margin": 10.0}
+    margin = Pipeline(blob_detector, embedder, gallery)
+    assert margin.threshold == 5.0 and margin.min_margin == 10.0
+    assert margin.label(img).names == ["unknown"] * 3
+
+
 def test_checkpoint_calibration_is_loaded(tmp_path):
     from iznet.engine.checkpoint import save_checkpoint
     from iznet.models import create_model

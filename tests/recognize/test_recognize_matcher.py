@@ -151,3 +151,17 @@ def test_calibrate_threshold_errors():
         calibrate_threshold([0.1, 0.2], [True])
     with pytest.raises(GalleryError, match="target_far"):
         calibrate_threshold([0.1], [False], target_far=2.0)
+
+
+def test_min_margin_answers_unknown_for_close_runners_up():
+    from iznet.errors import GalleryError
+
+    m = Matcher(np.array([[1.0, 0.0], [0.8, 0.6]]), ["ann", "bob"], threshold=1.0, min_margin=0.2)
+    near_both = m.match(np.array([[0.95, 0.31]]))[0]  # about as close to ann as to bob
+    assert near_both.name == "unknown" and near_both.nearest in ("ann", "bob") and near_both.margin < 0.2
+    assert m.match(np.array([[1.0, 0.0]]))[0].name == "ann"
+    one = Matcher(np.array([[1.0, 0.0]]), ["ann"], threshold=1.0, min_margin=0.5)
+    assert one.match(np.array([[0.9, 0.1]]))[0].name == "ann"  # no runner-up: the margin is infinite
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(GalleryError, match="min_margin"):
+            Matcher(np.eye(2), ["a", "b"], min_margin=bad)

@@ -12,7 +12,8 @@ runner-up) into a name or "unknown":
 - ``gallery``: ``min(t, t_g)`` where ``t_g`` comes from the gallery itself: the distance from every enrolled
   photo to the nearest *other* person's prototype is what a stranger who looks like that person would get,
   and ``t_g`` is the largest threshold that names at most ``far`` of those photos
-  (:func:`gallery_threshold`); it tightens the threshold in a gallery of look-alikes;
+  (:func:`iznet.recognize.matcher.gallery_threshold`, what the pipeline does); it tightens the threshold in a
+  gallery of look-alikes;
 - ``margin``: ``fixed`` plus a runner-up margin: the nearest person must beat the second one by at least
   ``margin`` (the ratio test of keypoint matching, here on distances);
 - ``gallery+margin``: both.
@@ -28,31 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from iznet.recognize.matcher import calibrate_threshold
+from iznet.recognize.matcher import Matcher, gallery_threshold
 from iznet.recognize.prototypes import medoid, pairwise_distances
 
 RULES = ("fixed", "gallery", "margin", "gallery+margin")
-
-
-def gallery_threshold(enrolled: np.ndarray, owner: np.ndarray, prototypes: np.ndarray, far: float) -> float:
-    """The largest threshold that would give at most ``far`` of a gallery's enrolled photos the name of the
-    nearest *other* person (their nearest-impostor distances).
-
-    Args:
-        enrolled: (N, D) embeddings of the enrolled photos.
-        owner: (N,) index of each photo's person (rows of ``prototypes``).
-        prototypes: (P, D) one prototype per person.
-        far: share of impostor distances that may be accepted.
-
-    Returns:
-        The threshold; ``inf`` with fewer than two people (no impostor distance exists).
-    """
-    if len(prototypes) < 2:
-        return math.inf
-    d = pairwise_distances(enrolled, prototypes)
-    d[np.arange(len(owner)), owner] = np.inf
-    imp = d.min(axis=1)
-    return calibrate_threshold(imp, np.zeros(len(imp), dtype=bool), far)
 
 
 @dataclass
@@ -114,7 +94,8 @@ def simulate_groups(emb: np.ndarray, labels: np.ndarray, settings: RuleSettings,
             enrolled.append(e)
             owner += [j] * k
         P = np.stack(protos)
-        tg = gallery_threshold(np.concatenate(enrolled), np.array(owner), P, settings.far)
+        names = [str(j) for j in range(group_size)]
+        tg = gallery_threshold(Matcher(P, names), np.concatenate(enrolled), [names[o] for o in owner], settings.far)
         t_gal.append(tg)
         probe_rows = np.concatenate([rows[p][k:] for p in members])
         probe_true = np.concatenate([[j] * (len(rows[p]) - k) for j, p in enumerate(members)])

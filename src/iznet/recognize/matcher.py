@@ -4,7 +4,8 @@ The rule (also in ``docs/gallery.md``): for a face embedding ``e``, a person's d
 Euclidean distance from ``e`` to any of that person's prototypes. The best person is the one with the
 smallest distance; the answer is that person's name when the distance is ``<= threshold`` and ``"unknown"``
 otherwise (no threshold: always the best person, i.e. closed-set identification). The margin is the
-second-best person's distance minus the best one's: how clearly the best person won.
+second-best person's distance minus the best one's: how clearly the best person won; with ``min_margin``
+a best person who wins by less is answered ``"unknown"`` too (a look-alike in the gallery is not a name).
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class Matcher:
             :meth:`Gallery.prototypes` returns), or, with ``person_of_prototype``, one name per person.
         threshold: distances above it are answered ``"unknown"``; None: never.
         person_of_prototype: (P,) index into ``names`` of each prototype row, for several prototypes per person.
+        min_margin: answer ``"unknown"`` when the runner-up person is closer than ``distance + min_margin``
+            (0: off).
 
     >>> m = Matcher(np.eye(2), ["ann", "bob"], threshold=0.5)
     >>> m.match(np.array([[1.0, 0.0]]))[0].name
@@ -86,8 +89,12 @@ class Matcher:
         names: Sequence[str],
         threshold: float | None = None,
         person_of_prototype: Sequence[int] | None = None,
+        min_margin: float = 0.0,
     ):
         P = np.asarray(prototypes, dtype=np.float64)
+        if not (math.isfinite(float(min_margin)) and min_margin >= 0):
+            raise GalleryError(f"min_margin must be a finite number >= 0, got {min_margin!r}")
+        self.min_margin = float(min_margin)
         if P.size == 0 or len(names) == 0:
             raise GalleryError(EMPTY_MESSAGE)
         if P.ndim != 2:
@@ -134,13 +141,14 @@ class Matcher:
         method: str = "medoid",
         k: int = 3,
         threshold: float | None | str = "stored",
+        min_margin: float = 0.0,
     ) -> Matcher:
         """A matcher over a gallery's prototypes; ``threshold="stored"`` uses the one calibrated for the embedder
         (see :meth:`Gallery.set_threshold`), or none when nothing is stored."""
         P, names = gallery.prototypes(embedder_tag, method=method, k=k)
         if threshold == "stored":
             threshold = gallery.threshold(embedder_tag)
-        return cls(P, names, threshold=threshold)
+        return cls(P, names, threshold=threshold, min_margin=min_margin)
 
     @property
     def dim(self) -> int:
@@ -181,7 +189,7 @@ class Matcher:
                 name2, d2 = self.names[second], float(row[second])
             else:
                 name2, d2 = None, math.inf
-            known = self.threshold is None or d <= self.threshold
+            known = (self.threshold is None or d <= self.threshold) and d2 - d >= self.min_margin
             out.append(
                 Match(
                     name=self.names[best] if known else UNKNOWN,
@@ -193,6 +201,31 @@ class Matcher:
                 )
             )
         return out
+
+
+def nearest_other_distances(matcher: "Matcher", embeddings, owners: Sequence[str]) -> np.ndarray:
+    """For each enrolled embedding, its distance to the nearest person *other* than its owner: what a
+    stranger who looks like that person would score (see :func:`gallery_threshold`)."""
+    d = matcher.person_distances(embeddings).copy()
+    col = {n: i for i, n in enumerate(matcher.names)}
+    d[np.arange(len(owners)), [col[o] for o in owners]] = np.inf
+    return d.min(axis=1)
+
+
+def gallery_threshold(matcher: "Matcher", embeddings, owners: Sequence[str], far: float) -> float:
+    """The largest threshold that would give at most ``far`` of a gallery's own enrolled photos the name of
+    another enrolled person; ``inf`` with fewer than two people.
+
+    Args:
+        matcher: a matcher over the gallery's prototypes.
+        embeddings: (N, D) the enrolled photos' embeddings.
+        owners: (N,) their people's names (in ``matcher.names``).
+        far: share of those photos that may be misnamed.
+    """
+    if len(matcher.names) < 2 or len(owners) == 0:
+        return math.inf
+    imp = nearest_other_distances(matcher, embeddings, owners)
+    return calibrate_threshold(imp, np.zeros(len(imp), dtype=bool), far)
 
 
 def calibrate_threshold(dist, same, target_far: float = 1e-3) -> float:

@@ -41,7 +41,7 @@ from iznet.errors import DataError, GalleryError, ImageError, IznetError, ModelE
 from iznet.recognize.embedder import (Embedder, EnsembleEmbedder, NetworkEmbedder, PCAEmbedder, RawPixelEmbedder,
                                       load_embedder)
 from iznet.recognize.gallery import EMPTY_MESSAGE, Gallery, sha256_file, validate_name
-from iznet.recognize.matcher import UNKNOWN, Match, Matcher, calibrate_threshold
+from iznet.recognize.matcher import UNKNOWN, Match, Matcher, calibrate_threshold, gallery_threshold
 
 _logger = logging.getLogger(__name__)
 
@@ -488,6 +488,7 @@ class Pipeline:
         self.batch_size = int(batch_size)
         self.matcher: Matcher | None = None
         self.threshold: float | None = None
+        self.min_margin = 0.0
         self.warnings: list[str] = []
         self.reload()
 
@@ -517,12 +518,23 @@ class Pipeline:
             self._set_empty()
             return
         # raises GalleryError naming the tags the gallery holds when this embedder is not among them
-        setting = self.threshold_setting
+        setting, margin = self.threshold_setting, 0.0
+        cal = getattr(self.embedder, "calibration", None) or {}
         if setting == "stored" and g.threshold(self.tag) is None:
-            # nothing calibrated in this gallery: the threshold the embedder was shipped with, if any
+            # nothing calibrated in this gallery: the rule the embedder was shipped with, if any
             setting = getattr(self.embedder, "calibrated_threshold", None)
-        self.matcher = Matcher.from_gallery(g, self.tag, method=self.prototype_method, k=self.k, threshold=setting)
+            margin = float(cal.get("margin", 0.0) or 0.0)
+        self.matcher = Matcher.from_gallery(g, self.tag, method=self.prototype_method, k=self.k, threshold=setting,
+                                            min_margin=margin)
+        if setting is not None and self.threshold_setting == "stored" and g.threshold(self.tag) is None \
+                and cal.get("gallery_far") is not None:
+            # tightened where the gallery's own people are look-alikes (iznet.recognize.matcher.gallery_threshold)
+            X, labels, names = g.embeddings(self.tag)
+            tg = gallery_threshold(self.matcher, X, [names[i] for i in labels], float(cal["gallery_far"]))
+            if tg < self.matcher.threshold:
+                self.matcher.threshold = float(tg)
         self.threshold = self.matcher.threshold
+        self.min_margin = self.matcher.min_margin
         self.warnings = []
         if self.threshold is None:
             msg = (f"no unknown-face threshold for embedder {self.tag}: every face gets the nearest person's name,"
