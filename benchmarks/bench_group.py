@@ -171,7 +171,7 @@ def time_cli(gallery: Path, threshold: float, photo: Path, runs: int) -> dict[st
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
 
 
-def parse_embedders(values: list[str] | None) -> list[tuple[str, Any, float, str]]:
+def parse_embedders(values: list[str] | None) -> list[tuple[str, Any, Any, str]]:
     """``NAME=SPEC:THRESHOLD`` values -> [(name, embedder, threshold, spec)]; None: the bundled embedder."""
     if not values:
         return [("iznet", pl.load_embedder_spec(None), bundled_threshold(), "bundled")]
@@ -181,10 +181,13 @@ def parse_embedders(values: list[str] | None) -> list[tuple[str, Any, float, str
         spec, sep2, t = rest.rpartition(":")
         if not sep or not sep2 or not name or name == "dlib" or "/" in name:
             raise SystemExit(f"--embedder {v!r}: use NAME=SPEC:THRESHOLD (NAME not 'dlib', no '/')")
-        try:
-            thr = float(t)
-        except ValueError:
-            raise SystemExit(f"--embedder {v!r}: the threshold {t!r} is not a number") from None
+        if t == "shipped":  # the embedder's own rule (meta calibration), as a gallery without a threshold gets
+            thr = "stored"
+        else:
+            try:
+                thr = float(t)
+            except ValueError:
+                raise SystemExit(f"--embedder {v!r}: the threshold {t!r} is neither a number nor 'shipped'") from None
         if spec == "bundled":
             emb, spec = pl.load_embedder_spec(None), "bundled"
         else:
@@ -223,8 +226,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-dlib", action="store_true", help="skip the dlib reference")
     ap.add_argument("--embedder", action="append", default=None, metavar="NAME=SPEC:THRESHOLD",
                     help="an iznet system to score (repeatable): a name, an embedder checkpoint and its unknown-face "
-                         "threshold (e.g. new=runs/x/model.pt:0.93); default: iznet=the bundled embedder with its "
-                         "calibrated threshold; the latency runs use the first")
+                         "threshold (e.g. new=runs/x/model.pt:0.93), or 'shipped' for the checkpoint's own rule "
+                         "(what a gallery without a threshold of its own uses); default: iznet=the bundled "
+                         "embedder with its calibrated threshold; the latency runs use the first")
     ap.add_argument("--modes", default="detect,crop", help="detect, crop or both")
     ap.add_argument("--out", type=Path, default=None, help="JSON results")
     ap.add_argument("--md", type=Path, default=None, help="markdown tables")

@@ -49,7 +49,7 @@ def build_embedder(run: Path, calibration: dict | None = None) -> dict:
     return meta
 
 
-def dev_threshold(run: Path, pack: Path, lfw_root: Path, target_far: float) -> dict:
+def dev_threshold(run: Path, pack: Path, lfw_root: Path, target_far: float, checkpoint: Path | None = None) -> dict:
     from iznet.engine.data import build_train_data
     from iznet.recognize.embedder import load_embedder
     from iznet.recognize.matcher import calibrate_threshold
@@ -57,7 +57,7 @@ def dev_threshold(run: Path, pack: Path, lfw_root: Path, target_far: float) -> d
     cfg = json.loads((run / "config.json").read_text())
     seed = cfg["config"]["seed"]
     td = build_train_data(cfg["data"], pack=pack, data_root=lfw_root.parent, device="cpu", seed=seed)
-    emb = load_embedder(str(ASSETS / "embedder.pt"), device="cpu")
+    emb = load_embedder(str(checkpoint or ASSETS / "embedder.pt"), device="cpu")
     pairs = td.dev_pairs
     uniq, inv = np.unique(np.concatenate([pairs.idx1, pairs.idx2]), return_inverse=True)
     e = emb.embed(td.images[torch.as_tensor(uniq)])
@@ -116,18 +116,31 @@ def build_demo(lfw_root: Path, threshold: float) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--embedder-run", type=Path, required=True)
-    ap.add_argument("--detector", type=Path, required=True)
+    ap.add_argument("--detector", type=Path, default=ASSETS / "detector.pt")
     ap.add_argument("--pack", type=Path, required=True, help="LFW pack, for a run trained on an LFW spec "
                                                              "(a run on a collection pack reads its own pack)")
     ap.add_argument("--lfw", type=Path, required=True)
     ap.add_argument("--target-far", type=float, default=0.01)
+    ap.add_argument("--gallery-far", type=float, default=None,
+                    help="shipped rule: tighten the threshold to the gallery's own look-alikes at this rate "
+                         "(chosen with scripts/openset_rules.py on development people)")
+    ap.add_argument("--margin", type=float, default=None, help="shipped rule: runner-up margin")
+    ap.add_argument("--calibrate-only", action="store_true",
+                    help="print the run's development threshold as JSON and write nothing")
     a = ap.parse_args()
     torch.set_num_threads(2)
+    if a.calibrate_only:
+        print(json.dumps(dev_threshold(a.embedder_run, a.pack, a.lfw, a.target_far, a.embedder_run / "model.pt")))
+        return
     ASSETS.mkdir(parents=True, exist_ok=True)
     meta = build_embedder(a.embedder_run)
     if a.detector.resolve() != (ASSETS / "detector.pt").resolve():  # keeping the bundled detector: nothing to copy
         shutil.copyfile(a.detector, ASSETS / "detector.pt")
     cal = dev_threshold(a.embedder_run, a.pack, a.lfw, a.target_far)
+    if a.gallery_far is not None:
+        cal["gallery_far"] = a.gallery_far
+    if a.margin is not None:
+        cal["margin"] = a.margin
     meta = build_embedder(a.embedder_run, cal)
     demo = build_demo(a.lfw, cal["threshold"])
     report = {"embedder": {"model": meta.get("config", {}).get("model"), "summary": meta.get("summary")},

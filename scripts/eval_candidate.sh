@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Everything measured for a candidate bundled embedder, next to the current one and dlib (docs/results.md).
+# Usage: RUN=runs/coll_v2_box_tri OLD=runs/bench/old_embedder.pt OLD_T=0.927 bash scripts/eval_candidate.sh STAGE
+#   calibrate | openset_dev | lfw | ident | bench_heldout | bench_glint24 | openset_test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+RUN=${RUN:?run folder}
+OUT=${OUT:-$RUN/eval}
+DATA=${DATA:-../shared/data}
+COLL=${COLL:-collection/v2}
+mkdir -p "$OUT"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+case "$1" in
+  calibrate)  # the development threshold at FAR 1% (people of the collection held out of training)
+    $PY scripts/make_assets.py --embedder-run "$RUN" --pack packs/lfw112.pt --lfw "$DATA/lfw" --calibrate-only \
+      | tee "$OUT/calibration.json" ;;
+  openset_dev)  # choose the shipped rule on development people
+    T=$($PY -c "import json;print(json.load(open('$OUT/calibration.json'))['threshold'])")
+    $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack "$COLL/train_box112.pt" --part dev --threshold "$T" \
+      --far 0.01,0.03,0.05,0.1 --margin 0,0.03,0.06,0.1 --rounds 200 --json "$OUT/openset_dev.json" ;;
+  lfw)  # all 6,000 View 2 pairs, 10-fold thresholds; the candidate never saw an LFW image
+    .venv/bin/iznet eval lfw -e "$RUN/model.pt" --pack packs/lfw112.pt --data "$DATA" --json "$OUT/lfw_view2.json" ;;
+  ident)  # closed-set rank-1 on the held-out identities, k = 5
+    for e in "$RUN/model.pt" "${OLD:?}"; do
+      .venv/bin/iznet eval ident -e "$e" --pack "$COLL/heldout_box112.pt" -k 5 --json "$OUT/ident_$(basename "$(dirname "$e")")_$(basename "$e" .pt).json"
+    done ;;
+  bench_heldout|bench_glint24)
+    if [ "$1" = bench_heldout ]; then D="$COLL/heldout_box"; else D="$DATA/glint24"; fi
+    $PY benchmarks/bench_group.py --data "$D" --modes detect --latency-threads "" --cli-runs 0 \
+      --embedder "old=${OLD:?}:${OLD_T:?}" --embedder "new=src/iznet/assets/embedder.pt:shipped" \
+      --out "$OUT/$1.json" --md "$OUT/$1.md" ;;
+  *) echo "unknown stage $1" >&2; exit 2 ;;
+esac
