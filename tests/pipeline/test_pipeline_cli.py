@@ -262,3 +262,36 @@ def test_haar_labels_a_real_photo(shared_data, tmp_path):
     x1, y1, x2, y2 = faces[0]["box"]
     cx, cy = (LFW_FACE_BOX[0] + LFW_FACE_BOX[2]) / 2, (LFW_FACE_BOX[1] + LFW_FACE_BOX[3]) / 2
     assert x1 < cx < x2 and y1 < cy < y2
+
+
+def test_read_only_gallery_is_read_and_writes_fail_with_one_line(tmp_path, run, synth, enrolled, monkeypatch):
+    """A gallery whose file or folder cannot be written (a read-only install) is opened read-only: listing and
+    labelling work, writes end in a GalleryError naming the file (never an sqlite3 traceback)."""
+    import iznet.recognize.gallery as gmod
+
+    monkeypatch.setattr(gmod, "_writable", lambda path: False)  # as a non-root user would see it
+    before = sorted(p.name for p in enrolled.parent.glob("g.db*"))
+    with Gallery(enrolled) as g:
+        assert g.readonly and [p.name for p in g.people()] == ["ann", "bob", "cy"]
+    r = run("gallery", "list", "--gallery", enrolled)
+    assert r.exit_code == 0 and "3 people" in r.stdout
+    photo, _ = _group(tmp_path, synth)
+    r = run("label", photo, "--json", "--gallery", enrolled, *EMB, "--detector", "blobs")
+    assert r.exit_code == 0, r.output
+    for args in (("gallery", "remove", "ann", "--yes"), ("gallery", "rename", "ann", "Ann"),
+                 ("gallery", "calibrate", "--value", "0.3", *EMB)):
+        r = run(*args, "--gallery", enrolled)
+        assert isinstance(r.exception, GalleryError) and "read-only" in str(r.exception), args
+    assert sorted(p.name for p in enrolled.parent.glob("g.db*")) == before  # no side files were made
+    with Gallery(enrolled, readonly=True) as g:
+        assert [p.name for p in g.people()] == ["ann", "bob", "cy"]
+    with pytest.raises(GalleryError, match="does not exist"):
+        Gallery(tmp_path / "new.db", readonly=True)
+
+
+def test_label_output_folder_that_cannot_be_made(tmp_path, run, synth, enrolled):
+    photo, _ = _group(tmp_path, synth)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    r = run("label", photo, "-o", blocker / "sub", "--gallery", enrolled, *EMB, "--detector", "blobs")
+    assert r.exit_code == 2 and "cannot create the folder" in r.output and "Traceback" not in r.output

@@ -103,6 +103,12 @@ def label_cmd(
         out = Path("labelled")
     if out is not None and out.exists() and not out.is_dir():
         raise typer.BadParameter(f"{out} is a file; give a folder", param_hint="--out")
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise typer.BadParameter(f"cannot create the folder {out}: {e.strerror or e}; give a folder you can "
+                                     "write", param_hint="--out") from None
     from iznet.export.onnx_runtime import RUNTIMES, load_detector_runtime, load_embedder_runtime
 
     if runtime.strip().lower() not in RUNTIMES:
@@ -145,10 +151,14 @@ def label_cmd(
             where = ""
             if out is not None:
                 stem = _out_stem(f, used)
-                _save_jpeg(out / f"{stem}_labelled.jpg", res.draw(img))
+                try:
+                    _save_jpeg(out / f"{stem}_labelled.jpg", res.draw(img))
+                    if not as_json:
+                        write_json(out / f"{stem}.json", res.to_json())
+                except OSError as e:
+                    raise typer.BadParameter(f"cannot write into {out}: {e.strerror or e}; give a folder you can "
+                                             "write", param_hint="--out") from None
                 where = f" -> {out / (stem + '_labelled.jpg')}"
-                if not as_json:
-                    write_json(out / f"{stem}.json", res.to_json())
             if as_json:
                 typer.echo(json.dumps(res.to_json(), ensure_ascii=False))
                 if not res.faces:

@@ -20,6 +20,7 @@ import difflib
 import hashlib
 import json
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -226,6 +227,11 @@ def _norm_method(method: str, k: int) -> tuple[str, int]:
     return method, 1  # k means nothing for the other methods; store 1 so one row serves every k
 
 
+def _writable(path: Path) -> bool:
+    """Whether this process may write ``path`` (False on a read-only file system, even for root)."""
+    return os.access(path, os.W_OK)
+
+
 class Gallery:
     """A gallery file. Creates it (and its folder) when missing unless ``create=False``.
 
@@ -233,29 +239,48 @@ class Gallery:
         path: the SQLite file.
         create: create a missing file; when False a missing file raises :class:`GalleryError`.
         timeout: seconds a write waits for another writer before raising :class:`GalleryError`.
+        readonly: open for reading only (no side files are created, so a gallery in a read-only folder, e.g.
+            a system-wide install's demo, can be read); writes raise :class:`GalleryError`. None (default):
+            read-only when the file or its folder cannot be written, else read-write.
 
     One object may be shared by threads (calls are serialised by a lock); several processes may open the
     same file: any number read at once, one writes at a time.
     """
 
-    def __init__(self, path: str | Path, create: bool = True, timeout: float = 10.0):
+    def __init__(self, path: str | Path, create: bool = True, timeout: float = 10.0, readonly: bool | None = None):
         self.path = Path(path)
         if not self.path.exists():
-            if not create:
+            if not create or readonly:
                 raise GalleryError(f"gallery {self.path} does not exist; enrol someone first with `iznet enroll`")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise GalleryError(f"cannot create the folder of gallery {self.path}: {e.strerror or e}; "
+                                   "pass --gallery PATH in a folder you can write") from None
         elif self.path.is_dir():
             raise GalleryError(f"gallery path {self.path} is a folder; give a file such as {self.path / 'gallery.db'}")
+        folder_writable = _writable(self.path.parent)
+        if readonly is None:
+            readonly = self.path.exists() and not (_writable(self.path) and folder_writable)
+        self.readonly = bool(readonly)
         self._lock = threading.RLock()
         try:
-            self._conn = sqlite3.connect(
-                str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
-            )
+            if self.readonly:
+                # mode=ro creates nothing; in a folder nobody may write, nobody can change the file either,
+                # so it is opened as immutable (no -shm/-wal side files needed, even for a WAL gallery)
+                uri = self.path.resolve().as_uri() + ("?mode=ro" if folder_writable else "?mode=ro&immutable=1")
+                self._conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None,
+                                             check_same_thread=False)
+            else:
+                self._conn = sqlite3.connect(
+                    str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
+                )
             self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             self._conn.execute("PRAGMA foreign_keys = ON")
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                _logger.warning("gallery %s: WAL journal not available (got %s)", self.path, mode)
+            if not self.readonly:
+                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    _logger.warning("gallery %s: WAL journal not available (got %s)", self.path, mode)
             self._init_schema()
         except sqlite3.DatabaseError as e:
             with contextlib.suppress(Exception):
@@ -304,15 +329,27 @@ class Gallery:
         """One write transaction: COMMIT when the body returns, ROLLBACK when it raises."""
         with self._lock:
             self._check_open()
+            if self.readonly:
+                raise GalleryError(f"gallery {self.path} is read-only here (its file or folder cannot be written); "
+                                   "copy it to a folder you can write and pass --gallery COPY")
             cur = self._conn.cursor()
             try:
                 cur.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as e:
+                if "readonly" in str(e) or "read-only" in str(e):
+                    raise GalleryError(f"cannot write gallery {self.path}: {e}; check its permissions or copy it "
+                                       "to a folder you can write") from None
                 raise GalleryError(
                     f"gallery {self.path} is busy (another process is writing to it): {e}; try again"
                 ) from e
             try:
                 yield cur
+            except sqlite3.OperationalError as e:
+                self._conn.rollback()
+                if "readonly" in str(e) or "read-only" in str(e) or "disk" in str(e):
+                    raise GalleryError(f"cannot write gallery {self.path}: {e}; check its permissions and free "
+                                       "space, or copy it to a folder you can write") from None
+                raise
             except BaseException:
                 self._conn.rollback()
                 raise

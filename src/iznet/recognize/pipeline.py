@@ -503,7 +503,7 @@ class Pipeline:
         elif not Path(self.gallery).exists():
             self._set_empty()
         else:
-            with Gallery(self.gallery, create=False) as g:
+            with Gallery(self.gallery, create=False, readonly=True) as g:
                 self._build_matcher(g)
 
     def _set_empty(self) -> None:
