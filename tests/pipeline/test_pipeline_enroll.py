@@ -10,7 +10,7 @@ import pytest
 from iznet.data.crops import lfw_crop
 from iznet.errors import GalleryError, IznetError, ModelError
 from iznet.recognize.embedder import RawPixelEmbedder
-from iznet.recognize.gallery import Gallery
+from iznet.recognize.gallery import Gallery, sha256_file
 from iznet.recognize.matcher import calibrate_threshold
 from iznet.recognize.pipeline import (
     SOURCE_META_PREFIX,
@@ -184,3 +184,28 @@ def test_embedders_that_need_fitting_are_refused():
     with pytest.raises(ModelError, match="fitted"):
         load_embedder_spec("pca:8")
     assert load_embedder_spec("raw:12").input_size == 12
+
+
+def test_crop_records_share_the_enrolment_transaction(tmp_path, people_photos, blob_detector, monkeypatch):
+    """A failure at the end of an enrolment leaves neither images nor crop records; removing a person removes
+    their crop records (unless someone else has the same picture)."""
+    emb = RawPixelEmbedder(size=16)
+    files = sorted((people_photos / "ann").glob("*.png"))
+    with Gallery(tmp_path / "g.db") as g:
+        real = Gallery._store_prototypes
+
+        def crash(self, *a, **kw):
+            raise RuntimeError("power cut")
+
+        monkeypatch.setattr(Gallery, "_store_prototypes", crash)
+        with pytest.raises(RuntimeError, match="power cut"):
+            enroll_files(g, "ann", files, emb, blob_detector)
+        monkeypatch.setattr(Gallery, "_store_prototypes", real)
+        assert len(g) == 0
+        assert all(g.get_meta(SOURCE_META_PREFIX + sha256_file(f)) is None for f in files)
+        enroll_files(g, "ann", files, emb, blob_detector)
+        enroll_files(g, "twin", files[:1], emb, blob_detector)  # the same picture under another name
+        assert all(g.get_meta(SOURCE_META_PREFIX + sha256_file(f)) is not None for f in files)
+        g.remove("ann")
+        assert g.get_meta(SOURCE_META_PREFIX + sha256_file(files[0])) is not None  # twin still has it
+        assert all(g.get_meta(SOURCE_META_PREFIX + sha256_file(f)) is None for f in files[1:])

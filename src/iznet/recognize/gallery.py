@@ -227,6 +227,11 @@ def _norm_method(method: str, k: int) -> tuple[str, int]:
     return method, 1  # k means nothing for the other methods; store 1 so one row serves every k
 
 
+#: Meta key prefix: ``source/<sha256>`` -> how an enrolled picture was cropped (``{"box": [x1, y1, x2, y2] | null,
+#: "margin": m}``), so a rebuild with another embedder crops it the same way without a detector.
+SOURCE_META_PREFIX = "source/"
+
+
 def _writable(path: Path) -> bool:
     """Whether this process may write ``path`` (False on a read-only file system, even for root)."""
     return os.access(path, os.W_OK)
@@ -487,8 +492,12 @@ class Gallery:
         """Remove a person with their images, embeddings and prototypes; returns the number of images removed."""
         with self._write() as cur:
             pid, _ = self._person_row(cur, name)
-            n = int(cur.execute("SELECT COUNT(*) FROM images WHERE person_id = ?", (pid,)).fetchone()[0])
+            shas = [r[0] for r in cur.execute("SELECT sha256 FROM images WHERE person_id = ?", (pid,))]
+            n = len(shas)
             cur.execute("DELETE FROM people WHERE id = ?", (pid,))  # ON DELETE CASCADE takes the rest
+            for sha in set(shas):  # their crop records too, unless another person has the same picture
+                if not cur.execute("SELECT 1 FROM images WHERE sha256 = ? LIMIT 1", (sha,)).fetchone():
+                    cur.execute("DELETE FROM meta WHERE key = ?", (SOURCE_META_PREFIX + sha,))
         return n
 
     def rename(self, old: str, new: str) -> str:
@@ -536,6 +545,7 @@ class Gallery:
         embedder_tag: str,
         method: str = "medoid",
         k: int = 3,
+        sources: Mapping[str, Any] | None = None,
     ) -> EnrollResult:
         """Add pictures of a person (created if new) and refresh their prototypes, in ONE transaction.
 
@@ -549,6 +559,8 @@ class Gallery:
                 It must be one the gallery already holds, unless the gallery has no embeddings yet.
             method, k: the prototypes to compute and store for this person (see :mod:`iznet.recognize.prototypes`).
                 Any other prototype sets already stored for the person under this tag are recomputed too.
+            sources: optional JSON-serialisable record per SHA-256 (how the picture was cropped), stored as
+                meta ``source/<sha256>`` for each picture added, in the same transaction.
 
         Returns:
             :class:`EnrollResult`. A picture the person already has (same SHA-256) is skipped and listed
@@ -603,6 +615,9 @@ class Gallery:
                     (cur.lastrowid, tag, vec.size, _blob(vec)),
                 )
                 added.append(label)
+                if sources is not None and sha in sources:
+                    cur.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                (SOURCE_META_PREFIX + sha, json.dumps(sources[sha])))
             if created and not added:
                 raise GalleryError(f"nothing to enrol for {clean!r}: no images were given")
             sets = {(method, k)} | {

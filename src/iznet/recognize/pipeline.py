@@ -40,7 +40,7 @@ from iznet.detect.results import Detections
 from iznet.errors import DataError, GalleryError, ImageError, IznetError, ModelError
 from iznet.recognize.embedder import (Embedder, EnsembleEmbedder, NetworkEmbedder, PCAEmbedder, RawPixelEmbedder,
                                       load_embedder)
-from iznet.recognize.gallery import EMPTY_MESSAGE, Gallery, sha256_file, validate_name
+from iznet.recognize.gallery import EMPTY_MESSAGE, SOURCE_META_PREFIX, Gallery, sha256_file, validate_name
 from iznet.recognize.matcher import UNKNOWN, Match, Matcher, calibrate_threshold, gallery_threshold
 
 _logger = logging.getLogger(__name__)
@@ -56,9 +56,6 @@ DEMO_GALLERY = DEMO_DIR / "gallery.db"
 
 GALLERY_ENV = "IZNET_GALLERY"
 LABEL_SCHEMA = "iznet-label-v1"
-SOURCE_META_PREFIX = "source/"
-"""Gallery meta key prefix: ``source/<sha256>`` -> ``{"box": [x1, y1, x2, y2] | null, "margin": m}``, how an
-enrolled picture was cropped, so a rebuild with another embedder crops it the same way without a detector."""
 
 ENROLL_HINT = "enrol people with `iznet enroll NAME PHOTOS...` or `iznet enroll --from-folder ROOT`"
 
@@ -705,15 +702,14 @@ def enroll_files(
         raise GalleryError(f"nothing to enrol for {name!r}: {why}")
     emb = embedder.embed(crops_to_batch([c.crop for c in crops]), batch_size=64)
     items = [(str(c.path.resolve()), c.sha256, e) for c, e in zip(crops, emb)]
-    res = gallery.enroll(name, items, embedder_tag=tag, method=method, k=k)
+    # the crop records go in the enrolment's own transaction: a crash cannot keep one without the other
+    sources = {c.sha256: {"box": None if c.box is None else [round(v, 3) for v in c.box], "margin": margin_scale}
+               for c in crops}
+    res = gallery.enroll(name, items, embedder_tag=tag, method=method, k=k, sources=sources)
     by_label = {str(c.path.resolve()): c for c in crops}
     report.name, report.created = res.name, res.created
     report.added = [by_label[a].path for a in res.added]
     report.duplicates = [by_label[d].path for d in res.duplicates]
-    for a in res.added:
-        c = by_label[a]
-        gallery.set_meta(SOURCE_META_PREFIX + c.sha256,
-                         {"box": None if c.box is None else [round(v, 3) for v in c.box], "margin": margin_scale})
     return report
 
 
