@@ -287,3 +287,24 @@ def test_skip_report_basics():
     other.add("y.jpg", "worse")
     r.extend(other)
     assert r.count == 2 and r.skipped[1] == (Path("y.jpg"), "worse")
+
+
+@pytest.mark.parametrize("w,h,why", [(1, 39_000_000, "a side over"), (60_000, 2_000, "a side over"),
+                                     (3000, 40, "thinner than 1:50"), (13_000, 13_000, "pixels, over the limit")])
+def test_thin_long_and_huge_images_are_refused_from_the_header(tmp_path, w, h, why):
+    """Small files that would take seconds and gigabytes to decode are refused before decoding."""
+    import io
+
+    from PIL import Image
+
+    from iznet.data.images import load_image, load_image_bytes
+
+    buf = io.BytesIO()
+    Image.new("L", (w, h)).save(buf, "PNG")
+    data = buf.getvalue()
+    with pytest.raises(ImageError, match=why):
+        load_image_bytes(data, "up.png")
+    f = tmp_path / "big.png"
+    f.write_bytes(data)
+    with pytest.raises(ImageError, match=why):
+        load_image(f)

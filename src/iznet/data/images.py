@@ -36,16 +36,23 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 
 #: Default pixel limit for untrusted bytes (about a 50-megapixel photo); larger is refused.
 DEFAULT_MAX_PIXELS = 50_000_000
+#: Default pixel limit for files (twice any phone camera's); larger is refused before decoding.
+DEFAULT_MAX_FILE_PIXELS = 100_000_000
+#: Every image, file or upload: no side over this, no side over this many times the other (a 1 x 39,000,000
+#: strip has few pixels but takes seconds to decode and resize). Checked from the header, before decoding.
+MAX_SIDE = 50_000
+MAX_ASPECT = 50
 
 _WHITE = (255, 255, 255, 255)
 
 
-def load_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
+def load_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_FILE_PIXELS) -> np.ndarray:
     """Read an image file as RGB.
 
     Args:
         path: the image file.
-        max_pixels: refuse images with more pixels than this (None: PIL's own bomb limit only).
+        max_pixels: refuse images with more pixels than this (None: PIL's own bomb limit only). Sides over
+            :data:`MAX_SIDE` and shapes thinner than 1 : :data:`MAX_ASPECT` are refused too.
 
     Returns:
         (H, W, 3) uint8 array, RGB, upright (EXIF orientation applied).
@@ -114,6 +121,10 @@ def _decode(fh: BinaryIO, path: Path, max_pixels: int | None) -> np.ndarray:
         w, h = im.size
         if w <= 0 or h <= 0:
             raise ImageError(path, f"image has no pixels ({w}x{h})")
+        if max(w, h) > MAX_SIDE:
+            raise ImageError(path, f"image is {w}x{h}: a side over {MAX_SIDE:,} pixels is refused")
+        if max(w, h) > MAX_ASPECT * min(w, h):
+            raise ImageError(path, f"image is {w}x{h}: thinner than 1:{MAX_ASPECT}, not a photo of faces; refused")
         if max_pixels is not None and w * h > max_pixels:
             raise ImageError(path, f"image is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,}")
         try:
@@ -230,7 +241,7 @@ class SkipReport:
         return f"skipped {len(self.skipped)} unreadable {noun}: {shown}{more}"
 
 
-def load_images(paths: Iterable[str | Path], *, max_pixels: int | None = None
+def load_images(paths: Iterable[str | Path], *, max_pixels: int | None = DEFAULT_MAX_FILE_PIXELS
                 ) -> tuple[list[tuple[Path, np.ndarray]], SkipReport]:
     """Load many images, skipping (and reporting) those that cannot be read.
 
