@@ -299,3 +299,38 @@ def test_page_and_static_files_use_no_outside_resources(served):
     for name in ("app.js", "style.css", "index.html"):
         text = client.get(f"/static/{name}").text
         assert not re.search(r"https?://", text), f"{name} refers to an outside resource"
+
+
+def test_cross_site_requests_that_change_the_gallery_are_refused(served, synth):
+    client, svc, _ = served
+    files = [("files", (f"a{v}.png", synth.photo_bytes(0, v), "image/png")) for v in (1, 2)]
+    r = client.post("/api/people", data={"name": "eve"}, files=files,
+                    headers={"Origin": "http://attacker.example"})
+    assert r.status_code == 403 and "cross-site" in r.json()["error"]
+    r = client.post("/api/people", data={"name": "eve"}, files=files, headers={"Origin": "null"})
+    assert r.status_code == 403
+    assert client.get("/api/people").json()["count"] == 0
+    # the page itself (same origin) and scripts without an Origin header may
+    r = client.post("/api/people", data={"name": "ann"}, files=files, headers={"Origin": "http://testserver"})
+    assert r.status_code == 201, r.text
+    r = client.delete("/api/people/ann", headers={"Referer": "http://evil.example/page"})
+    assert r.status_code == 403
+    # labelling changes nothing: allowed from anywhere
+    r = client.post("/api/label", files={"file": ("p.png", synth.photo_bytes(0, 5), "image/png")},
+                    headers={"Origin": "http://other.example"})
+    assert r.status_code == 200
+
+
+def test_token_guards_changes(make_app, synth):
+    from fastapi.testclient import TestClient
+
+    app, _, _ = make_app(token="s3cret")
+    client = TestClient(app)
+    files = [("files", ("a.png", synth.photo_bytes(0, 1), "image/png"))]
+    r = client.post("/api/people", data={"name": "ann"}, files=files)
+    assert r.status_code == 403 and "token" in r.json()["error"]
+    r = client.post("/api/people", data={"name": "ann"}, files=files, headers={"X-Iznet-Token": "wrong"})
+    assert r.status_code == 403
+    r = client.post("/api/people", data={"name": "ann"}, files=files, headers={"Authorization": "Bearer s3cret"})
+    assert r.status_code == 201, r.text
+    assert client.get("/api/people").json()["count"] == 1  # reading needs no token

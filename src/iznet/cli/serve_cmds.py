@@ -38,6 +38,9 @@ def serve_cmd(
     max_upload_mb: float = typer.Option(16.0, "--max-upload-mb", min=0.01, help="largest request body, MiB"),
     max_megapixels: float = typer.Option(40.0, "--max-megapixels", min=0.01, help="largest photo, megapixels"),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level"),
+    token: Optional[str] = typer.Option(None, "--token", envvar="IZNET_TOKEN",
+                                        help="requests that change the gallery must carry this token "
+                                             "(Authorization: Bearer TOKEN); for a service beyond loopback"),
 ) -> None:
     """Serve the page (drop in a photo, see who is in it; enrol and manage people) and the HTTP API."""
     try:
@@ -52,12 +55,16 @@ def serve_cmd(
 
     settings = ServeSettings(
         gallery=gallery, embedder=embedder, detector=detector, threshold=_parse_threshold(threshold),
-        max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6),
+        max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6), token=token or None,
     )
     if not is_loopback(host):
-        typer.echo(f"warning: listening on {host}: anyone who can reach this machine on port {port} can see, add "
-                   "and remove the people of this gallery (there is no login); use --host 127.0.0.1 unless that "
-                   "is what you want", err=True)
+        if token:
+            typer.echo(f"listening on {host}: changes to the gallery need the token; anyone who can reach this "
+                       f"machine on port {port} can still see who is enrolled and label photos", err=True)
+        else:
+            typer.echo(f"warning: listening on {host}: anyone who can reach this machine on port {port} can see, "
+                       "add and remove the people of this gallery; pass --token (or IZNET_TOKEN) so that changes "
+                       "need it, or use --host 127.0.0.1", err=True)
     application = create_app(settings)
     svc = application.state.service
     typer.echo(f"gallery {svc.gallery.path} ({len(svc.gallery)} people); embedder {svc.pipeline.tag};"

@@ -69,6 +69,61 @@ class _BodyTooLarge(Exception):
     pass
 
 
+_UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class OriginGuardMiddleware:
+    """Refuse requests that change the gallery (POST, PUT, PATCH, DELETE) from other web sites, and, with a
+    token, from anyone who does not present it; both answered 403 ``{"error": ...}``.
+
+    A browser sends ``Origin`` with every cross-site POST: a page on another site open in the user's browser
+    could otherwise enrol or remove people on ``http://127.0.0.1:8000``. A request whose ``Origin`` (or, without
+    it, ``Referer``) names another host and port than its ``Host`` header is refused; requests without either
+    header (curl, scripts) pass. Reading (GET, and POST /api/label, which changes nothing) is not restricted
+    by the origin rule.
+    """
+
+    def __init__(self, app: ASGIApp, token: str | None = None):
+        self.app = app
+        self.token = token or None
+
+    @staticmethod
+    def _refuse(message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=403)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method", "GET").upper() not in _UNSAFE_METHODS \
+                or scope.get("path", "") == "/api/label":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        host = headers.get("host", "").strip().lower()
+        origin = headers.get("origin") or headers.get("referer")
+        if origin is not None and origin.strip().lower() != "null":
+            from urllib.parse import urlsplit
+
+            netloc = urlsplit(origin.strip()).netloc.lower()
+            if not host or netloc != host:
+                await self._refuse(f"cross-site request refused: origin {origin!r} is not this service ({host})")(
+                    scope, receive, send)
+                return
+        elif origin is not None:  # "null": sandboxed frames, file:// pages
+            await self._refuse("cross-site request refused: origin 'null'")(scope, receive, send)
+            return
+        if self.token is not None:
+            import hmac
+
+            given = headers.get("x-iznet-token") or ""
+            auth = headers.get("authorization", "")
+            if auth.lower().startswith("bearer "):
+                given = given or auth[7:].strip()
+            if not hmac.compare_digest(given.encode(), self.token.encode()):
+                await self._refuse("this service needs its token to change the gallery: send it as "
+                                   "'Authorization: Bearer TOKEN' or 'X-Iznet-Token: TOKEN'")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class BodyLimitMiddleware:
     """Refuse HTTP request bodies larger than ``max_bytes`` with 413 ``{"error": ...}``.
 
@@ -353,6 +408,7 @@ def create_app(settings: ServeSettings | None = None, *, detector: Any = None, e
     app.state.service = svc
     app.state.settings = settings
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(OriginGuardMiddleware, token=settings.token)
     _install_error_handlers(app)
     app.include_router(router)
     app.openapi = _custom_openapi(app)  # type: ignore[method-assign]
@@ -367,4 +423,4 @@ def create_app(settings: ServeSettings | None = None, *, detector: Any = None, e
     return app
 
 
-__all__ = ["BodyLimitMiddleware", "PAGE_CSP", "STATIC_DIR", "create_app", "get_service", "router"]
+__all__ = ["BodyLimitMiddleware", "OriginGuardMiddleware", "PAGE_CSP", "STATIC_DIR", "create_app", "get_service", "router"]

@@ -79,6 +79,8 @@ class ServeSettings:
         decode_slots: uploads decoded at the same time.
         label_font: TrueType font for the names drawn on the picture (None: matplotlib's DejaVu Sans,
             which covers Latin, Greek and Cyrillic; PIL's default font, the fallback, is ASCII-only).
+        token: when set, requests that change the gallery must carry it (``Authorization: Bearer TOKEN`` or
+            ``X-Iznet-Token``), for a service reachable beyond this machine.
     """
 
     gallery: Path | None = None
@@ -93,6 +95,7 @@ class ServeSettings:
     jpeg_quality: int = 88
     decode_slots: int = 2
     label_font: str | None = None
+    token: str | None = None
 
     def __post_init__(self) -> None:
         for key in ("max_upload_bytes", "max_pixels", "max_files", "preview_max_side", "decode_slots"):
