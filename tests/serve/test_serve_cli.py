@@ -55,8 +55,12 @@ def test_serve_defaults_to_loopback_and_passes_options(tmp_path, fake_run):
 def test_serve_warns_when_not_on_loopback(tmp_path, fake_run):
     r = invoke("--host", "0.0.0.0", "--gallery", tmp_path / "g.db", "--embedder", "raw:16", "--detector", "haar")
     assert r.exit_code == 0, r.output
-    assert "warning: listening on 0.0.0.0" in r.output and "no login" in r.output
-    assert fake_run[0]["host"] == "0.0.0.0"
+    assert "warning: listening on 0.0.0.0" in r.output and "--token" in r.output
+    assert fake_run[0]["host"] == "0.0.0.0" and fake_run[0]["settings"].token is None
+    r = invoke("--host", "0.0.0.0", "--gallery", tmp_path / "g.db", "--embedder", "raw:16", "--detector", "haar",
+               "--token", "s3cret")
+    assert r.exit_code == 0 and "warning" not in r.output and "need the token" in r.output
+    assert fake_run[1]["settings"].token == "s3cret"
 
 
 def test_serve_bad_model_spec_is_a_clear_error(tmp_path, fake_run):
