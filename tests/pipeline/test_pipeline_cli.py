@@ -295,3 +295,14 @@ def test_label_output_folder_that_cannot_be_made(tmp_path, run, synth, enrolled)
     blocker.write_text("x")
     r = run("label", photo, "-o", blocker / "sub", "--gallery", enrolled, *EMB, "--detector", "blobs")
     assert r.exit_code == 2 and "cannot create the folder" in r.output and "Traceback" not in r.output
+
+
+def test_version_and_out_of_range_options(tmp_path, run, synth, enrolled):
+    from iznet.version import __version__
+
+    r = run("--version")
+    assert r.exit_code == 0 and r.stdout.strip() == f"iznet {__version__}"
+    photo, _ = _group(tmp_path, synth)
+    for args, what in ((("-t", "-1"), "0..2"), (("-t", "5"), "0..2"), (("--method", "foo"), "medoid")):
+        r = run("label", photo, "--json", "--gallery", enrolled, *EMB, "--detector", "blobs", *args)
+        assert r.exit_code == 2 and what in r.output, (args, r.output)

@@ -23,10 +23,13 @@ def _parse_threshold(text: Optional[str]) -> float | str | None:
     if text.strip().lower() == "none":
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise typer.BadParameter(f"{text!r}: give a distance (e.g. 0.9), 'stored' or 'none'",
                                  param_hint="--threshold") from None
+    if not 0.0 <= value <= 2.0:  # distances between unit vectors lie in 0..2
+        raise typer.BadParameter(f"{text!r}: a distance between face embeddings lies in 0..2", param_hint="--threshold")
+    return value
 
 
 def _out_stem(path: Path, used: set[str]) -> str:
@@ -90,6 +93,10 @@ def label_cmd(
     from iznet.utils.io import write_json
 
     thr = _parse_threshold(threshold)
+    from iznet.recognize.prototypes import METHODS
+
+    if method not in METHODS:
+        raise typer.BadParameter(f"{method!r}: choose one of {', '.join(METHODS)}", param_hint="--method")
     detector_tta = check_detector_tta(detector_tta, "--detector-tta")
     if demo:
         if inputs:
