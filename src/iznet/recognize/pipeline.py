@@ -698,7 +698,10 @@ def enroll_files(
         if progress is not None:
             progress(1)
     if not crops:
-        why = "; ".join(f"{p.name}: {r}" for p, r in report.skipped[:3]) or "no images were given"
+        shown = report.skipped[:10]
+        why = "; ".join(f"{p.name}: {r}" for p, r in shown) or "no images were given"
+        if len(report.skipped) > len(shown):
+            why += f"; and {len(report.skipped) - len(shown)} more"
         raise GalleryError(f"nothing to enrol for {name!r}: {why}")
     emb = embedder.embed(crops_to_batch([c.crop for c in crops]), batch_size=64)
     items = [(str(c.path.resolve()), c.sha256, e) for c, e in zip(crops, emb)]
