@@ -9,7 +9,7 @@
 # Defaults: the first CPU table (NN4 at 96 px, semi-hard, 32x4 batches, SGD 0.05, cosine, 16k samples).
 # The best recipe at CPU scale (112 px, people drawn in proportion to their images, 4x the default weight
 # decay, bf16 on a CPU with native bf16; 89.50% and 89.57% for two seed sets, 90.40% fused,
-# docs/results.md), about 2,000 s a fold on one thread:
+# docs/results_history.md), about 2,000 s a fold on one thread:
 #   MODEL=nn4_small SIZE=112 STEPS=2400 WARMUP=100 CKPT=250 OUT=runs/view2_cpu_112n_s80_wd2e3 \
 #     EXTRA="--people-weight images --seed 80 --cpu-bf16 --weight-decay 2e-3" FOLDS=0,1,2,3,4 bash scripts/cpu_lfw_view2.sh
 set -euo pipefail

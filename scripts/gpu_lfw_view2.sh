@@ -13,7 +13,7 @@
 # lfw_view2.py --aggregate-only then runs here on the returned results.tgz):
 #   STEPS=2400 BUDGET=0 SIZE=112 EXTRA="--people-weight images --seed 30" R=runs/view2_gpu_112n_s30 OUT=$OUT \
 #     bash scripts/gpu_lfw_view2.sh
-# The best CPU recipe adds 4x the weight decay (89.50% and 89.57% for two CPU seed sets, 90.40% fused; docs/results.md):
+# The best CPU recipe adds 4x the weight decay (89.50% and 89.57% for two CPU seed sets, 90.40% fused; docs/results_history.md):
 #   EXTRA="--people-weight images --seed 90 --weight-decay 2e-3" with the same other settings.
 # With OUT set, the folds' small files (no checkpoints) are packed into $OUT/results.tgz, and the fold
 # models (model.pt, about 7 MB each for NN4-small) two per file into $OUT/models_01.tgz ... models_89.tgz,

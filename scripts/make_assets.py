@@ -66,7 +66,10 @@ def dev_threshold(run: Path, pack: Path, lfw_root: Path, target_far: float, chec
     same = pairs.same.astype(bool)
     t = calibrate_threshold(dist, same, target_far)
     who = "LFW people" if str(cfg["data"]).startswith("lfw:") else f"people of {cfg['data']}"
+    from iznet.eval.verification import auc, best_threshold
+
     return {"threshold": float(t), "target_far": target_far, "far": float(np.mean(dist[~same] <= t)),
+            "dev_best_accuracy": float(best_threshold(dist, same)[1]), "dev_auc": float(auc(dist, same)),
             "tar": float(np.mean(dist[same] <= t)), "n_genuine": int(same.sum()), "n_impostor": int((~same).sum()),
             "source": f"development pairs of {run} ({who} held out of training)"}
 
