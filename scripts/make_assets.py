@@ -12,7 +12,8 @@
    threshold of its own uses it.
 4. ``demo/photo.jpg``: a 3×2 collage of LFW photos: five people of the demo gallery (all left out of the
    embedder's training) and one stranger, who is not enrolled. ``demo/gallery.db``: those five people
-   enrolled from five other photos each (detected and cropped by the bundled detector), with the threshold.
+   enrolled from five other photos each (detected and cropped by the bundled detector), with no threshold of its
+   own, so it answers with the embedder's shipped rule (the threshold, tightened to the gallery, and the margin).
    ``demo/expected.json``: who is where, for the end-to-end test.
 """
 
@@ -104,7 +105,7 @@ def build_demo(lfw_root: Path, threshold: float) -> dict:
             paths = [lfw_root / "images" / p / f"{p}_{i:04d}.jpg" for i in range(2, 7)]
             rep = enroll_files(g, p.replace("_", " "), paths, embedder, detector)
             enrolled[p] = len(rep.added)
-        g.set_threshold(embedder_tag(embedder), threshold)
+        # no threshold stored: the demo answers with the embedder's shipped rule, as a new user's gallery does
     # Stored paths point into the shared LFW folder; the demo only needs the embeddings.
     with Gallery(gpath) as g:
         pipe = Pipeline(detector, embedder, g)

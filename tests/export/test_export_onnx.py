@@ -53,6 +53,21 @@ def test_embedder_metadata_describes_the_file(embedder_tta_ckpt, tmp_path):
     assert len(md["iznet.source_sha256"]) == 64 and md["iznet.tag"].startswith("nn4_small@")
 
 
+def test_the_shipped_unknown_face_rule_travels_with_the_onnx_file(tmp_path):
+    from iznet.engine.checkpoint import load_checkpoint, save_checkpoint
+    from iznet.models import create_model
+
+    cal = {"threshold": 0.81, "gallery_far": 0.05, "margin": 0.06, "source": "development pairs"}
+    m = create_model("nn4_small", input_size=EMB_SIZE)
+    ck = save_checkpoint(tmp_path / "cal.pt", kind="embedder", model="nn4_small", model_kwargs={"input_size": EMB_SIZE},
+                         state_dict=m.state_dict(), meta={"calibration": cal})
+    assert load_checkpoint(ck)["meta"]["calibration"] == cal
+    export_model(ck, tmp_path / "cal.onnx", verify=False)
+    emb = OnnxEmbedder(tmp_path / "cal.onnx", threads=1)
+    assert emb.calibrated_threshold == 0.81 and emb.calibration == {k: cal[k] for k in ("threshold", "gallery_far",
+                                                                                        "margin")}
+
+
 def test_detector_onnx_matches_torch(detector_ckpt, tmp_path):
     from iznet.detect.detector import YoloFaceDetector
 

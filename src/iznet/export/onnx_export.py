@@ -207,8 +207,9 @@ def embedder_metadata(embedder: Any, source: SourceModel | None = None) -> dict[
     Keys: ``iznet.format``, ``iznet.kind`` (``embedder``), ``iznet.name``, ``iznet.model`` (network class),
     ``iznet.input_size``, ``iznet.embedding_dim``, ``iznet.tta``, ``iznet.trained``, ``iznet.tag`` (gallery
     tag of the PyTorch embedder), ``iznet.input``/``iznet.output`` (the contract in words), version keys, and
-    when known ``iznet.source``, ``iznet.source_sha256`` and ``iznet.threshold`` (a threshold the checkpoint
-    holds; galleries store their own calibrated one under the tag).
+    when known ``iznet.source``, ``iznet.source_sha256``, ``iznet.threshold`` (a threshold the checkpoint
+    holds; galleries may store their own under the tag) and ``iznet.calibration`` (JSON: the checkpoint's
+    shipped unknown-face rule, used by galleries that store no threshold).
     """
     from iznet.recognize.pipeline import embedder_tag
 
@@ -227,6 +228,10 @@ def embedder_metadata(embedder: Any, source: SourceModel | None = None) -> dict[
     threshold = _stored_threshold(source.meta) if source is not None else None
     if threshold is not None:
         out["iznet.threshold"] = repr(threshold)
+    cal = source.meta.get("calibration") if source is not None else None
+    if isinstance(cal, dict) and threshold is not None:  # the shipped unknown-face rule travels with the model
+        out["iznet.calibration"] = json.dumps({k: cal[k] for k in ("threshold", "gallery_far", "margin")
+                                               if cal.get(k) is not None})
     return out
 
 

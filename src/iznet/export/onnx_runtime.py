@@ -132,6 +132,14 @@ class OnnxEmbedder(Embedder):
         self.trained = _flag(md.get("iznet.trained"), True)
         self.tag = md.get("iznet.tag") or None
         self.threshold = float(md["iznet.threshold"]) if "iznet.threshold" in md else None
+        self.calibration = None
+        if "iznet.calibration" in md:
+            try:
+                cal = json.loads(md["iznet.calibration"])
+            except ValueError:
+                cal = None
+            if isinstance(cal, dict) and isinstance(cal.get("threshold"), (int, float)):
+                self.calibration, self.calibrated_threshold = cal, float(cal["threshold"])
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
 
