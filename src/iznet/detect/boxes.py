@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
-from torchvision.ops import box_iou
+from iznet.detect.ops import box_iou
 
 from iznet.errors import DataError, ImageError
 from iznet.utils.io import atomic_path

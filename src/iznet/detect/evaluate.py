@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torchvision.ops import box_iou
+from iznet.detect.ops import box_iou
 
 
 def _as_np(x, cols: int | None = None) -> np.ndarray:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-from torchvision.ops import nms
+from iznet.detect.ops import nms
 
 from iznet.detect.letterbox import Letterbox
 from iznet.detect.loss import activate

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
-from torchvision.ops import box_iou
+from iznet.detect.ops import box_iou
 
 from iznet.detect.loss import YoloLoss, activate, paired_iou
 from iznet.detect.postprocess import PostprocessConfig, postprocess

@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torchvision.ops import box_iou, nms
+from iznet.detect.ops import box_iou, nms
 
 from iznet.detect.letterbox import Letterbox, letterbox
 from iznet.detect.loss import activate
