@@ -306,3 +306,9 @@ def test_version_and_out_of_range_options(tmp_path, run, synth, enrolled):
     for args, what in ((("-t", "-1"), "0..2"), (("-t", "5"), "0..2"), (("--method", "foo"), "medoid")):
         r = run("label", photo, "--json", "--gallery", enrolled, *EMB, "--detector", "blobs", *args)
         assert r.exit_code == 2 and what in r.output, (args, r.output)
+
+
+def test_label_conf_applies_to_iznet_detectors_only(tmp_path, run, synth, enrolled):
+    photo, _ = _group(tmp_path, synth)
+    r = run("label", photo, "--json", "--gallery", enrolled, *EMB, "--detector", "blobs", "--conf", "0.5")
+    assert r.exit_code == 2 and "iznet detectors only" in r.output

@@ -63,3 +63,17 @@ def test_demo_cli_writes_the_labelled_photo(demo, tmp_path):
     assert (tmp_path / "photo_labelled.jpg").is_file()
     data = json.loads((tmp_path / "photo.json").read_text())
     assert len(data["faces"]) == len(demo[1]["labelled"]["faces"])
+
+
+def test_label_conf_raises_the_bundled_detectors_threshold(demo, tmp_path):
+    from typer.testing import CliRunner
+
+    from iznet.cli import main as cli_main
+    from iznet.cli.app import app
+
+    cli_main._register()
+    res = CliRunner().invoke(app, ["label", "--demo", "--json", "--conf", "0.95"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout.splitlines()[0])
+    assert len(doc["faces"]) < len(demo[1]["labelled"]["faces"])
+    assert all(f["score"] >= 0.95 for f in doc["faces"])

@@ -24,6 +24,18 @@ DETECTOR_TTA_HELP = ("test-time augmentation of iznet detectors: full (input sid
                      "mirrored: 4 passes, the most accurate), flip (2 passes) or off (1 pass, the fastest)")
 
 
+def set_detector_conf(det, conf: float | None) -> None:
+    """Apply ``--conf`` (the confidence threshold) to an iznet detector, PyTorch or ONNX."""
+    if conf is None:
+        return
+    from dataclasses import replace
+
+    cfg = getattr(det, "config", None)
+    if cfg is None or not hasattr(cfg, "conf_threshold"):
+        raise typer.BadParameter("--conf applies to iznet detectors only (not haar or yunet)", param_hint="--conf")
+    det.config = replace(cfg, conf_threshold=conf)
+
+
 def check_detector_tta(value: str, hint: str) -> str:
     """``value`` when it names a detector test-time augmentation mode, else a usage error naming ``hint``."""
     from iznet.detect.tta import TTA_MODES, tta_config
@@ -66,20 +78,15 @@ def detect_cmd(
 
     Exit status 1 when some photo could not be read (the others are still processed).
     """
-    from dataclasses import replace
-
     from iznet.data.images import load_image
-    from iznet.detect.detector import YoloFaceDetector, load_detector
+    from iznet.detect.detector import load_detector
     from iznet.errors import ImageError
     from iznet.viz.draw import draw_detections
 
     tta = check_detector_tta(tta, "--tta")
     files, problems = expand_inputs(images)
     det = load_detector(detector or _default_detector(), device=device, tta=tta)
-    if conf is not None:
-        if not isinstance(det, YoloFaceDetector):
-            raise typer.BadParameter("--conf applies to iznet detector checkpoints only", param_hint="--conf")
-        det.config = replace(det.config, conf_threshold=conf)
+    set_detector_conf(det, conf)
     if out is not None and out.exists() and not out.is_dir():
         raise typer.BadParameter(f"{out} is a file; give a folder", param_hint="--out")
     failed = list(problems)

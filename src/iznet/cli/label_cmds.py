@@ -13,7 +13,7 @@ from typing import List, Optional
 import typer
 
 from iznet.cli.app import app
-from iznet.cli.detect_cmds import DETECTOR_TTA_HELP, check_detector_tta
+from iznet.cli.detect_cmds import DETECTOR_TTA_HELP, check_detector_tta, set_detector_conf
 from iznet.cli.gallery_cmds import DETECTOR_HELP, EMBEDDER_HELP, GALLERY_HELP, _echo_list
 from iznet.cli.inputs import expand_inputs
 
@@ -68,6 +68,8 @@ def label_cmd(
     embedder: Optional[str] = typer.Option(None, "--embedder", "-e", help=EMBEDDER_HELP),
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help=DETECTOR_HELP),
     detector_tta: str = typer.Option("full", "--detector-tta", help=DETECTOR_TTA_HELP),
+    conf: Optional[float] = typer.Option(None, "--conf", min=0.0, max=1.0,
+                                         help="detector confidence threshold (iznet detectors; default 0.3)"),
     threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="unknown-face distance: a number, "
                                                                             "'stored' (default: the calibrated "
                                                                             "one) or 'none'"),
@@ -121,6 +123,7 @@ def label_cmd(
     if runtime.strip().lower() not in RUNTIMES:
         raise typer.BadParameter(f"{runtime!r}: choose one of {', '.join(RUNTIMES)}", param_hint="--runtime")
     det = load_detector_runtime(detector, runtime, onnx_dir, tta=detector_tta)
+    set_detector_conf(det, conf)
     pipe = pl.Pipeline(det, load_embedder_runtime(embedder, runtime, onnx_dir), pl.default_gallery_path(gallery),
                        prototype_method=method, threshold=thr)
     for w in pipe.warnings:
