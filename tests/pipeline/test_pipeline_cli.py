@@ -312,3 +312,33 @@ def test_label_conf_applies_to_iznet_detectors_only(tmp_path, run, synth, enroll
     photo, _ = _group(tmp_path, synth)
     r = run("label", photo, "--json", "--gallery", enrolled, *EMB, "--detector", "blobs", "--conf", "0.5")
     assert r.exit_code == 2 and "iznet detectors only" in r.output
+
+
+def test_cluster_then_enroll_the_renamed_folders(tmp_path, run, synth):
+    """Photos of three people (two faces each on some) -> three person folders and an unsorted stranger;
+    renamed folders enrol with --from-folder, unsorted/ is skipped."""
+    photos = tmp_path / "photos"
+    layout = [[(0, 1, 20, 30), (1, 1, 150, 40)], [(0, 2, 60, 100)], [(1, 2, 20, 20), (2, 1, 200, 150)],
+              [(2, 2, 90, 60)], [(0, 3, 30, 30), (2, 3, 150, 150)], [(7, 1, 100, 100)]]
+    for i, faces in enumerate(layout):
+        img, _ = synth.make_photo(faces)
+        synth.save_png(photos / f"p{i}.png", img)
+    out = tmp_path / "people"
+    r = run("cluster", photos, "-o", out, *EMB, "--detector", "blobs", "--threshold", "0.2")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "clusters.json").read_text())
+    assert doc["faces"] == 9 and doc["clusters"] == 3 and doc["unsorted"] == 1
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert folders == ["person_001", "person_002", "person_003", "unsorted"]
+    assert [len(list((out / f).glob("*.jpg"))) for f in folders] == [3, 3, 2, 1]  # by decreasing size
+    assert sorted(p.name for p in (out / "unsorted").iterdir()) == ["p5_0.jpg"]  # the stranger
+    assert (out / "index.html").read_text().count("<img") == 9
+    for f in folders[:3]:  # the user names them
+        (out / f).rename(out / f"named_{f}")
+    db = tmp_path / "g.db"
+    r = run("enroll", "--from-folder", out, "--gallery", db, *EMB, "--detector", "blobs")
+    assert r.exit_code == 0, r.output
+    with Gallery(db) as g:
+        assert len(g) == 3 and "unsorted" not in g
+    r = run("cluster", photos, "-o", out, *EMB, "--detector", "blobs", "--threshold", "0.2")
+    assert isinstance(r.exception, IznetError) and "not an empty folder" in str(r.exception)

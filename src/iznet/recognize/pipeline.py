@@ -730,7 +730,8 @@ def check_gallery_embedder(gallery: Gallery, tag: str) -> None:
 def person_folders(root: str | Path) -> list[tuple[str, list[Path]]]:
     """``root/<person>/<image>``: (folder name, its images sorted) per person folder, sorted by name.
 
-    Hidden folders are ignored; folders without images are kept with an empty list (the caller reports them).
+    Hidden folders are ignored, and ``unsorted/`` in a folder written by ``iznet cluster`` (it holds
+    ``clusters.json``); folders without images are kept with an empty list (the caller reports them).
 
     Raises:
         DataError: ``root`` is not a folder, or holds no sub-folders.
@@ -738,7 +739,10 @@ def person_folders(root: str | Path) -> list[tuple[str, list[Path]]]:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; expected ROOT/<person>/<image>")
-    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    # a folder written by `iznet cluster` keeps the faces it could not place in unsorted/: not a person
+    clustered = (root / "clusters.json").is_file()
+    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+                  and not (clustered and d.name == "unsorted"))
     if not dirs:
         raise DataError(f"{root} has no person sub-folders; expected ROOT/<person>/<image>")
     return [(d.name, list_images(d, recursive=False)) for d in dirs]
