@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -257,3 +259,26 @@ def test_collection_pack_holds_out_whole_people(tmp_path):
     assert dev_people and not dev_people & {int(p[1:]) for p in train_people}
     assert td.info["dev_people"] == len(dev_people) == 4  # 10% of the 45 people with 2+ images
     assert len(train_people) == 56 and td.info["train_images"] == len(items) - int(np.isin(labels, list(dev_people)).sum())
+
+
+def test_keep_best_and_inherited_calibration(tmp_path):
+    from iznet.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    data = _synthetic()
+    base = Trainer(_cfg(), data, tmp_path / "base", device="cpu")
+    base.fit()
+    ck = load_checkpoint(tmp_path / "base" / "model.pt")
+    meta = {**ck["meta"], "calibration": {"threshold": 0.9, "margin": 0.05, "source": "dev pairs"}}
+    save_checkpoint(tmp_path / "cal.pt", kind="embedder", model=ck["model"], model_kwargs=ck["model_kwargs"],
+                    state_dict=ck["state_dict"], meta=meta)
+    ft = Trainer(_cfg(init=str(tmp_path / "cal.pt"), keep_best=True, eval_every=2, steps=6), data,
+                 tmp_path / "ft", device="cpu")
+    ft.fit()
+    evals = [json.loads(line) for line in open(tmp_path / "ft" / "metrics.jsonl") if '"eval"' in line]
+    best = max(evals, key=lambda e: e["dev_auc"])  # the first of equal maxima
+    first_best = next(e for e in evals if e["dev_auc"] == best["dev_auc"])
+    b = load_checkpoint(tmp_path / "ft" / "best.pt")
+    assert b["meta"]["best"]["step"] == first_best["step"]
+    for got in (b, load_checkpoint(tmp_path / "ft" / "model.pt")):
+        cal = got["meta"]["calibration"]
+        assert cal["threshold"] == 0.9 and cal["margin"] == 0.05 and "inherited" in cal["source"]

@@ -64,6 +64,8 @@ def train(
                                        "weights ('bundled': the shipped embedder); use a low --lr"),
     freeze_trunk: bool = typer.Option(False, "--freeze-trunk", help="with --init: train only the embedding head "
                                       "(the trunk's weights and batch-norm statistics stay fixed)"),
+    keep_best: bool = typer.Option(False, "--keep-best", help="save best.pt at each dev evaluation that beats "
+                                   "the best dev AUC so far (early stopping; with --eval-every)"),
     augment: str = typer.Option("default", "--augment", help="default (mild box jitter, flips, brightness) | "
                                 "photo (wider box jitter, colour, blur, JPEG; docs/training.md)"),
 ) -> None:
@@ -103,7 +105,7 @@ def train(
                       seed=seed, bf16=not no_bf16, cpu_bf16=cpu_bf16,
                       channels_last=channels_last, eval_every=eval_every, checkpoint_every=checkpoint_every,
                       snapshot_at=snaps, time_budget=time_budget, profile=profile, init=init or "",
-                      freeze_trunk=freeze_trunk)
+                      freeze_trunk=freeze_trunk, keep_best=keep_best)
     from iznet.engine.augment import augment_preset
 
     try:

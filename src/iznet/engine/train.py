@@ -94,6 +94,8 @@ class TrainConfig:
     # the trunk frozen (its weights and batch-norm statistics fixed; only the embedding head trains).
     init: str = ""
     freeze_trunk: bool = False
+    # Early stopping: at every dev evaluation that beats the best dev AUC so far, save the model as best.pt.
+    keep_best: bool = False
 
     def validate(self) -> None:
         def bad(what, value, allowed):
@@ -298,7 +300,7 @@ def load_init_weights(model: nn.Module, spec: str) -> dict:
         raise TrainingError(f"--init {spec}: its weights ({ck['model']} {ck.get('model_kwargs', {})}) do not fit "
                             f"this model; train with --model {ck['model']} ({first})") from None
     return {"spec": spec, "path": str(path), "model": ck["model"], "model_kwargs": ck.get("model_kwargs", {}),
-            "source_run": ck.get("meta", {}).get("source_run")}
+            "source_run": ck.get("meta", {}).get("source_run"), "calibration": ck.get("meta", {}).get("calibration")}
 
 
 class Trainer:
@@ -332,6 +334,10 @@ class Trainer:
                                else bool(cfg.channels_last))
         if cfg.init:
             self.meta["init"] = load_init_weights(self.model, cfg.init)
+            cal = self.meta["init"].pop("calibration", None)
+            if isinstance(cal, dict):  # a fine-tuned model starts with its base's unknown-face rule
+                self.meta["calibration"] = {**cal, "source": f"inherited from --init {cfg.init}: {cal.get('source')}"}
+        self._best_auc = -1.0
         if cfg.freeze_trunk:
             for name, prm in self.model.named_parameters():
                 if not name.startswith("head."):
@@ -510,6 +516,11 @@ class Trainer:
         self.on_event({"event": "checkpoint", "step": self.step, "path": str(path)})
         return path
 
+    def _save_model(self, name: str, extra: dict) -> Path:
+        meta = {**self.meta, "config": self.cfg.to_dict(), "tta": self.cfg.tta, "input_size": self.size, **extra}
+        return save_checkpoint(self.run_dir / name, kind="embedder", model=self.cfg.model,
+                               model_kwargs=self._model_kwargs(), state_dict=self.model.state_dict(), meta=meta)
+
     def _train_mode(self) -> None:
         self.model.train()
         if self.cfg.freeze_trunk:  # a frozen trunk keeps its batch-norm statistics too
@@ -589,6 +600,9 @@ class Trainer:
                     metrics_f.write(json.dumps(last_eval) + "\n")
                     metrics_f.flush()
                     self.on_event(last_eval)
+                    if cfg.keep_best and r["auc"] > self._best_auc:
+                        self._best_auc = float(r["auc"])
+                        self._save_model("best.pt", {"best": {"step": self.step, "dev": r}})
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save_last()
         finally:
@@ -626,10 +640,7 @@ class Trainer:
                                 same=self.data.test_pairs.same.astype(bool))
             summary["test"] = test
             write_json(self.run_dir / "test.json", test)
-        meta = {**self.meta, "config": self.cfg.to_dict(), "summary": summary, "tta": self.cfg.tta,
-                "input_size": self.size}
-        save_checkpoint(self.run_dir / "model.pt", kind="embedder", model=self.cfg.model,
-                        model_kwargs=self._model_kwargs(), state_dict=self.model.state_dict(), meta=meta)
+        self._save_model("model.pt", {"summary": summary})
         write_json(self.run_dir / "summary.json", summary)
         self.on_event({"event": "done", **summary})
         return summary
