@@ -334,3 +334,36 @@ def test_token_guards_changes(make_app, synth):
     r = client.post("/api/people", data={"name": "ann"}, files=files, headers={"Authorization": "Bearer s3cret"})
     assert r.status_code == 201, r.text
     assert client.get("/api/people").json()["count"] == 1  # reading needs no token
+
+
+def test_startup_sweeps_uploads_no_gallery_row_refers_to(make_app, synth, tmp_path):
+    import os
+    import time
+
+    from fastapi.testclient import TestClient
+
+    app, svc, _ = make_app()
+    client = TestClient(app)
+    enrol(client, "ann", [synth.photo_bytes(0, 1)])
+    kept = list(svc.images_dir.iterdir())
+    old = time.time() - 3600
+    orphans = [svc.images_dir / ("ab" * 32 + ".png"), svc.images_dir / ".x.png.tmp"]
+    young = svc.images_dir / ("cd" * 32 + ".png")
+    for p in orphans + [young]:
+        p.write_bytes(b"left by a killed enrolment")
+    for p in orphans + kept:
+        os.utime(p, (old, old))
+    _, svc2, _ = make_app()
+    assert svc2.swept == 2
+    assert sorted(svc2.images_dir.iterdir()) == sorted(kept + [young])  # the enrolled photo and a fresh file stay
+
+
+def test_no_face_error_names_the_uploaded_file(served):
+    client, _, _ = served
+    blank = np.zeros((60, 60, 3), np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(blank).save(buf, format="PNG")
+    r = client.post("/api/people", data={"name": "ghost"}, files=[("files", ("my holiday.png", buf.getvalue(),
+                                                                              "image/png"))])
+    assert r.status_code == 422 and "my holiday.png" in r.json()["error"]
+    assert not re.search(r"[0-9a-f]{64}", r.json()["error"])

@@ -299,6 +299,7 @@ class RecognitionService:
         self._decode_slots = threading.BoundedSemaphore(settings.decode_slots)
         self._stamp = self._gallery_stamp()
         self.label_font = settings.label_font or default_label_font()
+        self.swept = self.sweep_orphans()
 
     @classmethod
     def from_settings(cls, settings: ServeSettings | None = None, *, detector: Any = None,
@@ -451,7 +452,11 @@ class RecognitionService:
                 # the gallery's one error class: "busy" (another process holds the write lock past the
                 # timeout) is worth retrying; anything else here means no photo could be used
                 status = 503 if "busy" in str(e) else 422
-                raise ServeError(f"nothing was enrolled: {e}", status=status) from None
+                msg = str(e)
+                for c in unique.values():  # the user knows their file names, not our stored hash names
+                    for stored in self.images_dir.glob(f"{c.sha256}.*"):
+                        msg = msg.replace(stored.name, c.filename)
+                raise ServeError(f"nothing was enrolled: {msg}", status=status) from None
             finally:
                 self._drop_unreferenced(created)
                 self._reload()
@@ -506,6 +511,32 @@ class RecognitionService:
                 tmp.write_bytes(c.data)
             created.append(path)
         return path
+
+    #: uploads younger than this are left alone by the sweep: another process may be enrolling them right now
+    ORPHAN_MIN_AGE_S = 600.0
+
+    def sweep_orphans(self, min_age_s: float | None = None) -> int:
+        """Delete stored uploads that no gallery image refers to (left by a process killed mid-enrolment),
+        older than ``min_age_s`` (default :attr:`ORPHAN_MIN_AGE_S`); returns how many. Run at start-up."""
+        import time as _time
+
+        if not self.images_dir.is_dir():
+            return 0
+        age = self.ORPHAN_MIN_AGE_S if min_age_s is None else float(min_age_s)
+        now = _time.time()
+        old = []
+        for p in self.images_dir.iterdir():
+            try:
+                if p.is_file() and now - p.stat().st_mtime >= age:
+                    old.append(p)
+            except OSError:
+                continue
+        before = sum(1 for p in old if p.exists())
+        self._drop_unreferenced(old)
+        n = before - sum(1 for p in old if p.exists())
+        if n:
+            _logger.info("removed %d upload(s) no gallery image refers to from %s", n, self.images_dir)
+        return n
 
     def _drop_unreferenced(self, paths: Sequence[Path]) -> None:
         """Delete those of ``paths`` (inside the images folder) that no gallery image refers to."""
