@@ -367,3 +367,11 @@ def test_no_face_error_names_the_uploaded_file(served):
                                                                               "image/png"))])
     assert r.status_code == 422 and "my holiday.png" in r.json()["error"]
     assert not re.search(r"[0-9a-f]{64}", r.json()["error"])
+
+
+def test_trailing_slash_and_bad_json_get_json_errors(served):
+    client, _, _ = served
+    r = client.delete("/api/people/", follow_redirects=False)
+    assert r.status_code == 404 and "error" in r.json()
+    r = client.post("/api/people/ann/rename", content=b"{bad", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]

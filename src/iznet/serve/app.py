@@ -303,6 +303,10 @@ def _error(status: int, message: str) -> JSONResponse:
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            parts.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'decode error')}); send "
+                         'e.g. {"name": "Ann"} with Content-Type: application/json')
+            continue
         loc = [str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path")]
         where = ".".join(loc) or "request"
         msg = "is required" if err.get("type") == "missing" else err.get("msg", "is invalid")
@@ -400,6 +404,7 @@ def create_app(settings: ServeSettings | None = None, *, detector: Any = None, e
         svc.close()
 
     app = FastAPI(
+        redirect_slashes=False,  # "/api/people/" is an error with a JSON body, not a bare 307
         title="iznet",
         version=__version__,
         description="Drop in a photo, see who is in it; manage the people of the gallery. See docs/web.md.",
