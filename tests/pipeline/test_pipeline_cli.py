@@ -342,3 +342,16 @@ def test_cluster_then_enroll_the_renamed_folders(tmp_path, run, synth):
         assert len(g) == 3 and "unsorted" not in g
     r = run("cluster", photos, "-o", out, *EMB, "--detector", "blobs", "--threshold", "0.2")
     assert isinstance(r.exception, IznetError) and "not an empty folder" in str(r.exception)
+
+
+def test_enroll_from_folder_says_what_it_ignores(tmp_path, run, people_photos):
+    import shutil
+
+    root = tmp_path / "people"
+    shutil.copytree(people_photos, root)
+    shutil.copy(sorted((root / "ann").glob("*.png"))[0], root / "loose.png")
+    (root / "bob" / "old").mkdir()
+    r = run("enroll", "--from-folder", root, "--gallery", tmp_path / "g.db", *EMB, "--detector", "blobs")
+    assert r.exit_code == 0, r.output
+    assert "ignored (not ROOT/<person>/<image>) (2)" in r.output
+    assert "loose.png: an image at the top level" in r.output and "old: a folder inside" in r.output

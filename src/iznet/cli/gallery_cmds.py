@@ -89,6 +89,7 @@ def enroll_cmd(
                                                      progress=bar.update)
             for rep in reports:
                 _report_person(rep)
+            _echo_list("ignored (not ROOT/<person>/<image>)", pl.ignored_in_folder(from_folder))
             several = [s for rep in reports for s in rep.several_faces]
             n_added = sum(len(r.added) for r in reports)
             typer.echo(f"{len(reports)} people, {n_added} images enrolled from {from_folder}")

@@ -748,6 +748,17 @@ def person_folders(root: str | Path) -> list[tuple[str, list[Path]]]:
     return [(d.name, list_images(d, recursive=False)) for d in dirs]
 
 
+def ignored_in_folder(root: str | Path) -> list[str]:
+    """What ``--from-folder ROOT`` does not enrol because it is not ``ROOT/<person>/<image>``: images lying in
+    ROOT itself and folders nested inside a person's folder (said to the user, never silently skipped)."""
+    root = Path(root)
+    out = [f"{p}: an image at the top level belongs to no person folder" for p in list_images(root, recursive=False)]
+    for name, _ in person_folders(root):
+        for sub in sorted(d for d in (root / name).iterdir() if d.is_dir() and not d.name.startswith(".")):
+            out.append(f"{sub}: a folder inside a person's folder is not searched")
+    return out
+
+
 def enroll_folder(
     gallery: Gallery,
     root: str | Path,
