@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything measured for a candidate bundled embedder, next to the current one and dlib (docs/results.md).
 # Usage: RUN=runs/coll_v2_box_tri OLD=runs/bench/old_embedder.pt OLD_T=0.927 bash scripts/eval_candidate.sh STAGE
-#   calibrate | openset_dev | ship | lfw | ident | bench_heldout | bench_glint24 | openset_test | cluster
+#   calibrate | openset_dev | ship | lfw | ident | bench_heldout | bench_glint24 | openset_test | cluster | cfp
 # The shipped unknown-face rule is the row openset_rules.py marks "chosen" on development people (declared
 # before any test number: the most right names with at most 3% wrong names and 10% of strangers named).
 set -euo pipefail
@@ -36,11 +36,11 @@ print('--far %s --margin %s' % (c.get('far') or 0.05, c.get('margin') or 0.0))")
       $C --rounds 200 --json "$OUT/openset_heldout.json"
     $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack packs/glint24_112.pt --part all --threshold "$T" \
       $C --rounds 200 --json "$OUT/openset_glint24.json" ;;
-  cluster)
-    $PY scripts/cluster_eval.py --data "$COLL/heldout_box" --crop-scale 1.3 -e "$RUN/model.pt" \
+  cluster)  # dlib's descriptors are deterministic: its scores on the same folders come from an earlier run
+    $PY scripts/cluster_eval.py --no-dlib --data "$COLL/heldout_box" --crop-scale 1.3 -e "$RUN/model.pt" \
       --threshold "$($PY -c "import json;print(json.load(open('$OUT/calibration.json'))['threshold'])")" \
       --json "$OUT/cluster_heldout.json"
-    $PY scripts/cluster_eval.py --data "$DATA/glint24/images" --crop-scale 1.0 -e "$RUN/model.pt" \
+    $PY scripts/cluster_eval.py --no-dlib --data "$DATA/glint24/images" --crop-scale 1.0 -e "$RUN/model.pt" \
       --threshold "$($PY -c "import json;print(json.load(open('$OUT/calibration.json'))['threshold'])")" \
       --json "$OUT/cluster_glint24.json" ;;
   lfw)  # all 6,000 View 2 pairs, 10-fold thresholds; the candidate never saw an LFW image
@@ -50,9 +50,12 @@ print('--far %s --margin %s' % (c.get('far') or 0.05, c.get('margin') or 0.0))")
       .venv/bin/iznet eval ident -e "$e" --pack "$COLL/heldout_box112.pt" -k 5 --json "$OUT/ident_$(basename "$(dirname "$e")")_$(basename "$e" .pt).json"
     done ;;
   bench_heldout|bench_glint24)
-    if [ "$1" = bench_heldout ]; then D="$COLL/heldout_box"; else D="$DATA/glint24"; fi
-    $PY benchmarks/bench_group.py --data "$D" --modes detect --latency-threads "" --cli-runs 0 \
+    if [ "$1" = bench_heldout ]; then D="$COLL/heldout_box"; MP=""; else D="$DATA/glint24"; MP="--max-probes 40"; fi
+    $PY benchmarks/bench_group.py --data "$D" $MP --modes detect --latency-threads "" --cli-runs 0 \
       --embedder "new=src/iznet/assets/embedder.pt:shipped" ${OLD:+--embedder "old=$OLD:${OLD_T:?}"} \
       --out "$OUT/$1.json" --md "$OUT/$1.md" ;;
+  cfp)
+    $PY scripts/cfp_eval.py -e "$RUN/model.pt" --teacher "$DATA/../models/face_detection_yunet_2026may.onnx" \
+      --json "$OUT/cfp.json" ;;
   *) echo "unknown stage $1" >&2; exit 2 ;;
 esac
