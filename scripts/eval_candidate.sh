@@ -46,7 +46,7 @@ print('--far %s --margin %s' % (c.get('far') or 0.05, c.get('margin') or 0.0))")
   lfw)  # all 6,000 View 2 pairs, 10-fold thresholds; the candidate never saw an LFW image
     .venv/bin/iznet eval lfw -e "$RUN/model.pt" --pack packs/lfw112.pt --data "$DATA" --json "$OUT/lfw_view2.json" ;;
   ident)  # closed-set rank-1 on the held-out identities, k = 5
-    for e in "$RUN/model.pt" "${OLD:?}"; do
+    for e in "$RUN/model.pt" ${OLD:+"$OLD"}; do
       .venv/bin/iznet eval ident -e "$e" --pack "$COLL/heldout_box112.pt" -k 5 --json "$OUT/ident_$(basename "$(dirname "$e")")_$(basename "$e" .pt).json"
     done ;;
   bench_heldout|bench_glint24)
