@@ -20,7 +20,7 @@ case "$1" in
   openset_dev)  # choose the shipped rule on development people
     T=$($PY -c "import json;print(json.load(open('$OUT/calibration.json'))['threshold'])")
     $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack "$COLL/train_box112.pt" --part dev --threshold "$T" \
-      --far 0.01,0.03,0.05,0.1 --margin 0,0.03,0.06,0.1 --rounds 200 --json "$OUT/openset_dev.json" ;;
+      --far 0,0.01,0.03,0.05,0.1 --margin 0,0.05,0.1,0.15,0.2 --rounds 200 --json "$OUT/openset_dev.json" ;;
   ship)  # the candidate becomes the bundled embedder, with the rule chosen on development people
     ARGS=$($PY -c "
 import json; c = json.load(open('$OUT/openset_dev.json'))['chosen'] or {}
