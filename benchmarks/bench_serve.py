@@ -9,13 +9,17 @@ encoding the labelled JPEG), not a face model. Steps:
 2. send ``--requests`` requests from ``--threads`` client threads (one keep-alive connection each), in a
    seeded random order: mostly ``POST /api/label`` of a group photo of the enrolled people, plus
    enrolments of new people (``--enrol-share``) and ``GET /api/people`` (``--list-share``);
-3. check: every request answered 2xx, every label named every face right, and the gallery is intact
+   With ``--hostile-share``, that share are hostile: a 1x39,000,000 PNG and a 13,000x13,000 PNG (75 and
+   164 KB files), garbage bytes, and a cross-site enrolment (``Origin: http://attacker.example``);
+3. check: every normal request answered 2xx and every hostile one 4xx, every label named every face right,
+   and the gallery is intact
    (SQLite integrity check, one embedding per image, every enrolled person with their 2 images, the uploads
    folder holding exactly the files the gallery refers to).
 
 Prints latency percentiles per request kind and exits 1 if any check fails.
 
     .venv/bin/python benchmarks/bench_serve.py --requests 200 --threads 8
+    .venv/bin/python benchmarks/bench_serve.py --requests 200 --threads 8 --hostile-share 0.2
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import argparse
 import io
 import json
 import multiprocessing as mp
+import os
 import random
 import socket
 import sqlite3
@@ -103,6 +108,15 @@ def serve(gallery: str, embedder: str, port_queue) -> None:
     uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
 
 
+def png_bytes(w: int, h: int) -> bytes:
+    """A small PNG file of a big (w x h) black picture."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (w, h)).save(buf, "PNG")
+    return buf.getvalue()
+
+
 def percentiles(ms: list[float]) -> dict[str, float]:
     a = np.asarray(ms)
     return {"n": len(a), "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
@@ -148,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="picture asked back from /api/label")
     ap.add_argument("--embedder", default="raw:32")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hostile-share", type=float, default=0.0,
+                    help="share of requests that are hostile: a 1x39,000,000 PNG, a 13,000x13,000 PNG, garbage "
+                         "bytes, a cross-site enrolment (each must be refused with a 4xx, without slowing the rest)")
     ap.add_argument("--json", type=Path, help="write the results here too")
     args = ap.parse_args(argv)
 
@@ -179,13 +196,25 @@ def main(argv: list[str] | None = None) -> int:
         rng = random.Random(args.seed)
         n_enrol = round(args.requests * args.enrol_share)
         n_list = round(args.requests * args.list_share)
-        jobs = ["enrol"] * n_enrol + ["list"] * n_list + ["label"] * (args.requests - n_enrol - n_list)
+        n_hostile = round(args.requests * args.hostile_share)
+        jobs = (["enrol"] * n_enrol + ["list"] * n_list + ["hostile"] * n_hostile
+                + ["label"] * (args.requests - n_enrol - n_list - n_hostile))
         rng.shuffle(jobs)
         group = list(range(min(args.people, 3)))
         label_photos = [photo(group, 10 + v, size) for v in range(8)]
         truth = [f"person {p}" for p in group]
         results: list[tuple[str, int, float, str]] = []
         lock = threading.Lock()
+        thin, huge = png_bytes(1, 39_000_000), png_bytes(13_000, 13_000)
+        hostile = [
+            ("thin", lambda c, i: c.post("/api/label", files={"file": (f"t{i}.png", thin, "image/png")})),
+            ("huge", lambda c, i: c.post("/api/label", files={"file": (f"h{i}.png", huge, "image/png")})),
+            ("garbage", lambda c, i: c.post("/api/label", files={"file": (f"x{i}.jpg", os.urandom(5000),
+                                                                           "image/jpeg")})),
+            ("cross-site", lambda c, i: c.post("/api/people", data={"name": f"evil {i}"},
+                                               files=[("files", (f"e{i}.jpg", photo([7], 1, size), "image/jpeg"))],
+                                               headers={"Origin": "http://attacker.example"})),
+        ]
         it = iter(enumerate(jobs))
 
         def worker() -> None:
@@ -205,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
                         pid = 1000 + i
                         files = [("files", (f"n{i}_{v}.jpg", photo([pid], v, size), "image/jpeg")) for v in (1, 2)]
                         r = c.post("/api/people", data={"name": f"new {i}"}, files=files)
+                    elif kind == "hostile":
+                        what = hostile[i % len(hostile)]
+                        kind = f"hostile:{what[0]}"
+                        r = what[1](c, i)
                     else:
                         r = c.get("/api/people")
                     ms = 1000 * (time.perf_counter() - t0)
@@ -228,22 +261,27 @@ def main(argv: list[str] | None = None) -> int:
         server.terminate()
         server.join(timeout=10)
 
-    errors = [(k, s) for k, s, _, _ in results if not 200 <= s < 300]
+    # hostile requests must be refused (4xx), everything else must succeed
+    errors = [(k, s) for k, s, _, _ in results if (k.startswith("hostile") and not 400 <= s < 500)
+              or (not k.startswith("hostile") and not 200 <= s < 300)]
     wrong = [n for _, _, _, n in results if n]
-    stats = {k: percentiles([ms for kk, _, ms, _ in results if kk == k]) for k in ("label", "enrol", "list")
+    kinds = ["label", "enrol", "list"] + sorted({k for k, _, _, _ in results if k.startswith("hostile")})
+    stats = {k: percentiles([ms for kk, _, ms, _ in results if kk == k]) for k in kinds
              if any(kk == k for kk, _, _, _ in results)}
+    refused = {k: sorted({s for kk, s, _, _ in results if kk == k}) for k in kinds if k.startswith("hostile")}
     stats["all"] = percentiles([ms for _, _, ms, _ in results])
     print(f"{len(results)} requests from {args.threads} threads in {wall:.1f} s ({len(results) / wall:.1f} req/s);"
           f" photo {size[0]}x{size[1]}, image={args.image}, embedder {args.embedder}, fake detector")
-    print(f"{'kind':<6} {'n':>4} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    print(f"{'kind':<18} {'n':>4} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for k, s in stats.items():
-        print(f"{k:<6} {s['n']:>4} {s['p50']:>8.1f} {s['p90']:>8.1f} {s['p99']:>8.1f} {s['max']:>8.1f}")
+        print(f"{k:<18} {s['n']:>4} {s['p50']:>8.1f} {s['p90']:>8.1f} {s['p99']:>8.1f} {s['max']:>8.1f}"
+              + (f"  status {refused[k]}" if k in refused else ""))
     print(f"errors: {len(errors)}; wrong names: {len(wrong)}; gallery: "
           + ("intact" if not problems else "; ".join(problems))
           + f" ({len(expected)} people)")
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "wall_s": wall,
-                                         "latency_ms": stats, "errors": len(errors), "wrong_names": len(wrong),
+                                         "latency_ms": stats, "hostile_status": refused, "errors": len(errors), "wrong_names": len(wrong),
                                          "gallery_problems": problems}, indent=2) + "\n")
     return 1 if errors or wrong or problems else 0
 
