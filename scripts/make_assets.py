@@ -106,6 +106,12 @@ def build_demo(lfw_root: Path, threshold: float) -> dict:
             rep = enroll_files(g, p.replace("_", " "), paths, embedder, detector)
             enrolled[p] = len(rep.added)
         # no threshold stored: the demo answers with the embedder's shipped rule, as a new user's gallery does
+    # A rollback journal instead of WAL: reading the shipped demo then creates no -wal/-shm files beside it.
+    import sqlite3
+
+    con = sqlite3.connect(gpath)
+    con.execute("PRAGMA journal_mode = DELETE")
+    con.close()
     # Stored paths point into the shared LFW folder; the demo only needs the embeddings.
     with Gallery(gpath) as g:
         pipe = Pipeline(detector, embedder, g)
