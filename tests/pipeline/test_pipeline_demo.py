@@ -32,7 +32,7 @@ def test_demo_photo_is_labelled_with_known_answers(demo):
     assets, expected = demo
     from iznet.recognize.gallery import Gallery
 
-    with Gallery(assets.gallery) as g:
+    with Gallery(assets.gallery, readonly=True) as g:
         pipe = pl.Pipeline(pl.load_detector_spec(None), pl.load_embedder_spec(None, device="cpu"), g)
         result = pipe.label_file(assets.photo)
     tiles = expected["tiles"]
