@@ -62,18 +62,15 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     emb, labels = faces(a.pack, a.part, a.embedder, a.seed)
-    rows = []
+    rows: dict[tuple, dict] = {}  # keyed by what the rule depends on: the grid repeats fixed, gallery, margin rows
     for far in [float(x) for x in a.far.split(",")]:
         for margin in [float(x) for x in a.margin.split(",")]:
             out = simulate_groups(emb, labels, RuleSettings(a.threshold, far, margin), group_size=a.group_size,
                                   k=a.k, strangers=a.strangers, rounds=a.rounds)
             for rule in RULES:
-                if (rule == "fixed" and rows and any(r["rule"] == "fixed" for r in rows)) or \
-                        (rule == "gallery" and any(r["rule"] == "gallery" and r["far"] == far for r in rows)) or \
-                        (rule == "margin" and any(r["rule"] == "margin" and r["margin"] == margin for r in rows)):
-                    continue
-                rows.append({"rule": rule, "far": far if "gallery" in rule else None,
-                             "margin": margin if "margin" in rule else None, **out["rules"][rule]})
+                key = (rule, far if "gallery" in rule else None, margin if "margin" in rule else None)
+                rows.setdefault(key, {"rule": rule, "far": key[1], "margin": key[2], **out["rules"][rule]})
+    rows = list(rows.values())
     ok = [r for r in rows if r["wrong"] <= a.max_wrong and r["strangers_named"] <= a.max_strangers_named]
     best = max(ok, key=lambda r: r["right"]) if ok else None
     print(f"{a.pack} ({a.part}): {len(set(labels.tolist()))} people, {len(labels)} faces; threshold {a.threshold}; "

@@ -221,9 +221,11 @@ def detect_one(img: np.ndarray, teacher, cfg: BuildConfig):
 
 
 def scan_source(src: SourceSpec, cache_dir: Path, teacher_factory: Callable[[], object], cfg: BuildConfig,
-                progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-    """Stage 1 for one source, cached in ``cache_dir/<name>.npz`` (reused while the file list is unchanged)."""
-    rels, _ = _list_source(src)
+                progress: Callable[[int], None] | None = None, rels: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Stage 1 for one source, cached in ``cache_dir/<name>.npz`` (reused while the file list is unchanged).
+    ``rels``: the source's images as :func:`_list_source` lists them (listed here when not given)."""
+    if rels is None:
+        rels, _ = _list_source(src)
     cache = cache_dir / f"{src.name}.npz"
     key = hashlib.sha1(("\n".join(rels) + json.dumps(
         [LANDMARK_CACHE_VERSION, cfg.min_score, cfg.min_eye_px, cfg.pad])).encode()).hexdigest()
@@ -287,14 +289,16 @@ class Curated:
     counts: dict
 
 
-def curate(sources: Sequence[SourceSpec], scans: Sequence[dict], cfg: BuildConfig) -> Curated:
-    """Stage 2: identity keys, deduplication, exclusions, held-out split (see the module docstring)."""
+def curate(sources: Sequence[SourceSpec], scans: Sequence[dict], cfg: BuildConfig,
+           metas: Sequence[dict] | None = None) -> Curated:
+    """Stage 2: identity keys, deduplication, exclusions, held-out split (see the module docstring).
+    ``metas``: each source's people.csv rows by folder (read here when not given)."""
     excluded = {normalise_name(n) for n in cfg.exclude_names}
     rows = []  # (source index, row in scan)
     ident_of, info = [], {}
     counts: dict = {"per_source": {}, "skipped": {}}
     for si, (src, scan) in enumerate(zip(sources, scans)):
-        _, meta = _list_source(src)
+        meta = metas[si] if metas is not None else _list_source(src)[1]
         c = Counter()
         for r, (rel, reason) in enumerate(zip(scan["rels"], scan["reasons"])):
             if reason:
@@ -437,11 +441,13 @@ def build_collection(sources: Sequence[SourceSpec], out: str | Path, cfg: BuildC
         raise DataError(f"held-out share must be in [0, 1), got {cfg.held_out_share}")
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    total = sum(len(_list_source(s)[0]) for s in sources)
+    listed = [_list_source(s) for s in sources]
+    total = sum(len(rels) for rels, _ in listed)
     scans = [scan_source(s, out / "landmarks", teacher_factory, cfg,
-                         (lambda k: progress("landmarks", k, total)) if progress else None) for s in sources]
+                         (lambda k: progress("landmarks", k, total)) if progress else None, rels=rels)
+             for s, (rels, _) in zip(sources, listed)]
     t1 = time.perf_counter()
-    cur = curate(sources, scans, cfg)
+    cur = curate(sources, scans, cfg, metas=[meta for _, meta in listed])
     packs = write_packs(cur, sources, out, cfg,
                         (lambda k: progress("packs", k, len(cur.identity))) if progress else None)
     report = {

@@ -517,14 +517,14 @@ class Pipeline:
         # raises GalleryError naming the tags the gallery holds when this embedder is not among them
         setting, margin = self.threshold_setting, 0.0
         cal = getattr(self.embedder, "calibration", None) or {}
-        if setting == "stored" and g.threshold(self.tag) is None:
+        shipped = setting == "stored" and g.threshold(self.tag) is None
+        if shipped:
             # nothing calibrated in this gallery: the rule the embedder was shipped with, if any
             setting = getattr(self.embedder, "calibrated_threshold", None)
             margin = float(cal.get("margin", 0.0) or 0.0)
         self.matcher = Matcher.from_gallery(g, self.tag, method=self.prototype_method, k=self.k, threshold=setting,
                                             min_margin=margin)
-        if setting is not None and self.threshold_setting == "stored" and g.threshold(self.tag) is None \
-                and cal.get("gallery_far") is not None:
+        if shipped and setting is not None and cal.get("gallery_far") is not None:
             # tightened where the gallery's own people are look-alikes (iznet.recognize.matcher.gallery_threshold)
             X, labels, names = g.embeddings(self.tag)
             tg = gallery_threshold(self.matcher, X, [names[i] for i in labels], float(cal["gallery_far"]))
