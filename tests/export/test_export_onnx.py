@@ -100,6 +100,32 @@ def test_detector_onnx_matches_torch(detector_ckpt, tmp_path):
     np.testing.assert_allclose(onnx_det.forward(big.numpy()), want, atol=1e-4 * max(1.0, np.abs(want).max()), rtol=0)
 
 
+def test_detector_with_landmarks_exports_them(tmp_path):
+    from iznet.detect.detector import YoloFaceDetector, save_detector
+    from iznet.detect.model import create_detector
+
+    torch.manual_seed(4)
+    model = create_detector("light", image_size=DET_SIZE, landmarks=True)
+    with torch.no_grad():
+        model.pred.bias.view(len(model.anchors), 5)[:, 0] = 0.0
+    ck = save_detector(tmp_path / "lm.pt", model, "light", {"image_size": DET_SIZE, "landmarks": True},
+                       meta={"postprocess": {"conf_threshold": 0.2, "iou_threshold": 0.4, "max_detections": 12}})
+    report = export_model(ck, tmp_path / "lm.onnx")
+    assert report.max_abs_diff <= report.tolerance and report.metadata["iznet.landmarks"] == "true"
+    torch_det = YoloFaceDetector.from_checkpoint(ck, device="cpu")
+    onnx_det = OnnxDetector(tmp_path / "lm.onnx", threads=1)
+    x = torch.rand(2, 3, DET_SIZE, DET_SIZE, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = torch_det.model(x).numpy()
+    got = onnx_det.forward(x.numpy())
+    assert got.shape == want.shape == (2, DET_SIZE // 32, DET_SIZE // 32, 2, 15)
+    np.testing.assert_allclose(got, want, atol=1e-4 * max(1.0, np.abs(want).max()), rtol=0)
+    photo = np.random.default_rng(4).integers(0, 256, (150, 200, 3), dtype=np.uint8)
+    td, od = torch_det.detect(photo), onnx_det.detect(photo)
+    assert len(td) > 0 and len(od) == len(td) and td.landmarks is not None and od.landmarks is not None
+    np.testing.assert_allclose(od.landmarks.numpy(), td.landmarks.numpy(), atol=0.5)
+
+
 def _strip_dynamic_side(path):
     """Make ``path`` look like a file exported before the side was dynamic (metadata without the flag)."""
     import onnx

@@ -280,3 +280,51 @@ def test_tight_crops_are_found_on_a_padded_canvas(synth, tmp_path, embedder, blo
     res = Pipeline(shy, embedder, g, threshold=THRESHOLD).label(synth.face_pattern(0, 7))
     assert res.names == ["ann"]
     g.close()
+
+
+REL_POINTS = np.array([[0.3, 0.35], [0.7, 0.35], [0.5, 0.55], [0.35, 0.75], [0.65, 0.75]])
+
+
+class PointedDetector:
+    """Wraps a detector and adds five landmarks at fixed places of every box (as a landmark detector would)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def detect(self, image):
+        from iznet.detect.results import Detections
+
+        d = self.inner.detect(image)
+        b = d.xyxy.numpy().astype(np.float64)
+        pts = b[:, None, :2] + REL_POINTS[None] * (b[:, None, 2:] - b[:, None, :2])
+        return Detections(d.xyxy, d.scores, d.image_size, torch.from_numpy(pts).float())
+
+
+def test_landmarks_follow_their_faces_into_results_json_and_drawing(synth, gallery, embedder, blob_detector):
+    from iznet.recognize.pipeline import detect_faces_with_landmarks
+
+    img, _ = _group(synth)
+    det = PointedDetector(blob_detector)
+    boxes, scores, points = detect_faces_with_landmarks(det, img)
+    assert points.shape == (len(boxes), 5, 2) and list(scores) == sorted(scores, reverse=True)
+    want = boxes[:, None, :2] + REL_POINTS[None] * (boxes[:, None, 2:] - boxes[:, None, :2])
+    np.testing.assert_allclose(points, want, atol=1e-3)  # sorted with their boxes
+    assert detect_faces_with_landmarks(blob_detector, img)[2] is None
+    res = Pipeline(det, embedder, gallery, threshold=THRESHOLD).label(img)
+    doc = json.loads(json.dumps(res.to_json()))
+    assert np.allclose(doc["faces"][0]["landmarks"], want[0], atol=0.01)
+    plain = res.draw(img)
+    dotted = res.draw(img, landmarks=True)
+    x, y = np.round(want[0, 2]).astype(int)  # the nose dot, inside the face
+    assert tuple(dotted[y, x]) == (255, 0, 0) and not np.array_equal(plain, dotted)
+
+
+def test_landmarks_map_back_from_the_padded_canvas(synth, blob_detector):
+    from iznet.recognize.pipeline import detect_faces_with_landmarks
+
+    crop = synth.face_pattern(0, 3)
+    boxes, _, points = detect_faces_with_landmarks(PointedDetector(EdgeShyDetector(blob_detector)), crop,
+                                                   retry_pad=2.0)
+    assert len(boxes) == 1
+    h, w = crop.shape[:2]
+    np.testing.assert_allclose(points[0], REL_POINTS * [w, h], atol=1.5)

@@ -69,6 +69,8 @@ def detect_cmd(
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help=DETECTOR_SPEC_HELP),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for NAME_boxes.jpg (red boxes, scores)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON line per photo instead of text"),
+    landmarks: bool = typer.Option(False, "--landmarks", help="also draw the five landmarks of each face as dots "
+                                                              "(detectors that give them)"),
     conf: Optional[float] = typer.Option(None, "--conf", min=0.0, max=1.0,
                                          help="confidence threshold (iznet detectors; default 0.3)"),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (iznet detectors; default cpu)"),
@@ -110,7 +112,9 @@ def detect_cmd(
             while stem.casefold() in used:
                 stem, n = f"{f.stem}_{n}", n + 1
             used.add(stem.casefold())
-            drawn = draw_detections(img, dets.xyxy.numpy(), [f"{s:.2f}" for s in dets.scores.tolist()])
+            points = dets.landmarks.numpy() if landmarks and dets.landmarks is not None else None
+            drawn = draw_detections(img, dets.xyxy.numpy(), [f"{s:.2f}" for s in dets.scores.tolist()],
+                                    landmarks=points)
             with atomic_path(out / f"{stem}_boxes.jpg") as tmp:
                 Image.fromarray(drawn).save(tmp, format="JPEG", quality=92)
         if as_json:

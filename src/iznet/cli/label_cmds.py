@@ -74,6 +74,9 @@ def label_cmd(
                                                                             "'stored' (default: the calibrated "
                                                                             "one) or 'none'"),
     method: str = typer.Option("medoid", "--method", help="prototypes: medoid, centroid, kmeans, all"),
+    landmarks: bool = typer.Option(False, "--landmarks", help="also draw each face's five landmarks as dots "
+                                                              "(detectors that give them; the JSON always "
+                                                              "carries them)"),
     demo: bool = typer.Option(False, "--demo", help="label the bundled demo photo with the bundled demo gallery"),
     runtime: str = typer.Option("torch", "--runtime", help="torch, or onnx: run the embedder and detector with "
                                                            "onnxruntime (checkpoints are exported once into the "
@@ -162,7 +165,7 @@ def label_cmd(
             if out is not None:
                 stem = _out_stem(f, used)
                 try:
-                    _save_jpeg(out / f"{stem}_labelled.jpg", res.draw(img))
+                    _save_jpeg(out / f"{stem}_labelled.jpg", res.draw(img, landmarks=landmarks))
                     if not as_json:
                         write_json(out / f"{stem}.json", res.to_json())
                 except OSError as e:

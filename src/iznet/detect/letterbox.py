@@ -45,6 +45,13 @@ class Letterbox:
         out[:, 1::2] = ((out[:, 1::2] - self.pad_y) / self.scale).clamp(0, self.height)
         return out
 
+    def points_to_original(self, points: torch.Tensor) -> torch.Tensor:
+        """Input-pixel points (..., 2) → original-image pixels (not clipped: a landmark may leave the image)."""
+        out = torch.as_tensor(points, dtype=torch.float32).clone()
+        out[..., 0] = (out[..., 0] - self.pad_x) / self.scale
+        out[..., 1] = (out[..., 1] - self.pad_y) / self.scale
+        return out
+
     def to_input(self, xyxy) -> torch.Tensor:
         """(K, 4) original-image pixel boxes → input-pixel boxes."""
         out = torch.as_tensor(xyxy, dtype=torch.float32).reshape(-1, 4).clone()

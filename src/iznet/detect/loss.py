@@ -26,8 +26,10 @@ from iznet.detect.targets import to_xyxy
 
 
 def activate(raw: torch.Tensor) -> torch.Tensor:
-    """Raw outputs (N, S, S, B, 5) → target layout ``conf, x, y, w, h`` (w, h relative to the image)."""
-    raw = raw.float()
+    """Raw outputs (N, S, S, B, 5 or 15) → target layout ``conf, x, y, w, h`` (w, h relative to the image).
+
+    Landmark channels (5..14, see :mod:`iznet.detect.landmarks`) are not part of the result."""
+    raw = raw[..., :5].float()
     return torch.cat([torch.sigmoid(raw[..., :3]), raw[..., 3:].clamp(0, 1) ** 2], dim=-1)
 
 

@@ -3,6 +3,11 @@
 The grid follows the input: S = image_size / 32 (416 → 13, the write-up's; 128 → 4). The head ends in a
 1×1 convolution with B × 5 channels per cell (``conf, x, y, w, h`` raw; see :mod:`iznet.detect.loss`).
 
+With ``landmarks=True`` a landmark branch (a 5×5 depthwise and a 1×1 convolution without batch norm on the
+head's features, then a 1×1 convolution with B × 10 channels) adds five points per predictor, and the output is S×S×B×15: the five box
+channels first, then ``u1, v1, …, u5, v5`` (eyes, nose tip, mouth corners; see
+:mod:`iznet.detect.landmarks` for the encoding). Every box consumer reads the first five channels only.
+
 Backbones (registry, :func:`create_detector`):
 
 - ``darknet53``: YOLOv3's Darknet-53 (Redmon & Farhadi 2018, Table 1), the write-up's choice: 52
@@ -148,12 +153,13 @@ class YoloDetector(nn.Module):
         head: module mapping (N, C, S, S) to (N, C', S, S), with ``out_channels`` = C'.
         image_size: side of the square input (multiple of 32).
         anchors: B aspect ratios ``(w, h)``.
+        landmarks: add the landmark branch (output S×S×B×15 instead of S×S×B×5).
 
     Inputs are RGB floats in [0, 1], shape (N, 3, image_size, image_size); the model normalises them.
     """
 
     def __init__(self, backbone: nn.Module, head: nn.Module, image_size: int = 416,
-                 anchors: Sequence[tuple[float, float]] = DEFAULT_ANCHORS):
+                 anchors: Sequence[tuple[float, float]] = DEFAULT_ANCHORS, landmarks: bool = False):
         super().__init__()
         if image_size % STRIDE or image_size < STRIDE:
             raise ModelError(f"image_size must be a positive multiple of {STRIDE}, got {image_size}")
@@ -168,14 +174,40 @@ class YoloDetector(nn.Module):
             bias.zero_()
             bias[:, 0] = -4.0
             bias[:, 3:] = 0.25  # √w = 0.25: a face a sixteenth of the image wide
+        self.landmarks = bool(landmarks)
+        self.landmark_branch: nn.Module | None = None
+        if self.landmarks:
+            c = head.out_channels
+            # no batch norm: the branch is trained on a frozen detector with small batches, and must behave
+            # the same in training and inference
+            self.landmark_branch = nn.Sequential(nn.Conv2d(c, c, 5, padding=2, groups=c), nn.ReLU6(),
+                                                 nn.Conv2d(c, c, 1), nn.ReLU6(),
+                                                 nn.Conv2d(c, len(self.anchors) * 10, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) in [0, 1] → raw (N, H/32, W/32, B, 5)."""
+    @property
+    def channels(self) -> int:
+        """Channels per predictor of the output: 5, or 15 with landmarks."""
+        return 15 if self.landmarks else 5
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] → the head's features (N, C, H/32, W/32)."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected (N, 3, H, W) images, got {tuple(x.shape)}")
-        y = self.pred(self.head(self.backbone((x - 0.45) / 0.25)))
-        n, _, s_h, s_w = y.shape
-        return y.view(n, len(self.anchors), 5, s_h, s_w).permute(0, 3, 4, 1, 2).contiguous()
+        return self.head(self.backbone((x - 0.45) / 0.25))
+
+    def outputs(self, features: torch.Tensor, box_only: bool = False) -> torch.Tensor:
+        """Head features → raw (N, S, S, B, 5) boxes, or (N, S, S, B, 15) with landmarks."""
+        y = self.pred(features)
+        if self.landmark_branch is not None and not box_only:
+            y = torch.cat([y.view(y.shape[0], len(self.anchors), 5, *y.shape[2:]),
+                           self.landmark_branch(features).view(y.shape[0], len(self.anchors), 10, *y.shape[2:])],
+                          dim=2)
+        n, s_h, s_w = y.shape[0], y.shape[-2], y.shape[-1]
+        return y.view(n, len(self.anchors), -1, s_h, s_w).permute(0, 3, 4, 1, 2).contiguous()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] → raw (N, H/32, W/32, B, 5), or (…, 15) with landmarks."""
+        return self.outputs(self.features(x))
 
 
 class _Head(nn.Sequential):
@@ -185,22 +217,23 @@ class _Head(nn.Sequential):
 
 
 @register_detector
-def darknet53(image_size: int = 416, anchors: Sequence[tuple[float, float]] = DEFAULT_ANCHORS) -> YoloDetector:
+def darknet53(image_size: int = 416, anchors: Sequence[tuple[float, float]] = DEFAULT_ANCHORS,
+              landmarks: bool = False) -> YoloDetector:
     """Darknet-53 backbone and a YOLOv3-style head (1×1 512, 3×3 1024, 1×1 512, 3×3 1024)."""
     bb = Darknet53()
     head = _Head(_conv_bn(bb.out_channels, 512, 1), _conv_bn(512, 1024, 3),
                  _conv_bn(1024, 512, 1), _conv_bn(512, 1024, 3), out_channels=1024)
-    return YoloDetector(bb, head, image_size, anchors)
+    return YoloDetector(bb, head, image_size, anchors, landmarks)
 
 
 @register_detector
 def light(image_size: int = 416, anchors: Sequence[tuple[float, float]] = DEFAULT_ANCHORS,
-          width: int = 16) -> YoloDetector:
+          width: int = 16, landmarks: bool = False) -> YoloDetector:
     """:class:`LightBackbone` and two more 5×5 separable blocks as the head."""
     bb = LightBackbone(width)
     c = bb.out_channels
     head = _Head(SeparableBlock(c, c, 1, 5), SeparableBlock(c, c, 1, 5), out_channels=c)
-    return YoloDetector(bb, head, image_size, anchors)
+    return YoloDetector(bb, head, image_size, anchors, landmarks)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from iznet.detect.ops import box_iou, nms
 
+from iznet.detect.landmarks import flip_landmarks, landmark_points
 from iznet.detect.letterbox import Letterbox, letterbox
 from iznet.detect.loss import activate
 from iznet.detect.model import STRIDE
@@ -107,22 +108,32 @@ def tta_mode_name(tta: TTAConfig) -> str:
     return next((k for k, v in TTA_MODES.items() if v == tta), "custom")
 
 
-def decode_pass(raw: torch.Tensor, side: int, trained: int, flipped: bool,
-                letterboxes: Sequence[Letterbox]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """One pass's raw outputs (N, S, S, B, 5) at input ``side`` → per image all boxes in original pixels.
+Pass = tuple  # (boxes (M, 4), scores (M,)) or (boxes, scores, points (M, 5, 2))
 
-    Widths and heights are rescaled by ``trained / side``; a mirrored pass is mapped back.
+
+def decode_pass(raw: torch.Tensor, side: int, trained: int, flipped: bool,
+                letterboxes: Sequence[Letterbox]) -> list[Pass]:
+    """One pass's raw outputs (N, S, S, B, 5 or 15) at input ``side`` → per image all boxes in original pixels.
+
+    Widths and heights are rescaled by ``trained / side``; a mirrored pass is mapped back. With landmark
+    channels each item also carries every predictor's points (decoded on the rescaled box, mirrored back
+    with left and right swapped).
     """
     pred = activate(raw.detach())
     if side != trained:
         pred[..., 3:5] *= trained / side
     boxes, scores = decode(pred, side)
+    points = landmark_points(raw.detach(), boxes)
     if flipped:
         boxes = torch.stack([side - boxes[..., 2], boxes[..., 1], side - boxes[..., 0], boxes[..., 3]], dim=-1)
-    return [(lb.to_original(boxes[i]), scores[i].float()) for i, lb in enumerate(letterboxes)]
+        points = flip_landmarks(points, side) if points is not None else None
+    if points is None:
+        return [(lb.to_original(boxes[i]), scores[i].float()) for i, lb in enumerate(letterboxes)]
+    return [(lb.to_original(boxes[i]), scores[i].float(), lb.points_to_original(points[i]))
+            for i, lb in enumerate(letterboxes)]
 
 
-def fuse_passes(passes: Sequence[tuple[torch.Tensor, torch.Tensor]], config: PostprocessConfig,
+def fuse_passes(passes: Sequence[Pass], config: PostprocessConfig,
                 tta: TTAConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Fuse one image's passes (see the module doc): kept boxes (K, 4) and fused scores (K,), by score.
 
@@ -131,19 +142,33 @@ def fuse_passes(passes: Sequence[tuple[torch.Tensor, torch.Tensor]], config: Pos
         config: the operating threshold, NMS IoU and top-k.
         tta: the voting IoU and the candidate threshold.
     """
+    b, s, _ = fuse_passes_with_points(passes, config, tta)
+    return b, s
+
+
+def fuse_passes_with_points(passes: Sequence[Pass], config: PostprocessConfig, tta: TTAConfig
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """:func:`fuse_passes`, plus fused landmarks (K, 5, 2) when every pass carries points (else None).
+
+    A kept face's points are the same confidence-weighted mean over the voting candidates as its box.
+    """
     if not passes:
         raise ValueError("fuse_passes needs at least one pass")
-    boxes = torch.cat([b.reshape(-1, 4).float() for b, _ in passes])
-    scores = torch.cat([s.reshape(-1).float() for _, s in passes])
-    owner = torch.cat([torch.full((len(s.reshape(-1)),), i, dtype=torch.long) for i, (_, s) in enumerate(passes)])
+    with_points = all(len(p) == 3 for p in passes)
+    boxes = torch.cat([p[0].reshape(-1, 4).float() for p in passes])
+    scores = torch.cat([p[1].reshape(-1).float() for p in passes])
+    points = torch.cat([p[2].reshape(-1, 10).float() for p in passes]) if with_points else None
+    owner = torch.cat([torch.full((len(p[1].reshape(-1)),), i, dtype=torch.long) for i, p in enumerate(passes)])
     floor = min(tta.candidate_threshold, config.conf_threshold)
     keep = scores >= floor
     boxes, scores, owner = boxes[keep], scores[keep], owner[keep]
     if len(scores) == 0:
-        return torch.zeros(0, 4), torch.zeros(0)
+        return torch.zeros(0, 4), torch.zeros(0), (torch.zeros(0, 5, 2) if with_points else None)
     kept = nms(boxes, scores, config.iou_threshold)
     weight = (box_iou(boxes[kept], boxes) >= tta.vote_iou).float() * scores[None]  # (K, M), the kept box included
-    fused_boxes = (weight @ boxes) / weight.sum(1, keepdim=True)
+    norm = weight.sum(1, keepdim=True)
+    fused_boxes = (weight @ boxes) / norm
+    fused_points = (weight @ points[keep]) / norm if points is not None else None
     best = torch.zeros(len(kept), len(passes))
     for i in range(len(passes)):
         cols = weight[:, owner == i]
@@ -153,7 +178,9 @@ def fuse_passes(passes: Sequence[tuple[torch.Tensor, torch.Tensor]], config: Pos
     ok = fused_scores >= config.conf_threshold
     fused_boxes, fused_scores = fused_boxes[ok], fused_scores[ok]
     again = nms(fused_boxes, fused_scores, config.iou_threshold)[: config.max_detections]  # by score
-    return fused_boxes[again], fused_scores[again]
+    if fused_points is None:
+        return fused_boxes[again], fused_scores[again], None
+    return fused_boxes[again], fused_scores[again], fused_points[ok][again].reshape(-1, 5, 2)
 
 
 def detect_images(forward: Callable[[torch.Tensor], torch.Tensor], images: Sequence[np.ndarray], trained: int,
@@ -161,7 +188,8 @@ def detect_images(forward: Callable[[torch.Tensor], torch.Tensor], images: Seque
     """Detections for (H, W, 3) uint8 RGB images with a network given as ``forward``.
 
     Args:
-        forward: float32 (N, 3, s, s) in [0, 1] on the CPU → raw (N, s/32, s/32, B, 5) (any device).
+        forward: float32 (N, 3, s, s) in [0, 1] on the CPU → raw (N, s/32, s/32, B, 5 or 15) (any device;
+            with 15 channels the detections carry landmarks).
         trained: the side the network was trained at (its ``image_size``).
         config: post-processing thresholds.
         tta: the passes; a single pass at the trained side without mirror is plain :func:`postprocess`.
@@ -175,7 +203,7 @@ def detect_images(forward: Callable[[torch.Tensor], torch.Tensor], images: Seque
             x, lbs = _letterboxed(chunk, trained)
             out.extend(postprocess(forward(x).cpu(), trained, config, lbs))
             continue
-        per_image: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in chunk]
+        per_image: list[list[Pass]] = [[] for _ in chunk]
         for side in tta.sides(trained):
             x, lbs = _letterboxed(chunk, side)
             if tta.flip:
@@ -186,8 +214,8 @@ def detect_images(forward: Callable[[torch.Tensor], torch.Tensor], images: Seque
                 for k, found in enumerate(decode_pass(part, side, trained, flipped, lbs)):
                     per_image[k].append(found)
         for passes, im in zip(per_image, chunk):
-            b, s = fuse_passes(passes, config, tta)
-            out.append(Detections(b, s, (int(im.shape[1]), int(im.shape[0]))))
+            b, s, p = fuse_passes_with_points(passes, config, tta)
+            out.append(Detections(b, s, (int(im.shape[1]), int(im.shape[0])), p))
     return out
 
 

@@ -241,7 +241,8 @@ def detector_metadata(detector: Any, source: SourceModel | None = None) -> dict[
     Keys: ``iznet.format``, ``iznet.kind`` (``detector``), ``iznet.name``, ``iznet.model`` (network class),
     ``iznet.input_size`` (= image size), ``iznet.anchors`` (JSON list of ``[w, h]``), ``iznet.postprocess``
     (JSON: ``conf_threshold``, ``iou_threshold``, ``max_detections``), ``iznet.dynamic_side`` (``true``: the
-    input side may be any multiple of 32, as test-time augmentation needs), ``iznet.input``/``iznet.output``,
+    input side may be any multiple of 32, as test-time augmentation needs), ``iznet.landmarks`` (``true``: 15
+    channels per predictor, the last 10 the five landmarks), ``iznet.input``/``iznet.output``,
     version keys, and when known ``iznet.source`` and ``iznet.source_sha256``.
     """
     cfg = detector.config
@@ -254,8 +255,12 @@ def detector_metadata(detector: Any, source: SourceModel | None = None) -> dict[
                                          "max_detections": cfg.max_detections}),
         "iznet.dynamic_side": "true",  # any S that is a multiple of 32 (test-time augmentation runs several)
         "iznet.input": f"{DETECTOR_INPUT}: float32 (batch, 3, S, S) in [0, 1], the letterboxed photo / 255",
-        "iznet.output": f"{DETECTOR_OUTPUT}: float32 (batch, S/32, S/32, anchors, 5) raw conf, x, y, w, h;"
-                        " decode with iznet.detect.postprocess",
+        "iznet.landmarks": "true" if getattr(detector.model, "landmarks", False) else "false",
+        "iznet.output": (f"{DETECTOR_OUTPUT}: float32 (batch, S/32, S/32, anchors, 15) raw conf, x, y, w, h and"
+                         " landmark offsets u1, v1, ..., u5, v5; decode with iznet.detect.postprocess"
+                         if getattr(detector.model, "landmarks", False) else
+                         f"{DETECTOR_OUTPUT}: float32 (batch, S/32, S/32, anchors, 5) raw conf, x, y, w, h;"
+                         " decode with iznet.detect.postprocess"),
     })
     return out
 

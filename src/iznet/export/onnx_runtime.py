@@ -169,8 +169,9 @@ class OnnxDetector:
             a file exported with a fixed side (before ``iznet.dynamic_side``) runs at its own side only.
 
     Shapes:
-        network: float32 (B, 3, S, S) in [0, 1] -> raw (B, S/32, S/32, A, 5); S any multiple of 32 when the
-        file's ``iznet.dynamic_side`` is ``true``.
+        network: float32 (B, 3, S, S) in [0, 1] -> raw (B, S/32, S/32, A, 5), or (…, 15) for a detector with
+        landmarks (its detections then carry them); S any multiple of 32 when the file's
+        ``iznet.dynamic_side`` is ``true``.
 
     Raises:
         ModelError: missing file, not an iznet ONNX detector, onnxruntime missing.

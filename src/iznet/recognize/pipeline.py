@@ -233,6 +233,12 @@ NO_FACE_RETRY_PAD = 2.0
 def detect_on_canvas(detector: Any, image: np.ndarray, pad: float) -> tuple[np.ndarray, np.ndarray]:
     """:func:`detect_faces` on ``image`` centred on a black canvas ``pad`` times its size; boxes in ``image``'s
     pixels."""
+    boxes, scores, _ = _detect_on_canvas(detector, image, pad)
+    return boxes, scores
+
+
+def _detect_on_canvas(detector: Any, image: np.ndarray, pad: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     if not pad >= 1.0:
         raise ModelError(f"pad must be >= 1 (canvas side / picture side), got {pad}")
     h, w = image.shape[:2]
@@ -242,8 +248,10 @@ def detect_on_canvas(detector: Any, image: np.ndarray, pad: float) -> tuple[np.n
     if (H, W) != (h, w):
         canvas = np.zeros((H, W, 3), dtype=np.uint8)
         canvas[y0:y0 + h, x0:x0 + w] = image
-    boxes, scores = detect_faces(detector, canvas)
-    return boxes - np.array([x0, y0, x0, y0], dtype=np.float64), scores
+    boxes, scores, points = detect_faces_with_landmarks(detector, canvas)
+    if points is not None:
+        points = points - np.array([x0, y0], dtype=np.float64)
+    return boxes - np.array([x0, y0, x0, y0], dtype=np.float64), scores, points
 
 
 def detect_faces(detector: Any, image: np.ndarray, retry_pad: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -256,12 +264,21 @@ def detect_faces(detector: Any, image: np.ndarray, retry_pad: float | None = Non
         ``(boxes, scores)``: float64 (N, 4) ``x1, y1, x2, y2`` pixels and float64 (N,), highest score first.
         Boxes that are empty or not finite are dropped (logged).
     """
+    boxes, scores, _ = detect_faces_with_landmarks(detector, image, retry_pad)
+    return boxes, scores
+
+
+def detect_faces_with_landmarks(detector: Any, image: np.ndarray, retry_pad: float | None = None
+                                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`detect_faces`, plus the faces' five landmarks (N, 5, 2) float64 when the detector gives them
+    (None otherwise), in the same order."""
     fn = detector.detect if hasattr(detector, "detect") else detector
     if not callable(fn):
         raise ModelError(f"a detector must have .detect(image) or be callable, got {type(detector).__name__}")
     dets = fn(image)
     if dets is None:
-        return np.zeros((0, 4)), np.zeros(0)
+        return np.zeros((0, 4)), np.zeros(0), None
+    points = getattr(dets, "landmarks", None)
     if isinstance(dets, Detections):
         xyxy, scores = dets.numpy()
     else:
@@ -274,14 +291,22 @@ def detect_faces(detector: Any, image: np.ndarray, retry_pad: float | None = Non
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(boxes) != len(scores):
         raise ModelError(f"the detector returned {len(boxes)} boxes but {len(scores)} scores")
+    if points is not None:
+        points = points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else points
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2)
+        if len(points) != len(boxes):
+            raise ModelError(f"the detector returned {len(boxes)} boxes but {len(points)} landmark sets")
     ok = np.isfinite(boxes).all(1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    if points is not None:
+        ok &= np.isfinite(points).all((1, 2))
     if not ok.all():
         _logger.warning("dropped %d empty or non-finite box(es) from the detector", int((~ok).sum()))
         boxes, scores = boxes[ok], scores[ok]
+        points = points[ok] if points is not None else None
     order = np.argsort(-scores, kind="stable")
     if len(boxes) == 0 and retry_pad and retry_pad > 1.0:
-        return detect_on_canvas(detector, image, retry_pad)
-    return boxes[order], scores[order]
+        return _detect_on_canvas(detector, image, retry_pad)
+    return boxes[order], scores[order], (points[order] if points is not None else None)
 
 
 def _check_image(image: Any) -> np.ndarray:
@@ -327,6 +352,7 @@ class FaceResult:
         second_name: the runner-up person, or None.
         second_distance: the runner-up's distance, or None.
         margin: ``second_distance - distance`` (None without a runner-up).
+        landmarks: five ``(x, y)`` points (eyes, nose tip, mouth corners) when the detector gives them.
     """
 
     box: tuple[float, float, float, float]
@@ -337,18 +363,22 @@ class FaceResult:
     second_name: str | None = None
     second_distance: float | None = None
     margin: float | None = None
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
     @property
     def known(self) -> bool:
         return self.name != UNKNOWN
 
     @classmethod
-    def from_match(cls, box: Sequence[float], score: float, m: Match | None) -> FaceResult:
+    def from_match(cls, box: Sequence[float], score: float, m: Match | None,
+                   landmarks: np.ndarray | None = None) -> FaceResult:
         b = tuple(float(v) for v in box)
+        lm = None if landmarks is None else tuple((float(x), float(y)) for x, y in np.asarray(landmarks).reshape(5, 2))
         if m is None:
-            return cls(box=b, det_score=float(score), name=UNKNOWN)
+            return cls(box=b, det_score=float(score), name=UNKNOWN, landmarks=lm)
         return cls(
             box=b,
+            landmarks=lm,
             det_score=float(score),
             name=m.name,
             distance=float(m.distance),
@@ -359,8 +389,9 @@ class FaceResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (box in pixels to 2 decimals, scores and distances to 4)."""
-        return {
+        """JSON-ready dict (box in pixels to 2 decimals, scores and distances to 4; ``landmarks`` as five
+        ``[x, y]`` when the detector gives them)."""
+        out = {
             "box": [round(v, 2) for v in self.box],
             "det_score": _fin(self.det_score),
             "name": self.name,
@@ -370,6 +401,9 @@ class FaceResult:
             "second_distance": _fin(self.second_distance),
             "margin": _fin(self.margin),
         }
+        if self.landmarks is not None:
+            out["landmarks"] = [[round(x, 2), round(y, 2)] for x, y in self.landmarks]
+        return out
 
 
 @dataclass
@@ -425,14 +459,19 @@ class LabelResult:
 
         return [format_label(f.name, f.distance, digits) for f in self.faces]
 
-    def draw(self, image: np.ndarray, color: tuple[int, int, int] = (255, 0, 0), **kwargs: Any) -> np.ndarray:
-        """A copy of ``image`` (uint8 (H, W, 3)) with a red box and ``name distance`` on every face.
+    def draw(self, image: np.ndarray, color: tuple[int, int, int] = (255, 0, 0), landmarks: bool = False,
+             **kwargs: Any) -> np.ndarray:
+        """A copy of ``image`` (uint8 (H, W, 3)) with a red box and ``name distance`` on every face, and with
+        ``landmarks`` its five points as dots (faces without points get none).
 
         Extra keyword arguments go to :func:`iznet.viz.draw.draw_detections` (``font=``, ``line_width=``...).
         """
         from iznet.viz.draw import draw_detections
 
-        return draw_detections(image, self.boxes, self.labels(), color=color, **kwargs)
+        points = None
+        if landmarks:
+            points = [f.landmarks for f in self.faces]
+        return draw_detections(image, self.boxes, self.labels(), color=color, landmarks=points, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------- pipeline
@@ -557,11 +596,12 @@ class Pipeline:
             A :class:`LabelResult`; no face gives an empty ``faces`` list, not an error.
         """
         img = _check_image(image)
-        boxes, scores = detect_faces(self.detector, img, retry_pad=NO_FACE_RETRY_PAD)
+        boxes, scores, points = detect_faces_with_landmarks(self.detector, img, retry_pad=NO_FACE_RETRY_PAD)
         matches: list[Match | None] = [None] * len(boxes)
         if len(boxes) and self.matcher is not None:
             matches = self.matcher.match(self.embed_boxes(img, boxes))
-        faces = [FaceResult.from_match(b, s, m) for b, s, m in zip(boxes, scores, matches)]
+        pts = list(points) if points is not None else [None] * len(boxes)
+        faces = [FaceResult.from_match(b, s, m, p) for b, s, m, p in zip(boxes, scores, matches, pts)]
         return LabelResult(
             faces=faces,
             image_size=(int(img.shape[1]), int(img.shape[0])),
@@ -948,7 +988,7 @@ def calibrate_on_lfw(embedder: Embedder, pairs: str = "view1", lfw_root: str | P
 
 
 __all__ = [
-    "ASSETS_DIR", "Calibration", "check_gallery_embedder", "DemoAssets", "EMPTY_MESSAGE", "EnrollReport", "FaceCrop", "FaceDetector",
+    "ASSETS_DIR", "Calibration", "check_gallery_embedder", "DemoAssets", "EMPTY_MESSAGE", "EnrollReport", "detect_faces_with_landmarks", "FaceCrop", "FaceDetector",
     "FaceResult", "LabelResult", "Pipeline", "RebuildReport", "calibrate_on_lfw", "count_images",
     "crops_to_batch", "default_detector_spec", "default_embedder_spec", "default_gallery_path", "demo_assets",
     "detect_faces", "embedder_tag", "enroll_files", "enroll_folder", "face_crop_from_file", "lfw_pairs_for",

@@ -28,6 +28,9 @@ class FaceOut(BaseModel):
     second_name: Optional[str] = Field(None, description="the runner-up person")
     second_distance: Optional[float] = None
     margin: Optional[float] = Field(None, description="second_distance - distance")
+    landmarks: Optional[list[list[float]]] = Field(
+        None, description="five [x, y] points in pixels of the photo: the eye on the image's left, the other eye, "
+                          "the nose tip, the left and the right mouth corner; null when the detector gives none")
 
 
 class LabelOut(BaseModel):

@@ -65,6 +65,7 @@ def draw_detections(
     line_width: int | None = None,
     font_size: int | None = None,
     font: str | Path | None = None,
+    landmarks: Sequence | None = None,
 ) -> np.ndarray:
     """Draw boxes and labels on a copy of ``image``.
 
@@ -77,6 +78,8 @@ def draw_detections(
         color: one RGB colour for all boxes, or one per box.
         line_width, font_size: override the sizes derived from the image size.
         font: a TrueType font file instead of PIL's default font.
+        landmarks: per box its points ((K, 2) x, y pixels, e.g. the five facial landmarks) drawn as small
+            dots of the box colour, or None for that box; None: no dots at all.
 
     Returns:
         A new uint8 (H, W, 3) array.
@@ -94,6 +97,8 @@ def draw_detections(
     n = len(b)
     if labels is not None and len(labels) != n:
         raise DrawError(f"{len(labels)} labels for {n} boxes")
+    if landmarks is not None and len(landmarks) != n:
+        raise DrawError(f"{len(landmarks)} landmark sets for {n} boxes")
     if len(color) == 3 and all(isinstance(c, (int, np.integer)) for c in color):
         colors = [tuple(int(c) for c in color)] * n
     else:
@@ -116,6 +121,11 @@ def draw_detections(
         x1, y1 = int(round(np.clip(x1, 0, W - 1))), int(round(np.clip(y1, 0, H - 1)))
         x2, y2 = int(round(np.clip(x2, 0, W - 1))), int(round(np.clip(y2, 0, H - 1)))
         draw.rectangle((x1, y1, x2, y2), outline=colors[i], width=lw)
+        if landmarks is not None and landmarks[i] is not None:
+            pts = np.asarray(landmarks[i], dtype=np.float64).reshape(-1, 2)
+            r = max(1, lw)
+            for x, y in pts[np.isfinite(pts).all(1)]:
+                draw.ellipse((x - r, y - r, x + r, y + r), fill=colors[i])
         text = labels[i] if labels is not None else None
         if not text:
             continue
