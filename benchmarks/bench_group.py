@@ -134,9 +134,9 @@ def time_pipeline(pipe: Any, image: np.ndarray, repeats: int, warmup: int = 3) -
         cpu["total"].append(time.process_time() - c)
     for _ in range(repeats):
         marks = [(time.perf_counter(), time.process_time())]
-        boxes, _ = pl.detect_faces(pipe.detector, image)
+        boxes, _, points = pl.detect_faces_with_landmarks(pipe.detector, image)
         marks.append((time.perf_counter(), time.process_time()))
-        e = pipe.embed_boxes(image, boxes)
+        e = pipe.embed_boxes(image, boxes, points)
         marks.append((time.perf_counter(), time.process_time()))
         pipe.matcher.match(e)
         marks.append((time.perf_counter(), time.process_time()))

@@ -110,3 +110,20 @@ def test_yunet_landmarks_align_an_lfw_face(shared_data):
     canvas = cv2.copyMakeBorder(aligned, 56, 56, 56, 56, cv2.BORDER_CONSTANT, value=(0, 0, 0))
     _, lm2, _ = YuNetDetector(models[-1]).detect_landmarks(canvas)
     assert np.abs(lm2[0] - 56 - TEMPLATE_112).max() < 6
+
+
+def test_face_pixels_follows_the_convention_and_falls_back_without_landmarks():
+    from iznet.data.align import face_pixels, needs_landmarks
+    from iznet.data.crops import crop_face
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (120, 140, 3), dtype=np.uint8)
+    box = (30.0, 20.0, 90.0, 95.0)
+    pts = TEMPLATE_112 * 0.5 + np.array([30.0, 20.0])
+    assert np.array_equal(face_pixels(img, box, pts, 56, "aligned"), align_face(img, pts, 56))
+    assert np.array_equal(face_pixels(img, box, pts, 56, "box"), crop_face(img, box, 56))
+    assert np.array_equal(face_pixels(img, box, None, 56, "aligned", scale=1.1), crop_face(img, box, 56, scale=1.1))
+    assert needs_landmarks("aligned", None) and not needs_landmarks("box", None)
+    assert not needs_landmarks("aligned", pts)
+    with pytest.raises(ValueError, match="unknown face crop convention 'tight'"):
+        face_pixels(img, box, pts, 56, "tight")

@@ -252,3 +252,25 @@ def test_ensemble_runs_each_member_on_onnxruntime(embedder_ckpt, tmp_path):
         load_embedder_runtime(f"{embedder_ckpt}+", "onnx", tmp_path)
     with pytest.raises(ModelError, match="is an ensemble: export each member"):
         export_model(spec, tmp_path / "ens.onnx")
+
+
+def test_the_face_crop_convention_travels_with_checkpoint_and_onnx_file(tmp_path):
+    from iznet.engine.checkpoint import save_checkpoint
+    from iznet.models import create_model
+    from iznet.recognize.embedder import EnsembleEmbedder, load_embedder
+
+    m = create_model("nn4_small", input_size=EMB_SIZE)
+    paths = {}
+    for crop in ("aligned", "box", "tight"):
+        paths[crop] = save_checkpoint(tmp_path / f"{crop}.pt", kind="embedder", model="nn4_small",
+                                      model_kwargs={"input_size": EMB_SIZE}, state_dict=m.state_dict(),
+                                      meta={"crop": crop})
+    aligned = load_embedder(str(paths["aligned"]), device="cpu")
+    assert aligned.face_crop == "aligned" and load_embedder(str(paths["box"]), device="cpu").face_crop == "box"
+    with pytest.raises(ModelError, match="unknown face crop convention 'tight'"):
+        load_embedder(str(paths["tight"]), device="cpu")
+    with pytest.raises(ModelError, match="different face crops"):
+        EnsembleEmbedder([aligned, load_embedder(str(paths["box"]), device="cpu")])
+    export_model(paths["aligned"], tmp_path / "a.onnx", verify=False)
+    assert read_onnx_metadata(tmp_path / "a.onnx")["iznet.crop"] == "aligned"
+    assert OnnxEmbedder(tmp_path / "a.onnx", threads=1).face_crop == "aligned"

@@ -98,3 +98,24 @@ def test_corrupt_manifest_redoes_everything(tmp_path, scraped, blob_detector):
     (out / MANIFEST_NAME).write_text("{ not json")
     rep = extract_faces(scraped, out, blob_detector, size=48)
     assert rep.processed == 4 and json.loads((out / MANIFEST_NAME).read_text())["format"] == "iznet-extract-v1"
+
+
+def test_aligned_crops_use_the_landmarks_and_redo_box_runs(tmp_path, scraped, blob_detector):
+    from test_pipeline_label import PointedDetector, REL_POINTS
+
+    from iznet.data.align import align_face
+
+    out = tmp_path / "faces"
+    extract_faces(scraped, out, blob_detector, size=48)
+    rep = extract_faces(scraped, out, PointedDetector(blob_detector), size=48, crop="aligned",
+                        detector_name="blobs")
+    assert rep.processed == 4 and rep.without_landmarks == 0  # another crop (or detector): every photo redone
+    img = load_image(scraped / "bob" / "b.png")
+    box = np.array([70.0, 40, 110, 80])
+    want = align_face(img, box[:2] + REL_POINTS * (box[2:] - box[:2]), 48).astype(float)
+    assert np.abs(load_image(out / "bob" / "b.jpg").astype(float) - want).mean() < 4
+    # a detector without landmarks: box crops, counted
+    rep = extract_faces(scraped, tmp_path / "f2", blob_detector, size=48, crop="aligned")
+    assert rep.without_landmarks == 3 and "3 faces without landmarks" in rep.summary()
+    with pytest.raises(DataError, match="crop must be one of box, aligned"):
+        extract_faces(scraped, tmp_path / "o", blob_detector, crop="tight")

@@ -328,3 +328,45 @@ def test_landmarks_map_back_from_the_padded_canvas(synth, blob_detector):
     assert len(boxes) == 1
     h, w = crop.shape[:2]
     np.testing.assert_allclose(points[0], REL_POINTS * [w, h], atol=1.5)
+
+
+def test_an_aligned_embedder_gets_aligned_crops_in_labelling_enrolment_and_rebuild(synth, tmp_path, blob_detector):
+    from iznet.data.align import align_face
+    from iznet.data.images import load_image
+    from iznet.recognize.pipeline import detect_faces_with_landmarks, rebuild_embeddings
+
+    seen = []
+
+    class Aligned(RawPixelEmbedder):
+        face_crop = "aligned"
+
+        def embed(self, images, batch_size=256):
+            seen.append(images.clone())
+            return super().embed(images, batch_size)
+
+    emb = Aligned(size=16)
+    det = PointedDetector(blob_detector)
+    img, _ = _group(synth)
+    _, _, pts = detect_faces_with_landmarks(det, img)
+    g = Gallery(tmp_path / "g.db")
+    paths = [synth.save_png(tmp_path / "ann" / f"{v}.png", synth.face_pattern(0, v)) for v in (1, 2)]
+    enroll_files(g, "ann", paths, emb, det)
+    want_enrol = [align_face(load_image(p), _pointed(det, p), 16) for p in paths]
+    np.testing.assert_array_equal(seen[-1].permute(0, 2, 3, 1).numpy(), np.stack(want_enrol))
+    Pipeline(det, emb, g, threshold=THRESHOLD).label(img)
+    want = np.stack([align_face(img, p, 16) for p in pts])
+    np.testing.assert_array_equal(seen[-1].permute(0, 2, 3, 1).numpy(), want)
+    # the enrolment recorded the landmarks, so a rebuild cuts the same aligned crops
+    rebuild_embeddings(g, emb)
+    np.testing.assert_array_equal(seen[-1].permute(0, 2, 3, 1).numpy(), np.stack(want_enrol))
+    # a detector without landmarks: box crops, not an error
+    Pipeline(blob_detector, emb, g, threshold=THRESHOLD).label(img)
+    assert seen[-1].shape == (3, 3, 16, 16)
+    g.close()
+
+
+def _pointed(det, path):
+    from iznet.data.images import load_image
+    from iznet.recognize.pipeline import detect_faces_with_landmarks
+
+    return detect_faces_with_landmarks(det, load_image(path), retry_pad=2.0)[2][0]

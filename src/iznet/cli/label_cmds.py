@@ -196,6 +196,9 @@ def extract_faces_cmd(
     margin: Optional[float] = typer.Option(None, "--margin", help="crop side relative to the face box (default: the "
                                                         "project's crop convention, 1.3)"),
     keep: str = typer.Option("best", "--keep", help="best: the most confident face per photo; all: every face"),
+    crop: str = typer.Option("box", "--crop", help="box: the face box times --margin; aligned: the five landmarks "
+                                                   "onto the 112x112 template (for embedders trained on aligned "
+                                                   "faces; needs a detector with landmarks, e.g. the bundled one)"),
 ) -> None:
     """Cut the faces out of scraped photos into a face dataset (for training or `iznet enroll --no-detect`).
 
@@ -209,12 +212,16 @@ def extract_faces_cmd(
 
     if keep not in KEEP_CHOICES:
         raise typer.BadParameter(f"choose one of {', '.join(KEEP_CHOICES)}", param_hint="--keep")
+    from iznet.data.align import CROP_CONVENTIONS
+
+    if crop not in CROP_CONVENTIONS:
+        raise typer.BadParameter(f"choose one of {', '.join(CROP_CONVENTIONS)}", param_hint="--crop")
     spec = detector or pl.default_detector_spec()
     det = pl.load_detector_spec(spec)
     total = pl.count_images(photos)
     with tqdm(total=total, unit="photo", desc="extracting", dynamic_ncols=True) as bar:
         rep = extract_faces(photos, out, det, size=size, margin=FACE_CROP_SCALE if margin is None else margin,
-                            keep=keep, detector_name=spec, progress=bar.update)
+                            keep=keep, detector_name=spec, progress=bar.update, crop=crop)
     typer.echo(rep.summary())
     _echo_list("photos with no face", [str(p) for p in rep.no_face])
     kept = "the most confident was kept; check them" if keep == "best" else "all were kept"

@@ -100,3 +100,38 @@ def align_face(img: np.ndarray, landmarks, size: int = 112) -> np.ndarray:
         img = small
     return cv2.warpAffine(np.ascontiguousarray(img), m, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
+#: The two face crop conventions a model is trained and used with.
+CROP_CONVENTIONS = ("box", "aligned")
+
+
+def face_pixels(img: np.ndarray, box, landmarks, size: int, convention: str = "box",
+                scale: float | None = None) -> np.ndarray:
+    """The face crop an embedder expects: its ``convention`` applied to one detected face.
+
+    Args:
+        img: (H, W, 3) uint8 RGB image.
+        box: ``x1, y1, x2, y2`` of the face in pixels.
+        landmarks: (5, 2) points of the face, or None when the detector gives none.
+        size: crop side.
+        convention: ``box`` (:func:`iznet.data.crops.crop_face`, ``scale`` × the box) or ``aligned``
+            (:func:`align_face`). An aligned crop needs landmarks: without them the box crop is returned (the
+            caller reports it; see :func:`needs_landmarks`).
+        scale: box crop scale (default :data:`iznet.data.crops.FACE_CROP_SCALE`).
+
+    Raises:
+        ValueError: unknown convention.
+    """
+    from iznet.data.crops import FACE_CROP_SCALE, crop_face
+
+    if convention not in CROP_CONVENTIONS:
+        raise ValueError(f"unknown face crop convention {convention!r}; expected one of {', '.join(CROP_CONVENTIONS)}")
+    if convention == "aligned" and landmarks is not None:
+        return align_face(img, landmarks, size)
+    return crop_face(img, box, size, scale=FACE_CROP_SCALE if scale is None else float(scale))
+
+
+def needs_landmarks(convention: str, landmarks) -> bool:
+    """True when an ``aligned`` crop is asked for a face without landmarks (it falls back to the box crop)."""
+    return convention == "aligned" and landmarks is None

@@ -114,7 +114,12 @@ def build_train_data(spec: str, *, pack: str | Path | None = None, data_root: st
         names = [p.classes[int(l)] for l in p.labels]
         images = p.decode(device=device)
         if p.meta.get("dataset") == "iznet-collection-v1":
-            return _build_people(spec, images, names, dev_share, dev_pairs, rng)
+            data = _build_people(spec, images, names, dev_share, dev_pairs, rng)
+        else:
+            data = _build_group(spec, images, names, dev_pairs, rng)
+        if p.meta.get("crop") in ("aligned", "box"):
+            data.info["crop"] = p.meta["crop"]  # the face crop convention the model learns (see iznet.data.align)
+        return data
     elif path.is_dir():
         images, names = _pack_folder_in_memory(path, size, device)
     else:

@@ -517,7 +517,8 @@ class Trainer:
         return path
 
     def _save_model(self, name: str, extra: dict) -> Path:
-        meta = {**self.meta, "config": self.cfg.to_dict(), "tta": self.cfg.tta, "input_size": self.size, **extra}
+        meta = {**self.meta, "config": self.cfg.to_dict(), "tta": self.cfg.tta, "input_size": self.size,
+                "crop": self.data.info.get("crop", "box"), **extra}
         return save_checkpoint(self.run_dir / name, kind="embedder", model=self.cfg.model,
                                model_kwargs=self._model_kwargs(), state_dict=self.model.state_dict(), meta=meta)
 

@@ -320,7 +320,7 @@ def enroll_with_pipeline(pipeline: GroupPipeline, person: str, paths: Sequence[P
         ``(stored name or None when nothing could be enrolled, images enrolled, [(file, reason) skipped])``.
     """
     from iznet.recognize.gallery import sha256_file
-    from iznet.recognize.pipeline import detect_faces
+    from iznet.recognize.pipeline import detect_faces_with_landmarks
 
     items: list[tuple[str, str, np.ndarray]] = []
     skipped: list[tuple[str, str]] = []
@@ -330,11 +330,11 @@ def enroll_with_pipeline(pipeline: GroupPipeline, person: str, paths: Sequence[P
         except ImageError as e:
             skipped.append((str(p), e.reason))
             continue
-        boxes, _ = detect_faces(pipeline.detector, img)
+        boxes, _, points = detect_faces_with_landmarks(pipeline.detector, img)
         if len(boxes) == 0:
             skipped.append((str(p), "no face found"))
             continue
-        vec = np.asarray(pipeline.embed_boxes(img, boxes[:1]))[0]
+        vec = np.asarray(pipeline.embed_boxes(img, boxes[:1], None if points is None else points[:1]))[0]
         items.append((str(Path(p).resolve()), sha256_file(p), vec))
     if not items:
         return None, 0, skipped

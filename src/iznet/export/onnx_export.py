@@ -206,7 +206,8 @@ def embedder_metadata(embedder: Any, source: SourceModel | None = None) -> dict[
 
     Keys: ``iznet.format``, ``iznet.kind`` (``embedder``), ``iznet.name``, ``iznet.model`` (network class),
     ``iznet.input_size``, ``iznet.embedding_dim``, ``iznet.tta``, ``iznet.trained``, ``iznet.tag`` (gallery
-    tag of the PyTorch embedder), ``iznet.input``/``iznet.output`` (the contract in words), version keys, and
+    tag of the PyTorch embedder), ``iznet.crop`` (the face crop convention: ``box`` or ``aligned``),
+    ``iznet.input``/``iznet.output`` (the contract in words), version keys, and
     when known ``iznet.source``, ``iznet.source_sha256``, ``iznet.threshold`` (a threshold the checkpoint
     holds; galleries may store their own under the tag) and ``iznet.calibration`` (JSON: the checkpoint's
     shipped unknown-face rule, used by galleries that store no threshold).
@@ -221,6 +222,7 @@ def embedder_metadata(embedder: Any, source: SourceModel | None = None) -> dict[
         "iznet.tta": str(bool(embedder.tta)).lower(),
         "iznet.trained": str(bool(embedder.trained)).lower(),
         "iznet.tag": embedder_tag(embedder),
+        "iznet.crop": str(getattr(embedder, "face_crop", "box")),
         "iznet.input": f"{EMBEDDER_INPUT}: float32 (batch, 3, S, S), uint8 RGB crops through iznet.models.preprocess"
                        " ((x / 255 - 0.5) / 0.5)",
         "iznet.output": f"{EMBEDDER_OUTPUT}: float32 (batch, D), L2-normalised",

@@ -131,6 +131,9 @@ class OnnxEmbedder(Embedder):
         self.tta = _flag(md.get("iznet.tta"), False)
         self.trained = _flag(md.get("iznet.trained"), True)
         self.tag = md.get("iznet.tag") or None
+        from iznet.recognize.embedder import _crop_convention
+
+        self.face_crop = _crop_convention(md.get("iznet.crop", "box"), self.path)
         self.threshold = float(md["iznet.threshold"]) if "iznet.threshold" in md else None
         self.calibration = None
         if "iznet.calibration" in md:

@@ -155,7 +155,8 @@ def cluster_photos(photos, out, detector, embedder, *, method: str = "agglomerat
     from iznet.data.crops import FACE_CROP_SCALE, crop_face
     from iznet.data.images import load_image
     from iznet.errors import ImageError
-    from iznet.recognize.pipeline import NO_FACE_RETRY_PAD, crops_to_batch, detect_faces
+    from iznet.recognize.pipeline import (NO_FACE_RETRY_PAD, crops_to_batch, detect_faces_with_landmarks,
+                                          embedder_crops)
     from iznet.utils.io import atomic_path, write_json
 
     out = Path(out)
@@ -175,15 +176,16 @@ def cluster_photos(photos, out, detector, embedder, *, method: str = "agglomerat
             if progress:
                 progress(1)
             continue
-        boxes, scores = detect_faces(detector, img, retry_pad=NO_FACE_RETRY_PAD)
+        boxes, scores, points = detect_faces_with_landmarks(detector, img, retry_pad=NO_FACE_RETRY_PAD)
         if len(boxes) == 0:
             skipped.append({"photo": str(p), "reason": "no face found"})
+        if len(boxes):
+            crops_emb.extend(embedder_crops(embedder, img, boxes, points))
         for i, (b, s) in enumerate(zip(boxes, scores)):
             side = float(max(b[2] - b[0], b[3] - b[1]))
             faces.append({"photo": str(p), "face": i, "box": [round(float(v), 1) for v in b],
                           "score": round(float(s), 4), "small": side < min_face})
             crops_small.append(crop_face(img, b, crop_size, scale=FACE_CROP_SCALE))
-            crops_emb.append(crop_face(img, b, int(embedder.input_size), scale=FACE_CROP_SCALE))
         if progress:
             progress(1)
     if not faces:

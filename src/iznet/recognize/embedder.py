@@ -64,9 +64,12 @@ class Embedder:
         input_size: side of the square crops it works best on; other sizes are resized.
         calibrated_threshold: the unknown-face threshold shipped with a checkpoint (``meta["calibration"]``),
             used by galleries that store none of their own; None when there is none.
+        face_crop: the face crop convention it was trained on (:data:`iznet.data.align.CROP_CONVENTIONS`): ``box``
+            (the 1.3× box crop) or ``aligned`` (five landmarks onto the 112×112 template).
     """
 
     name: str = "embedder"
+    face_crop: str = "box"
     needs_fit: bool = False
     trained: bool = True
     calibrated_threshold: float | None = None
@@ -322,6 +325,11 @@ class EnsembleEmbedder(Embedder):
         self.needs_fit = any(m.needs_fit for m in members)
         self.trained = all(m.trained for m in members)
         self.input_size = max(int(m.input_size) for m in members)
+        crops = sorted({m.face_crop for m in members})
+        if len(crops) > 1:
+            raise ModelError(f"ensemble members use different face crops ({', '.join(crops)}); combine embedders "
+                             "trained on the same crop convention")
+        self.face_crop = crops[0]
         self.name = name or "+".join(m.name for m in members)
 
     @property
@@ -465,4 +473,14 @@ def _from_checkpoint(path: Path, device, tta: bool | None) -> NetworkEmbedder:
     if isinstance(cal, dict) and isinstance(cal.get("threshold"), (int, float)) and math.isfinite(cal["threshold"]):
         emb.calibrated_threshold = float(cal["threshold"])
         emb.calibration = dict(cal)
+    emb.face_crop = _crop_convention(meta.get("crop", "box"), path)
     return emb
+
+
+def _crop_convention(value: Any, where: Any) -> str:
+    from iznet.data.align import CROP_CONVENTIONS
+
+    if value not in CROP_CONVENTIONS:
+        raise ModelError(f"{where}: unknown face crop convention {value!r}; expected one of "
+                         f"{', '.join(CROP_CONVENTIONS)}")
+    return str(value)

@@ -2,7 +2,8 @@
 
 ``photos_root/<person>/<photo>`` becomes ``out_root/<person>/<photo stem>.jpg``: the most confident face
 of each photo (or every face, ``keep="all"``: ``<stem>_<i>.jpg``, i = 0 for the most confident), cut with
-the project's crop convention (:func:`iznet.data.crops.crop_face`). Nothing is guessed silently: photos
+the project's crop convention (:func:`iznet.data.crops.crop_face`, or aligned on the face's landmarks with
+``crop="aligned"``, :func:`iznet.data.align.face_pixels`). Nothing is guessed silently: photos
 with no face and photos with several faces are listed in the :class:`ExtractReport`, and unreadable files
 are skipped, counted and named.
 
@@ -22,10 +23,10 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
-from iznet.data.crops import FACE_CROP_SCALE, crop_face
+from iznet.data.crops import FACE_CROP_SCALE
 from iznet.data.images import SkipReport, load_image
 from iznet.errors import DataError, ImageError
-from iznet.recognize.pipeline import NO_FACE_RETRY_PAD, detect_faces, person_folders
+from iznet.recognize.pipeline import NO_FACE_RETRY_PAD, detect_faces_with_landmarks, person_folders
 from iznet.utils.io import atomic_path, write_json
 
 _logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class ExtractReport:
             confident was kept: check those), sorted.
         unreadable: files that could not be read as images, with the reason.
         empty_folders: person folders without any image.
+        without_landmarks: faces asked for as aligned crops that had no landmarks (cut as box crops instead).
     """
 
     out_root: Path
@@ -67,6 +69,7 @@ class ExtractReport:
     several_faces: list[tuple[Path, int]] = field(default_factory=list)
     unreadable: SkipReport = field(default_factory=SkipReport)
     empty_folders: list[Path] = field(default_factory=list)
+    without_landmarks: int = 0
 
     def summary(self) -> str:
         """One line of counts."""
@@ -75,11 +78,15 @@ class ExtractReport:
             f" {self.faces_written} face crops written ({self.crops_total} in {self.out_root});"
             f" {len(self.no_face)} with no face, {len(self.several_faces)} with several faces,"
             f" {self.unreadable.count} unreadable"
+            + (f"; {self.without_landmarks} faces without landmarks cut as box crops" if self.without_landmarks else "")
         )
 
 
-def _settings(size: int, margin: float, keep: str, detector_name: str) -> dict[str, Any]:
-    return {"size": int(size), "margin": float(margin), "keep": keep, "detector": detector_name}
+def _settings(size: int, margin: float, keep: str, detector_name: str, crop: str = "box") -> dict[str, Any]:
+    out = {"size": int(size), "margin": float(margin), "keep": keep, "detector": detector_name}
+    if crop != "box":  # manifests of box crops keep their old settings (nothing is redone)
+        out["crop"] = crop
+    return out
 
 
 def _load_manifest(path: Path) -> dict[str, dict[str, Any]]:
@@ -132,6 +139,7 @@ def extract_faces(
     keep: str = "best",
     detector_name: str | None = None,
     progress: Callable[[int], None] | None = None,
+    crop: str = "box",
 ) -> ExtractReport:
     """Cut faces out of ``photos_root/<person>/<photo>`` into ``out_root/<person>/``.
 
@@ -145,6 +153,9 @@ def extract_faces(
         detector_name: how the detector is recorded in the manifest (a different name redoes every photo);
             default: its ``name`` attribute, else its class name.
         progress: called with 1 per photo.
+        crop: ``box`` (``margin`` × the face box) or ``aligned`` (the face's five landmarks onto the 112×112
+            template scaled to ``size``, for embedders trained on aligned faces; a face without landmarks —
+            a detector that gives none — is cut as a box crop and counted in ``report.without_landmarks``).
 
     Returns:
         An :class:`ExtractReport`.
@@ -159,12 +170,16 @@ def extract_faces(
         raise DataError(f"crop size must be at least 8 pixels, got {size}")
     if not margin > 0:
         raise DataError(f"margin must be positive, got {margin}")
+    from iznet.data.align import CROP_CONVENTIONS
+
+    if crop not in CROP_CONVENTIONS:
+        raise DataError(f"crop must be one of {', '.join(CROP_CONVENTIONS)}, got {crop!r}")
     photos_root, out_root = Path(photos_root), Path(out_root)
     if out_root.resolve().is_relative_to(photos_root.resolve()):
         raise DataError(f"the output folder {out_root} lies inside the photo folder {photos_root}; choose another")
     folders = person_folders(photos_root)
     name = detector_name or str(getattr(detector, "name", type(detector).__name__))
-    settings = _settings(size, margin, keep, name)
+    settings = _settings(size, margin, keep, name, crop)
     manifest_path = out_root / MANIFEST_NAME
     entries = _load_manifest(manifest_path)
     report = ExtractReport(out_root=out_root, people=len(folders))
@@ -197,7 +212,9 @@ def extract_faces(
                         if progress is not None:
                             progress(1)
                         continue
-                    entry = _extract_one(img, detector, out_root, person, stems[photo], size, margin, keep, entry)
+                    entry = _extract_one(img, detector, out_root, person, stems[photo], size, margin, keep, entry,
+                                         crop)
+                    report.without_landmarks += int(entry.pop("_without_landmarks", 0))
                     entry.update(settings=settings, bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
                     entries[key] = entry
                     report.processed += 1
@@ -223,18 +240,24 @@ def extract_faces(
 
 
 def _extract_one(img: np.ndarray, detector: Any, out_root: Path, person: str, stem: str, size: int,
-                 margin: float, keep: str, old: dict[str, Any] | None) -> dict[str, Any]:
+                 margin: float, keep: str, old: dict[str, Any] | None, crop: str = "box") -> dict[str, Any]:
     """Detect, crop and write one photo's faces; returns its manifest entry (without settings and stat)."""
-    boxes, scores = detect_faces(detector, img, retry_pad=NO_FACE_RETRY_PAD)
+    from iznet.data.align import face_pixels, needs_landmarks
+
+    boxes, scores, points = detect_faces_with_landmarks(detector, img, retry_pad=NO_FACE_RETRY_PAD)
     chosen = range(len(boxes)) if keep == "all" else range(min(1, len(boxes)))
     outputs: list[str] = []
+    missing = 0
     for i in chosen:
         rel = f"{person}/{stem}.jpg" if keep == "best" else f"{person}/{stem}_{i}.jpg"
-        _write_jpeg(out_root / rel, crop_face(img, boxes[i], int(size), scale=float(margin)))
+        lm = points[i] if points is not None else None
+        missing += needs_landmarks(crop, lm)
+        _write_jpeg(out_root / rel, face_pixels(img, boxes[i], lm, int(size), crop, float(margin)))
         outputs.append(rel)
     for stale in set((old or {}).get("outputs", [])) - set(outputs):  # from an earlier run with other results
         (out_root / stale).unlink(missing_ok=True)
     return {
+        "_without_landmarks": missing,
         "faces": int(len(boxes)),
         "outputs": outputs,
         "boxes": [[round(float(v), 2) for v in b] for b in boxes],

@@ -4,7 +4,8 @@
 
 1. the detector finds boxes in the photo (any object with ``detect(image (H, W, 3) uint8) -> Detections``,
    or a plain callable doing the same);
-2. every box is cut with :func:`iznet.data.crops.crop_face` (the project's one crop convention, so the
+2. every box is cut with :func:`iznet.data.crops.crop_face` (or aligned on its landmarks for an embedder
+   trained on aligned faces, :func:`iznet.data.align.face_pixels`; the crop convention, so the
    crops look like the training crops) at the embedder's ``input_size``;
 3. all faces of a photo are embedded in one batch;
 4. a :class:`~iznet.recognize.matcher.Matcher` built from the gallery's prototypes for the embedder's tag
@@ -323,6 +324,27 @@ def crops_to_batch(crops: Sequence[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
 
 
+def embedder_crops(embedder: Any, image: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray | None,
+                   margin_scale: float = FACE_CROP_SCALE) -> list[np.ndarray]:
+    """The crops ``embedder`` expects for the faces at ``boxes`` (N, 4): box crops, or aligned crops from
+    ``landmarks`` (N, 5, 2) when the embedder was trained on aligned faces. An aligned embedder given faces
+    without landmarks (a detector that gives none) gets box crops, with a warning logged once per call."""
+    return face_crops(image, boxes, landmarks, int(embedder.input_size), getattr(embedder, "face_crop", "box"),
+                      margin_scale)
+
+
+def face_crops(image: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray | None, size: int,
+               convention: str = "box", margin_scale: float = FACE_CROP_SCALE) -> list[np.ndarray]:
+    """:func:`embedder_crops` for a crop ``convention`` and ``size`` given directly."""
+    from iznet.data.align import face_pixels, needs_landmarks
+
+    pts = list(landmarks) if landmarks is not None else [None] * len(boxes)
+    if len(boxes) and needs_landmarks(convention, landmarks):
+        _logger.warning("the embedder expects aligned faces but the detector gives no landmarks; using box crops "
+                        "(use a detector with landmarks, e.g. the bundled one)")
+    return [face_pixels(image, b, p, size, convention, margin_scale) for b, p in zip(boxes, pts)]
+
+
 def whole_image_crop(image: np.ndarray, size: int) -> np.ndarray:
     """An image that already is a face crop, as a ``size`` x ``size`` crop: its centre square, resized.
 
@@ -578,11 +600,11 @@ class Pipeline:
             self.warnings.append(msg)
             _logger.debug("%s", msg)
 
-    def embed_boxes(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def embed_boxes(self, image: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         """Embeddings (N, D) float32 of the faces at ``boxes`` (N, 4) in ``image``, in one batch per
-        ``batch_size`` faces; crops follow :func:`iznet.data.crops.crop_face`."""
-        size = int(self.embedder.input_size)
-        crops = [crop_face(image, b, size, scale=self.margin_scale) for b in boxes]
+        ``batch_size`` faces; crops follow the embedder's convention (:func:`iznet.data.align.face_pixels`:
+        the box crop, or the aligned crop from ``landmarks`` (N, 5, 2) for an embedder trained on those)."""
+        crops = embedder_crops(self.embedder, image, boxes, landmarks, self.margin_scale)
         return self.embedder.embed(crops_to_batch(crops), batch_size=self.batch_size)
 
     def label(self, image: np.ndarray, source: str | Path | None = None) -> LabelResult:
@@ -599,7 +621,7 @@ class Pipeline:
         boxes, scores, points = detect_faces_with_landmarks(self.detector, img, retry_pad=NO_FACE_RETRY_PAD)
         matches: list[Match | None] = [None] * len(boxes)
         if len(boxes) and self.matcher is not None:
-            matches = self.matcher.match(self.embed_boxes(img, boxes))
+            matches = self.matcher.match(self.embed_boxes(img, boxes, points))
         pts = list(points) if points is not None else [None] * len(boxes)
         faces = [FaceResult.from_match(b, s, m, p) for b, s, m, p in zip(boxes, scores, matches, pts)]
         return LabelResult(
@@ -628,6 +650,7 @@ class FaceCrop:
         crop: uint8 (S, S, 3).
         box: the detected face box (None: the whole image was the crop).
         n_faces: faces the detector found (1 when not detecting).
+        landmarks: the face's five points when the detector gives them.
     """
 
     path: Path
@@ -635,10 +658,11 @@ class FaceCrop:
     crop: np.ndarray
     box: tuple[float, float, float, float] | None
     n_faces: int = 1
+    landmarks: np.ndarray | None = None
 
 
 def face_crop_from_file(path: str | Path, size: int, detector: Any | None = None,
-                        margin_scale: float = FACE_CROP_SCALE) -> FaceCrop:
+                        margin_scale: float = FACE_CROP_SCALE, convention: str = "box") -> FaceCrop:
     """Read a picture of one person and cut their face.
 
     Args:
@@ -647,6 +671,7 @@ def face_crop_from_file(path: str | Path, size: int, detector: Any | None = None
         detector: None when the image already is a face crop (its centre square is used); otherwise the
             most confident face is kept (``n_faces`` tells how many there were).
         margin_scale: crop convention scale.
+        convention: ``box`` or ``aligned`` (the embedder's :attr:`~iznet.recognize.embedder.Embedder.face_crop`).
 
     Raises:
         ImageError: unreadable file. NoFaceError: the detector found no face.
@@ -657,11 +682,13 @@ def face_crop_from_file(path: str | Path, size: int, detector: Any | None = None
     img = load_image(path)
     if detector is None:
         return FaceCrop(path, sha256_file(path), whole_image_crop(img, size), None, 1)
-    boxes, _ = detect_faces(detector, img, retry_pad=NO_FACE_RETRY_PAD)
+    boxes, _, points = detect_faces_with_landmarks(detector, img, retry_pad=NO_FACE_RETRY_PAD)
     if len(boxes) == 0:
         raise NoFaceError(path)
     box = tuple(float(v) for v in boxes[0])
-    return FaceCrop(path, sha256_file(path), crop_face(img, box, size, scale=margin_scale), box, len(boxes))
+    lm = points[0] if points is not None else None
+    crop = face_crops(img, boxes[:1], None if lm is None else lm[None], size, convention, margin_scale)[0]
+    return FaceCrop(path, sha256_file(path), crop, box, len(boxes), lm)
 
 
 @dataclass
@@ -724,7 +751,8 @@ def enroll_files(
     for p in paths:
         p = Path(p)
         try:
-            fc = face_crop_from_file(p, int(embedder.input_size), detector, margin_scale)
+            fc = face_crop_from_file(p, int(embedder.input_size), detector, margin_scale,
+                                     getattr(embedder, "face_crop", "box"))
         except ImageError as e:
             report.skipped.append((p, e.reason))
         except NoFaceError:
@@ -746,14 +774,21 @@ def enroll_files(
     emb = embedder.embed(crops_to_batch([c.crop for c in crops]), batch_size=64)
     items = [(str(c.path.resolve()), c.sha256, e) for c, e in zip(crops, emb)]
     # the crop records go in the enrolment's own transaction: a crash cannot keep one without the other
-    sources = {c.sha256: {"box": None if c.box is None else [round(v, 3) for v in c.box], "margin": margin_scale}
-               for c in crops}
+    sources = {c.sha256: _source_record(c, margin_scale) for c in crops}
     res = gallery.enroll(name, items, embedder_tag=tag, method=method, k=k, sources=sources)
     by_label = {str(c.path.resolve()): c for c in crops}
     report.name, report.created = res.name, res.created
     report.added = [by_label[a].path for a in res.added]
     report.duplicates = [by_label[d].path for d in res.duplicates]
     return report
+
+
+def _source_record(c: FaceCrop, margin_scale: float) -> dict:
+    """How an enrolled picture was cut (its box, margin and landmarks), so a rebuild cuts it the same way."""
+    rec = {"box": None if c.box is None else [round(v, 3) for v in c.box], "margin": margin_scale}
+    if c.landmarks is not None:
+        rec["landmarks"] = [[round(float(x), 3), round(float(y), 3)] for x, y in c.landmarks]
+    return rec
 
 
 def check_gallery_embedder(gallery: Gallery, tag: str) -> None:
@@ -863,7 +898,8 @@ def rebuild_embeddings(gallery: Gallery, embedder: Embedder,
 
     Each stored path is read again, its SHA-256 checked against the enrolled one, cropped with the box
     recorded at enrolment (or as a whole-image crop when none was recorded) at the new embedder's input
-    size, and embedded. If any picture is missing, changed or unreadable, nothing is written and the
+    size and crop convention (aligned from the recorded landmarks when it was trained on aligned faces), and
+    embedded. If any picture is missing, changed or unreadable, nothing is written and the
     report lists them; otherwise the embeddings and prototypes are written in one transaction
     (:meth:`Gallery.replace_embeddings`).
     """
@@ -886,7 +922,10 @@ def rebuild_embeddings(gallery: Gallery, embedder: Embedder,
                 report.without_box += 1 if not info else 0
                 crops.append(whole_image_crop(img, size))
             else:
-                crops.append(crop_face(img, box, size, scale=float(info.get("margin", FACE_CROP_SCALE))))
+                lm = info.get("landmarks")
+                lm = None if lm is None else np.asarray(lm, dtype=np.float64)[None]
+                crops.append(embedder_crops(embedder, img, np.asarray([box], dtype=np.float64), lm,
+                                            float(info.get("margin", FACE_CROP_SCALE)))[0])
             ids.append(rec.id)
         except (ImageError, GalleryError) as e:
             report.missing.append((rec.path, getattr(e, "reason", str(e))))
