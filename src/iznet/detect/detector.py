@@ -88,12 +88,27 @@ class YoloFaceDetector:
                      config: PostprocessConfig | None = None) -> list[Detections]:
         """Detect faces in several (H, W, 3) uint8 RGB images; boxes are in each image's pixels."""
         images = [_check_rgb(im) for im in images]
-        return detect_images(lambda x: self.model(cpu_channels_last(x.to(self.device, non_blocking=True))),
-                             images, self.model.image_size, config or self.config, self.tta, batch_size)
+        found = detect_images(lambda x: self.model(cpu_channels_last(x.to(self.device, non_blocking=True))),
+                              images, self.model.image_size, config or self.config, self.tta, batch_size)
+        refiner = getattr(self.model, "landmark_refiner", None)
+        return refine_detections(refiner, images, found) if refiner is not None else found
 
     def detect(self, image: np.ndarray) -> Detections:
         """Faces in one (H, W, 3) uint8 RGB image (an empty :class:`Detections` when there is none)."""
         return self.detect_batch([image])[0]
+
+
+def refine_detections(refiner: Any, images: Sequence[np.ndarray], found: list[Detections]) -> list[Detections]:
+    """Each detection's landmarks refined by the second stage (:func:`iznet.detect.refine.refine_points`)."""
+    from iznet.detect.refine import refine_points
+
+    out = []
+    for im, d in zip(images, found):
+        if d.landmarks is not None and len(d):
+            pts = refine_points(refiner.cpu().eval(), im, d.landmarks.numpy())
+            d = Detections(d.xyxy, d.scores, d.image_size, torch.from_numpy(pts).float())
+        out.append(d)
+    return out
 
 
 def _check_rgb(image: np.ndarray) -> np.ndarray:

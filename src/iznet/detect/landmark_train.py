@@ -350,6 +350,9 @@ def detector_from_checkpoint_partial(ckpt: dict) -> torch.nn.Module:
 # --------------------------------------------------------------------------- measuring
 
 
+SIZE_BUCKETS = ((0.0, 12.0), (12.0, 24.0), (24.0, 48.0), (48.0, float("inf")))
+
+
 def evaluate_landmarks(detector: YoloFaceDetector, labels: LandmarkLabels, match_iou: float = 0.4,
                        progress: Callable[[int], None] | None = None) -> dict:
     """Normalised mean error (by the teacher's inter-ocular distance) of the detector's points against the
@@ -357,9 +360,10 @@ def evaluate_landmarks(detector: YoloFaceDetector, labels: LandmarkLabels, match
 
     Returns:
         dict with ``faces`` (teacher faces), ``matched``, ``nme_mean``, ``nme_median``, ``share_under_0.1``
-        (and 0.2), ``per_point`` (mean error of each point / IOD) and ``worst`` (the 10 largest: path, nme).
+        (and 0.2), ``per_point`` (mean error of each point / IOD), ``by_size`` (median and share under 0.1 by
+        the teacher's inter-ocular distance in pixels) and ``worst`` (the 10 largest: path, nme).
     """
-    errs, per_point, worst = [], [], []
+    errs, per_point, worst, iods = [], [], [], []
     faces = matched = 0
     for path, tb, tp in zip(labels.paths, labels.boxes, labels.points):
         from iznet.data.images import load_image
@@ -384,9 +388,17 @@ def evaluate_landmarks(detector: YoloFaceDetector, labels: LandmarkLabels, match
             e = float(interocular_nme(pred, truth)[0])
             errs.append(e)
             iod = float((truth[0, 0] - truth[0, 1]).norm())
+            iods.append(iod)
             per_point.append(((pred - truth).norm(dim=-1)[0] / max(iod, 1e-6)).numpy())
             worst.append((e, path))
     e = np.asarray(errs)
+    iod_arr = np.asarray(iods)
+    by_size = {}
+    for lo, hi in SIZE_BUCKETS:
+        m = (iod_arr >= lo) & (iod_arr < hi)
+        if m.any():
+            by_size[f"iod {lo:g}-{hi:g} px"] = {"faces": int(m.sum()), "nme_median": round(float(np.median(e[m])), 4),
+                                                "share_under_0.1": round(float((e[m] < 0.1).mean()), 4)}
     worst.sort(reverse=True)
     return {
         "faces": faces, "matched": matched,
@@ -396,6 +408,7 @@ def evaluate_landmarks(detector: YoloFaceDetector, labels: LandmarkLabels, match
         "share_under_0.2": float((e < 0.2).mean()) if len(e) else float("nan"),
         "per_point": dict(zip(("left_eye", "right_eye", "nose", "left_mouth", "right_mouth"),
                               [round(float(v), 4) for v in np.mean(per_point, 0)] if per_point else [])),
+        "by_size": by_size,
         "worst": [{"path": p, "nme": round(v, 4)} for v, p in worst[:10]],
     }
 

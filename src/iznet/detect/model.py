@@ -154,13 +154,18 @@ class YoloDetector(nn.Module):
         image_size: side of the square input (multiple of 32).
         anchors: B aspect ratios ``(w, h)``.
         landmarks: add the landmark branch (output S×S×B×15 instead of S×S×B×5).
+        refiner: also hold a second landmark stage (:class:`iznet.detect.refine.LandmarkRefiner`, run by
+            :class:`iznet.detect.detector.YoloFaceDetector` on each face after detection; needs ``landmarks``).
 
     Inputs are RGB floats in [0, 1], shape (N, 3, image_size, image_size); the model normalises them.
     """
 
     def __init__(self, backbone: nn.Module, head: nn.Module, image_size: int = 416,
-                 anchors: Sequence[tuple[float, float]] = DEFAULT_ANCHORS, landmarks: bool = False):
+                 anchors: Sequence[tuple[float, float]] = DEFAULT_ANCHORS, landmarks: bool = False,
+                 refiner: bool = False):
         super().__init__()
+        if refiner and not landmarks:
+            raise ModelError("a landmark refiner needs the landmark branch (landmarks=True)")
         if image_size % STRIDE or image_size < STRIDE:
             raise ModelError(f"image_size must be a positive multiple of {STRIDE}, got {image_size}")
         self.image_size = int(image_size)
@@ -183,6 +188,11 @@ class YoloDetector(nn.Module):
             self.landmark_branch = nn.Sequential(nn.Conv2d(c, c, 5, padding=2, groups=c), nn.ReLU6(),
                                                  nn.Conv2d(c, c, 1), nn.ReLU6(),
                                                  nn.Conv2d(c, len(self.anchors) * 10, 1))
+        self.landmark_refiner: nn.Module | None = None
+        if refiner:
+            from iznet.detect.refine import LandmarkRefiner
+
+            self.landmark_refiner = LandmarkRefiner()
 
     @property
     def channels(self) -> int:
@@ -218,22 +228,22 @@ class _Head(nn.Sequential):
 
 @register_detector
 def darknet53(image_size: int = 416, anchors: Sequence[tuple[float, float]] = DEFAULT_ANCHORS,
-              landmarks: bool = False) -> YoloDetector:
+              landmarks: bool = False, refiner: bool = False) -> YoloDetector:
     """Darknet-53 backbone and a YOLOv3-style head (1×1 512, 3×3 1024, 1×1 512, 3×3 1024)."""
     bb = Darknet53()
     head = _Head(_conv_bn(bb.out_channels, 512, 1), _conv_bn(512, 1024, 3),
                  _conv_bn(1024, 512, 1), _conv_bn(512, 1024, 3), out_channels=1024)
-    return YoloDetector(bb, head, image_size, anchors, landmarks)
+    return YoloDetector(bb, head, image_size, anchors, landmarks, refiner)
 
 
 @register_detector
 def light(image_size: int = 416, anchors: Sequence[tuple[float, float]] = DEFAULT_ANCHORS,
-          width: int = 16, landmarks: bool = False) -> YoloDetector:
+          width: int = 16, landmarks: bool = False, refiner: bool = False) -> YoloDetector:
     """:class:`LightBackbone` and two more 5×5 separable blocks as the head."""
     bb = LightBackbone(width)
     c = bb.out_channels
     head = _Head(SeparableBlock(c, c, 1, 5), SeparableBlock(c, c, 1, 5), out_channels=c)
-    return YoloDetector(bb, head, image_size, anchors, landmarks)
+    return YoloDetector(bb, head, image_size, anchors, landmarks, refiner)
 
 
 def count_parameters(model: nn.Module) -> int:
