@@ -100,15 +100,17 @@ def test_detector_onnx_matches_torch(detector_ckpt, tmp_path):
     np.testing.assert_allclose(onnx_det.forward(big.numpy()), want, atol=1e-4 * max(1.0, np.abs(want).max()), rtol=0)
 
 
-def test_detector_with_landmarks_exports_them(tmp_path):
+@pytest.mark.parametrize("refiner", [False, True])
+def test_detector_with_landmarks_exports_them(tmp_path, refiner, caplog):
     from iznet.detect.detector import YoloFaceDetector, save_detector
     from iznet.detect.model import create_detector
 
     torch.manual_seed(4)
-    model = create_detector("light", image_size=DET_SIZE, landmarks=True)
+    model = create_detector("light", image_size=DET_SIZE, landmarks=True, refiner=refiner)
     with torch.no_grad():
         model.pred.bias.view(len(model.anchors), 5)[:, 0] = 0.0
-    ck = save_detector(tmp_path / "lm.pt", model, "light", {"image_size": DET_SIZE, "landmarks": True},
+    ck = save_detector(tmp_path / "lm.pt", model, "light", {"image_size": DET_SIZE, "landmarks": True,
+                                                            "refiner": refiner},
                        meta={"postprocess": {"conf_threshold": 0.2, "iou_threshold": 0.4, "max_detections": 12}})
     report = export_model(ck, tmp_path / "lm.onnx")
     assert report.max_abs_diff <= report.tolerance and report.metadata["iznet.landmarks"] == "true"
@@ -124,6 +126,16 @@ def test_detector_with_landmarks_exports_them(tmp_path):
     td, od = torch_det.detect(photo), onnx_det.detect(photo)
     assert len(td) > 0 and len(od) == len(td) and td.landmarks is not None and od.landmarks is not None
     np.testing.assert_allclose(od.landmarks.numpy(), td.landmarks.numpy(), atol=0.5)
+    side = tmp_path / "lm.refiner.onnx"
+    assert side.exists() == refiner and (onnx_det.refiner is not None) == refiner
+    if refiner:  # the refined points differ from the coarse ones, and the file without its refiner warns
+        coarse = YoloFaceDetector(torch_det.model, torch_det.config, tta=torch_det.tta)
+        coarse.model.landmark_refiner = None
+        assert np.abs(coarse.detect(photo).landmarks.numpy() - td.landmarks.numpy()).max() > 0.01
+        side.unlink()
+        with caplog.at_level("WARNING"):
+            assert OnnxDetector(tmp_path / "lm.onnx", threads=1).refiner is None
+        assert "refiner lm.refiner.onnx is missing" in caplog.text
 
 
 def _strip_dynamic_side(path):

@@ -99,13 +99,16 @@ class YoloFaceDetector:
 
 
 def refine_detections(refiner: Any, images: Sequence[np.ndarray], found: list[Detections]) -> list[Detections]:
-    """Each detection's landmarks refined by the second stage (:func:`iznet.detect.refine.refine_points`)."""
+    """Each detection's landmarks refined by the second stage (:func:`iznet.detect.refine.refine_points`);
+    ``refiner`` is the network or any callable with its contract (an ONNX session's wrapper)."""
     from iznet.detect.refine import refine_points
 
+    if isinstance(refiner, torch.nn.Module):
+        refiner = refiner.cpu().eval()
     out = []
     for im, d in zip(images, found):
         if d.landmarks is not None and len(d):
-            pts = refine_points(refiner.cpu().eval(), im, d.landmarks.numpy())
+            pts = refine_points(refiner, im, d.landmarks.numpy())
             d = Detections(d.xyxy, d.scores, d.image_size, torch.from_numpy(pts).float())
         out.append(d)
     return out

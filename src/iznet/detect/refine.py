@@ -105,8 +105,12 @@ class LandmarkRefiner(nn.Module):
 
 
 @torch.no_grad()
-def refine_points(refiner: LandmarkRefiner, image: np.ndarray, points: np.ndarray, iters: int = 2) -> np.ndarray:
-    """Refined (K, 5, 2) points of the faces whose coarse points are ``points`` (K, 5, 2), in ``image`` pixels."""
+def refine_points(refiner: Callable[[torch.Tensor], torch.Tensor], image: np.ndarray, points: np.ndarray,
+                  iters: int = 2) -> np.ndarray:
+    """Refined (K, 5, 2) points of the faces whose coarse points are ``points`` (K, 5, 2), in ``image`` pixels.
+
+    ``refiner``: a :class:`LandmarkRefiner` in eval mode, or any callable with its contract (float (N, 3, 64,
+    64) in [0, 1] → (N, 10) fractions of the crop side)."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2)
     if len(pts) == 0:
         return pts
@@ -117,7 +121,7 @@ def refine_points(refiner: LandmarkRefiner, image: np.ndarray, points: np.ndarra
         if not crops:
             return pts
         x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
-        out = refiner(x).double().numpy().reshape(-1, 5, 2) * REFINE_SIZE
+        out = torch.as_tensor(refiner(x)).double().numpy().reshape(-1, 5, 2) * REFINE_SIZE
         new = pts.copy()
         j = 0
         for i, m in enumerate(mats):

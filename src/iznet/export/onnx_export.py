@@ -460,10 +460,27 @@ def export_detector(detector: Any, out: str | Path, source: SourceModel | None =
         return torch.rand(batch, 3, size, size, generator=gen)
 
     other_side = torch.rand(1, 3, size + 128, size + 128, generator=gen)  # the side is dynamic
+    refiner = getattr(net, "landmark_refiner", None)
+    if refiner is not None:  # the second landmark stage runs per face crop: its own graph, in a file beside
+        from iznet.detect.refine import REFINE_SIZE
+
+        side_path = refiner_path(Path(out))
+        _write(refiner.eval(), lambda b: torch.rand(b, 3, REFINE_SIZE, REFINE_SIZE, generator=gen), REFINER_INPUT,
+               REFINER_OUTPUT, {**_common_metadata("detector-refiner", str(detector.name), source)}, side_path,
+               opset, verify, doc=f"iznet landmark refiner of {metadata['iznet.name']} ({FORMAT})")
+        metadata["iznet.refiner"] = side_path.name
     diff, tol = _write(net, example, DETECTOR_INPUT, DETECTOR_OUTPUT, metadata, Path(out), opset, verify,
                        doc=f"iznet detector {metadata['iznet.name']} ({FORMAT})", dynamic_side=True,
                        extra=[other_side])
     return _report(Path(out), "detector", metadata, opset, diff, tol)
+
+
+REFINER_INPUT, REFINER_OUTPUT = "crops", "points"
+
+
+def refiner_path(detector_file: Path) -> Path:
+    """Where the landmark refiner of an exported detector is written: ``NAME.refiner.onnx`` beside it."""
+    return detector_file.with_name(detector_file.stem + ".refiner.onnx")
 
 
 def export_model(spec: str | Path, out: str | Path, kind: str | None = None, opset: int = OPSET,

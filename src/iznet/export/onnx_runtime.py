@@ -197,6 +197,16 @@ class OnnxDetector:
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         self.dynamic_side = _flag(md.get("iznet.dynamic_side"), False)
+        self.refiner = None
+        if md.get("iznet.refiner"):
+            side = self.path.with_name(md["iznet.refiner"])
+            if side.is_file():
+                session = make_session(side, threads)
+                names = (session.get_inputs()[0].name, session.get_outputs()[0].name)
+                self.refiner = lambda x: torch.from_numpy(session.run([names[1]], {names[0]: x.numpy()})[0])
+            else:
+                _logger.warning("%s: its landmark refiner %s is missing; landmarks stay the coarse ones (export "
+                                "the detector again, or keep the two files together)", self.path, side.name)
         self.tta = tta_config(tta)
         if not self.dynamic_side and self.tta.sides(self.image_size) != (self.image_size,):
             _logger.warning("%s was exported with a fixed input side: test-time augmentation runs at %d only; export"
@@ -211,10 +221,11 @@ class OnnxDetector:
     def detect_batch(self, images: Sequence[np.ndarray], batch_size: int = 16,
                      config: PostprocessConfig | None = None) -> list[Detections]:
         """Faces in several (H, W, 3) uint8 RGB images; boxes in each image's pixels."""
-        from iznet.detect.detector import _check_rgb
+        from iznet.detect.detector import _check_rgb, refine_detections
         images = [_check_rgb(im) for im in images]
-        return detect_images(lambda x: torch.from_numpy(self.forward(x.numpy())), images, self.image_size,
-                             config or self.config, self.tta, batch_size)
+        found = detect_images(lambda x: torch.from_numpy(self.forward(x.numpy())), images, self.image_size,
+                              config or self.config, self.tta, batch_size)
+        return refine_detections(self.refiner, images, found) if self.refiner is not None else found
 
     def detect(self, image: np.ndarray) -> Detections:
         """Faces in one (H, W, 3) uint8 RGB image."""
