@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     model = Path(args.detector)
     if not args.eval_only:
-        cfg = LandmarkTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr)
+        cfg = LandmarkTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr)  # per_face sampling (default)
 
         def progress(step: int, loss: float) -> None:
             if step % 50 == 0 or step == cfg.steps:

@@ -372,3 +372,17 @@ def test_labels_round_trip_and_refuse_other_files(tmp_path):
         LandmarkLabels.load(tmp_path / "x.npz")
     with pytest.raises(DataError, match="do not exist"):
         LandmarkLabels.load(tmp_path / "nope.npz")
+
+
+@pytest.mark.parametrize("per_face", [True, False])
+def test_image_sampler_draws_in_proportion_to_faces_chi_square(per_face):
+    from scipy.stats import chisquare
+
+    from iznet.detect.landmark_train import image_sampler
+
+    boxes = [np.zeros((k, 4)) for k in (1, 4, 2, 8, 1)]
+    draw = image_sampler(boxes, per_face)
+    rng = np.random.default_rng(0)
+    counts = np.bincount([draw(rng) for _ in range(16000)], minlength=5)
+    w = np.array([1, 4, 2, 8, 1.0]) if per_face else np.ones(5)
+    assert chisquare(counts, w / w.sum() * counts.sum()).pvalue > 0.001

@@ -229,9 +229,18 @@ class LandmarkTrainConfig:
     p_letterbox: float = 0.3
     seed: int = 0
     checkpoint_every: int = 100
+    per_face: bool = True  # draw images in proportion to their labelled faces (group photos more often)
 
 
 CACHE_BYTES = 2 << 30  # decoded training images kept in memory
+
+
+def image_sampler(boxes: Sequence[np.ndarray], per_face: bool = True) -> Callable[[np.random.Generator], int]:
+    """A function drawing an image index: in proportion to its labelled faces (every face equally likely),
+    or uniformly."""
+    w = np.array([max(len(b), 1) if per_face else 1 for b in boxes], dtype=np.float64)
+    cum = np.cumsum(w / w.sum())
+    return lambda rng: min(int(np.searchsorted(cum, rng.random(), side="right")), len(w) - 1)
 
 
 def _read(path: str, cache: dict) -> np.ndarray:
@@ -282,6 +291,7 @@ def train_landmark_head(detector: str | Path, labels: LandmarkLabels, out: str |
         step = int(st["step"])
         rng.bit_generator.state = st["rng"]
     size = model.image_size
+    draw = image_sampler(train.boxes, config.per_face)
     cache: dict = {}
     model.eval()
     branch.train()
@@ -292,7 +302,7 @@ def train_landmark_head(detector: str | Path, labels: LandmarkLabels, out: str |
             g["lr"] = lr
         imgs, faces = [], []
         for _ in range(config.batch):
-            i = int(rng.integers(len(train)))
+            i = draw(rng)
             img = _read(train.paths[i], cache)
             aff = random_placement(img.shape[1], img.shape[0], train.boxes[i], size, rng, config.p_letterbox)
             im, b, p = place_sample(img, train.boxes[i], train.points[i], aff, size, bool(rng.random() < 0.5))
@@ -332,7 +342,7 @@ def train_landmark_head(detector: str | Path, labels: LandmarkLabels, out: str |
 
 
 def detector_from_checkpoint_partial(ckpt: dict) -> torch.nn.Module:
-    """A detector with landmarks built from a checkpoint that may lack the landmark branch's weights
+    """A detector with landmarks built from a checkpoint that may lack the landmark stages
     (a box-only detector: the branch starts from its initialisation)."""
     from iznet.detect.model import create_detector
 
@@ -341,7 +351,7 @@ def detector_from_checkpoint_partial(ckpt: dict) -> torch.nn.Module:
         kwargs["anchors"] = tuple(tuple(a) for a in kwargs["anchors"])
     model = create_detector(ckpt["model"], **kwargs)
     missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
-    bad = [k for k in missing if not k.startswith("landmark_branch.")] + list(unexpected)
+    bad = [k for k in missing if not k.startswith(("landmark_branch.", "landmark_refiner."))] + list(unexpected)
     if bad:
         raise DataError(f"checkpoint weights do not fit detector {ckpt['model']!r}: {bad[:5]}")
     return model
