@@ -66,7 +66,7 @@ def main() -> None:
     import cv2
 
     from iznet.data.collection import BuildConfig, detect_one
-    from iznet.data.crops import crop_face
+    from iznet.data.align import face_pixels
     from iznet.data.images import load_image_bytes
     from iznet.detect.teachers import YuNetDetector
     from iznet.eval.verification import auc, kfold_accuracy
@@ -78,24 +78,26 @@ def main() -> None:
     blobs = repo.read([files[r] for r in needed])
     teacher = YuNetDetector(a.teacher, score_threshold=0.3)
     cfg = BuildConfig(min_score=0.3, min_eye_px=0)
-    imgs, boxes, fallback = {}, {}, 0
+    imgs, boxes, points, fallback = {}, {}, {}, 0
     for r in needed:
         img = load_image_bytes(blobs[files[r]], r)
         got = detect_one(img, teacher, cfg)
         if isinstance(got, str):
             h, w = img.shape[:2]
             s = min(h, w) / 1.3
-            box = np.array([(w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2])
+            box, lm = np.array([(w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2]), None
             fallback += 1
         else:
-            box = got[0]
-        imgs[r], boxes[r] = img, box
+            box, lm = got[0], got[1]
+        imgs[r], boxes[r], points[r] = img, box, lm
     index = {r: k for k, r in enumerate(needed)}
     systems = {}
     for spec in a.embedder:
         emb = load_embedder_spec(spec)
         size = int(emb.input_size)
-        E = emb.embed(crops_to_batch([crop_face(imgs[r], boxes[r], size) for r in needed]), batch_size=64)
+        conv = getattr(emb, "face_crop", "box")  # aligned embedders get the teacher's landmarks (box crop without)
+        E = emb.embed(crops_to_batch([face_pixels(imgs[r], boxes[r], points[r], size, conv) for r in needed]),
+                      batch_size=64)
         systems[spec] = np.asarray(E, dtype=np.float64)
     if a.dlib:
         from iznet.reference.dlib_ref import DlibResNetEncoder

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Everything measured for a candidate bundled embedder, next to the current one and dlib (docs/results.md).
 # Usage: RUN=runs/coll_v2_box_tri OLD=runs/bench/old_embedder.pt OLD_T=0.927 bash scripts/eval_candidate.sh STAGE
+#   CROP=aligned for a candidate trained on aligned faces (its packs, an aligned LFW pack from
+#   scripts/pack_lfw_aligned.py, the held-out folder unpacked from heldout_aligned112.pt).
 #   calibrate | openset_dev | ship | lfw | ident | bench_heldout | bench_glint24 | openset_test | cluster | cfp
 # The shipped unknown-face rule is the row openset_rules.py marks "chosen" on development people (declared
 # before any test number: the most right names with at most 3% wrong names and 10% of strangers named).
@@ -11,6 +13,8 @@ RUN=${RUN:?run folder}
 OUT=${OUT:-$RUN/eval}
 DATA=${DATA:-../shared/data}
 COLL=${COLL:-collection/v2}
+CROP=${CROP:-box}
+if [ "$CROP" = aligned ]; then LFWPACK=packs/lfw_aligned112.pt; CSCALE=1.0; else LFWPACK=packs/lfw112.pt; CSCALE=1.3; fi
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 case "$1" in
@@ -19,7 +23,7 @@ case "$1" in
       | tee "$OUT/calibration.json" ;;
   openset_dev)  # choose the shipped rule on development people
     T=$($PY -c "import json;print(json.load(open('$OUT/calibration.json'))['threshold'])")
-    $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack "$COLL/train_box112.pt" --part dev --threshold "$T" \
+    $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack "$COLL/train_${CROP}112.pt" --part dev --threshold "$T" \
       --far 0,0.01,0.03,0.05,0.1 --margin 0,0.05,0.1,0.15,0.2 --rounds 200 --json "$OUT/openset_dev.json" ;;
   ship)  # the candidate becomes the bundled embedder, with the rule chosen on development people
     ARGS=$($PY -c "
@@ -32,22 +36,23 @@ print(('--gallery-far %s ' % c['far'] if c.get('far') is not None else '') + ('-
     C=$($PY -c "
 import json; c = json.load(open('$OUT/openset_dev.json'))['chosen'] or {}
 print('--far %s --margin %s' % (c.get('far') or 0.05, c.get('margin') or 0.0))")
-    $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack "$COLL/heldout_box112.pt" --part all --threshold "$T" \
+    $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack "$COLL/heldout_${CROP}112.pt" --part all --threshold "$T" \
       $C --rounds 200 --json "$OUT/openset_heldout.json"
     $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack packs/glint24_112.pt --part all --threshold "$T" \
       $C --rounds 200 --json "$OUT/openset_glint24.json" ;;
   cluster)  # dlib's descriptors are deterministic: its scores on the same folders come from an earlier run
-    $PY scripts/cluster_eval.py --no-dlib --data "$COLL/heldout_box" --crop-scale 1.3 -e "$RUN/model.pt" \
+    $PY scripts/cluster_eval.py --no-dlib --data "$COLL/heldout_$CROP" --crop-scale "$CSCALE" -e "$RUN/model.pt" \
       --threshold "$($PY -c "import json;print(json.load(open('$OUT/calibration.json'))['threshold'])")" \
       --json "$OUT/cluster_heldout.json"
     $PY scripts/cluster_eval.py --no-dlib --data "$DATA/glint24/images" --crop-scale 1.0 -e "$RUN/model.pt" \
       --threshold "$($PY -c "import json;print(json.load(open('$OUT/calibration.json'))['threshold'])")" \
       --json "$OUT/cluster_glint24.json" ;;
   lfw)  # all 6,000 View 2 pairs, 10-fold thresholds; the candidate never saw an LFW image
-    .venv/bin/iznet eval lfw -e "$RUN/model.pt" --pack packs/lfw112.pt --data "$DATA" --json "$OUT/lfw_view2.json" ;;
+    .venv/bin/iznet eval lfw -e "$RUN/model.pt" --pack "$LFWPACK" --data "$DATA" --json "$OUT/lfw_view2.json" ;;
   ident)  # closed-set rank-1 on the held-out identities, k = 5
     for e in "$RUN/model.pt" ${OLD:+"$OLD"}; do
-      .venv/bin/iznet eval ident -e "$e" --pack "$COLL/heldout_box112.pt" -k 5 --json "$OUT/ident_$(basename "$(dirname "$e")")_$(basename "$e" .pt).json"
+      P="$COLL/heldout_${CROP}112.pt"; [ "$e" = "${OLD:-}" ] && P="$COLL/heldout_box112.pt"
+      .venv/bin/iznet eval ident -e "$e" --pack "$P" -k 5 --json "$OUT/ident_$(basename "$(dirname "$e")")_$(basename "$e" .pt).json"
     done ;;
   bench_heldout|bench_glint24)
     if [ "$1" = bench_heldout ]; then D="$COLL/heldout_box"; MP=""; else D="$DATA/glint24"; MP="--max-probes 40"; fi
