@@ -84,8 +84,9 @@ class LandmarkLabels:
                 raise DataError(f"{path} is not an iznet landmark label file ({LABELS_FORMAT})")
             counts = z["counts"]
             cuts = np.concatenate([[0], np.cumsum(counts)])
-            boxes = [z["boxes"][a:b] for a, b in zip(cuts[:-1], cuts[1:])]
-            points = [z["points"][a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+            all_boxes, all_points = z["boxes"], z["points"]  # each z[...] decompresses the whole array again
+            boxes = [all_boxes[a:b].copy() for a, b in zip(cuts[:-1], cuts[1:])]
+            points = [all_points[a:b].copy() for a, b in zip(cuts[:-1], cuts[1:])]
             return cls([str(p) for p in z["paths"]], boxes, points, [str(s) for s in z["split"]],
                        json.loads(str(z["meta"])))
 
