@@ -77,3 +77,19 @@ def test_label_conf_raises_the_bundled_detectors_threshold(demo, tmp_path):
     doc = json.loads(res.stdout.splitlines()[0])
     assert len(doc["faces"]) < len(demo[1]["labelled"]["faces"])
     assert all(f["score"] >= 0.95 for f in doc["faces"])
+
+
+def test_the_bundled_detector_gives_plausible_landmarks(demo):
+    """Every demo face gets five points inside its box (a little margin), eyes above the nose above the mouth,
+    the image-left eye and mouth corner left of the others."""
+    assets, _ = demo
+    from iznet.data.images import load_image
+
+    boxes, _, points = pl.detect_faces_with_landmarks(pl.load_detector_spec(None), load_image(assets.photo))
+    assert points is not None and len(points) == len(boxes) > 0
+    for b, p in zip(boxes, points):
+        w, h = b[2] - b[0], b[3] - b[1]
+        assert (p[:, 0] > b[0] - 0.15 * w).all() and (p[:, 0] < b[2] + 0.15 * w).all()
+        assert (p[:, 1] > b[1] - 0.15 * h).all() and (p[:, 1] < b[3] + 0.15 * h).all()
+        assert max(p[0, 1], p[1, 1]) < p[2, 1] < min(p[3, 1], p[4, 1])
+        assert p[0, 0] < p[1, 0] and p[3, 0] < p[4, 0]
