@@ -210,8 +210,9 @@ class DlibPipeline(Pipeline):
         super().__init__(detector if detector is not None else DlibHogDetector(), self.encoder, gallery,
                          prototype_method=prototype_method, k=k, threshold=threshold)
 
-    def embed_boxes(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """(N, 128) dlib descriptors of the faces at ``boxes`` (N, 4) in ``image``."""
+    def embed_boxes(self, image: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
+        """(N, 128) dlib descriptors of the faces at ``boxes`` (N, 4) in ``image`` (dlib aligns with its own
+        shape predictor; ``landmarks`` from another detector are not used)."""
         return self.encoder.encode(image, boxes)
 
 
