@@ -295,8 +295,8 @@ class GroupPipeline(Protocol):
     gallery: Any
     threshold: float | None
 
-    def embed_boxes(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """(N, D) embeddings of the faces at ``boxes`` (N, 4)."""
+    def embed_boxes(self, image: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
+        """(N, D) embeddings of the faces at ``boxes`` (N, 4), with their (N, 5, 2) landmarks when known."""
         ...
 
     def reload(self) -> None:
