@@ -3,7 +3,7 @@
 # user's photos (fine-tuned on, then enrolled), the rest are labelled end to end by the bundled embedder, the
 # fine-tuned one and dlib in one benchmark run; the cost on people outside the group is rank-1 on the
 # collection's held-out identities, before and after.
-# Usage: DATA=../shared/data/glint24 K=20 OUT=runs/ft_glint24_k20 bash scripts/finetune_group.sh
+# Usage: DATA=../shared/data/glint24 K=20 OUT=runs/ft_glint24_k20 [EXTRA=--freeze-trunk] bash scripts/finetune_group.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -33,7 +33,7 @@ PYEOF
 CROP=$($PY -c "from iznet.recognize.embedder import load_embedder; from iznet.recognize.pipeline import default_embedder_spec; print(load_embedder(default_embedder_spec()).face_crop)")
 .venv/bin/iznet extract-faces "$OUT/photos" "$OUT/faces" --size 112 --crop "$CROP" | tail -1
 [ -f "$OUT/run/model.pt" ] || .venv/bin/iznet train --data "$OUT/faces" --init bundled --lr "$LR" --warmup 0 \
-  --steps "$STEPS" --eval-every 25 --keep-best --p 8 --k 4 --augment photo --out "$OUT/run" 2>&1 \
+  --steps "$STEPS" --eval-every 25 --keep-best --p 8 --k 4 --augment photo ${EXTRA:-} --out "$OUT/run" 2>&1 \
   | grep -v "^train:" | tail -3
 BEST="$OUT/run/best.pt"; [ -f "$BEST" ] || BEST="$OUT/run/model.pt"
 # 4. end to end on the group's other pictures, 5. people outside the group
