@@ -236,6 +236,31 @@ class LandmarkTrainConfig:
 CACHE_BYTES = 2 << 30  # decoded training images kept in memory
 
 
+def cosine_lr(opt: torch.optim.Optimizer, base: float, step: int, steps: int) -> None:
+    """Set every parameter group's learning rate to ``base`` on a cosine from step 0 to ``steps``."""
+    for g in opt.param_groups:
+        g["lr"] = base * 0.5 * (1 + math.cos(math.pi * step / steps))
+
+
+def save_run_state(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, step: int,
+                   rng: np.random.Generator) -> None:
+    """What a resumed run needs to continue exactly: weights, optimiser, step and random state."""
+    torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng.bit_generator.state},
+               path)
+
+
+def load_run_state(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer, rng: np.random.Generator) -> int:
+    """Restore a :func:`save_run_state` file into ``net``, ``opt`` and ``rng``; the step to continue from (0 when
+    there is no file)."""
+    if not Path(path).exists():
+        return 0
+    st = torch.load(path, map_location="cpu", weights_only=True)
+    net.load_state_dict(st["net"])
+    opt.load_state_dict(st["opt"])
+    rng.bit_generator.state = st["rng"]
+    return int(st["step"])
+
+
 def image_sampler(boxes: Sequence[np.ndarray], per_face: bool = True) -> Callable[[np.random.Generator], int]:
     """A function drawing an image index: in proportion to its labelled faces (every face equally likely),
     or uniformly."""
@@ -283,14 +308,8 @@ def train_landmark_head(detector: str | Path, labels: LandmarkLabels, out: str |
     opt = torch.optim.AdamW(branch.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = LandmarkLoss(beta=config.beta)
     rng = np.random.default_rng(config.seed)
-    step = 0
     last = out / "last.pt"
-    if last.exists():
-        st = torch.load(last, map_location="cpu", weights_only=True)
-        branch.load_state_dict(st["branch"])
-        opt.load_state_dict(st["opt"])
-        step = int(st["step"])
-        rng.bit_generator.state = st["rng"]
+    step = load_run_state(last, branch, opt, rng)
     size = model.image_size
     draw = image_sampler(train.boxes, config.per_face)
     cache: dict = {}
@@ -298,9 +317,7 @@ def train_landmark_head(detector: str | Path, labels: LandmarkLabels, out: str |
     branch.train()
     t0 = time.time()
     while step < config.steps:
-        lr = config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
-        for g in opt.param_groups:
-            g["lr"] = lr
+        cosine_lr(opt, config.lr, step, config.steps)
         imgs, faces = [], []
         for _ in range(config.batch):
             i = draw(rng)
@@ -333,8 +350,7 @@ def train_landmark_head(detector: str | Path, labels: LandmarkLabels, out: str |
         if progress:
             progress(step, float(loss.detach()))
         if step % config.checkpoint_every == 0 or step == config.steps:
-            torch.save({"branch": branch.state_dict(), "opt": opt.state_dict(), "step": step,
-                        "rng": rng.bit_generator.state}, last)
+            save_run_state(last, branch, opt, step, rng)
     meta = dict(base.get("meta") or {})
     meta["landmarks"] = {"trained_from": str(detector), "labels": labels.meta, "train_images": len(train),
                          "train_faces": train.faces(), "config": asdict(config),

@@ -212,6 +212,7 @@ def train_refiner(labels, out: str | Path, config: RefinerTrainConfig = RefinerT
 
     Returns the trained network (also saved as ``out/refiner.pt``: ``{"state_dict", "config"}``)."""
     from iznet.data.images import load_image
+    from iznet.detect.landmark_train import cosine_lr, load_run_state, save_run_state
     from iznet.errors import DataError
 
     out = Path(out)
@@ -228,18 +229,11 @@ def train_refiner(labels, out: str | Path, config: RefinerTrainConfig = RefinerT
     net = LandmarkRefiner()
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     rng = np.random.default_rng(config.seed)
-    step = 0
     last = out / "refiner_last.pt"
-    if last.exists():
-        st = torch.load(last, map_location="cpu", weights_only=True)
-        net.load_state_dict(st["net"])
-        opt.load_state_dict(st["opt"])
-        step = int(st["step"])
-        rng.bit_generator.state = st["rng"]
+    step = load_run_state(last, net, opt, rng)
     net.train()
     while step < config.steps:
-        for g in opt.param_groups:
-            g["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+        cosine_lr(opt, config.lr, step, config.steps)
         xs, ys = [], []
         for _ in range(config.batch):
             patch, pts = patches[int(rng.integers(len(patches)))]
@@ -255,8 +249,7 @@ def train_refiner(labels, out: str | Path, config: RefinerTrainConfig = RefinerT
         if progress:
             progress(step, float(loss.detach()))
         if step % config.checkpoint_every == 0 or step == config.steps:
-            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step,
-                        "rng": rng.bit_generator.state}, last)
+            save_run_state(last, net, opt, step, rng)
     net.eval()
     torch.save({"state_dict": net.state_dict(), "config": asdict(config)}, out / "refiner.pt")
     return net
