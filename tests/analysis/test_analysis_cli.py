@@ -147,11 +147,12 @@ def test_bad_inputs_give_clear_errors(tmp_path):
 def test_group_split_holds_out_the_last_fifth_of_each_person():
     from iznet.engine.data import group_split
 
-    names = ["b"] * 10 + ["a"] * 5 + ["c"] * 2  # c: too few to hold any out
+    names = ["b"] * 15 + ["a"] * 5 + ["c"] * 2 + ["d"] * 3  # c: too few to hold any out
     train, held = group_split(names)
-    assert held.tolist() == [14, 8, 9]  # a (sorted first): its last 1 of 5; b: its last 2 of 10
-    assert sorted(train.tolist() + held.tolist()) == list(range(17))
-    assert set(train.tolist()) >= {15, 16}
+    # a (sorted first): its last 2 of 5 (at least two, for a same-person pair); b: its last 3 of 15; d: 1 of 3
+    assert held.tolist() == [18, 19, 12, 13, 14, 24]
+    assert sorted(train.tolist() + held.tolist()) == list(range(25))
+    assert set(train.tolist()) >= {20, 21}
 
 
 def test_analyze_part_picks_the_images_training_held_out(tmp_path):

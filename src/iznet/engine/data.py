@@ -149,7 +149,9 @@ GROUP_HELD_OUT_SHARE = 0.2
 def group_split(names, held_out_share: float = GROUP_HELD_OUT_SHARE) -> tuple[np.ndarray, np.ndarray]:
     """Per person: the first images (in the given order) for training, the last ``held_out_share`` held out.
 
-    People with fewer than 3 images are kept whole for training. ``iznet train`` on a folder or pack uses
+    People with fewer than 3 images are kept whole for training; with 3, one is held out; with 4 or more, at
+    least two (so that every person gives a same-person development pair: five photos a person, a common
+    fine-tuning case, hold out two). ``iznet train`` on a folder or pack uses
     this split (held-out images give the development pairs) and ``iznet analyze --part held-out`` picks
     the same images, so a group's analysis can be run on images the model never trained on.
 
@@ -160,7 +162,8 @@ def group_split(names, held_out_share: float = GROUP_HELD_OUT_SHARE) -> tuple[np
     train_idx, held_idx = [], []
     for person in sorted(set(names_arr.tolist())):
         idx = np.flatnonzero(names_arr == person)
-        n_held = int(round(held_out_share * len(idx))) if len(idx) >= 3 else 0
+        n = len(idx)
+        n_held = 0 if n < 3 else 1 if n == 3 else max(2, int(round(held_out_share * n)))
         train_idx.extend(idx[: len(idx) - n_held])
         held_idx.extend(idx[len(idx) - n_held:])
     return np.array(train_idx, dtype=np.int64), np.array(held_idx, dtype=np.int64)
