@@ -36,6 +36,10 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-only", action="store_true")
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=0, help="evaluate on the first N images of the split only")
+    ap.add_argument("--match", default="", help="evaluate only images whose path contains this text "
+                                                "(e.g. faces-1750, or collection/raw)")
+    ap.add_argument("--tta", default=None, help="detector test-time augmentation (default: full, as users run it)")
+    ap.add_argument("--json-name", default=None, help="result file name in OUT (default eval_<split>.json)")
     args = ap.parse_args(argv)
 
     labels = LandmarkLabels.load(args.labels)
@@ -51,15 +55,19 @@ def main(argv=None) -> int:
         model = train_landmark_head(args.detector, labels, out, cfg, progress)
         print("wrote", model)
     part = labels.select(args.split)
+    if args.match:
+        keep = [i for i, p in enumerate(part.paths) if args.match in p]
+        part = LandmarkLabels([part.paths[i] for i in keep], [part.boxes[i] for i in keep],
+                              [part.points[i] for i in keep], [part.split[i] for i in keep], part.meta)
     if args.limit:
         part = LandmarkLabels(part.paths[:args.limit], part.boxes[:args.limit], part.points[:args.limit],
                               part.split[:args.limit], part.meta)
-    res = evaluate_landmarks(YoloFaceDetector.from_checkpoint(model), part)
+    res = evaluate_landmarks(YoloFaceDetector.from_checkpoint(model, tta=args.tta), part)
     res["detector"] = str(model)
     res["split"] = args.split
     res["images"] = len(part)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"eval_{args.split}.json").write_text(json.dumps(res, indent=2) + "\n")
+    (out / (args.json_name or f"eval_{args.split}.json")).write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps({k: v for k, v in res.items() if k != "worst"}, indent=2))
     return 0
 

@@ -30,16 +30,23 @@ def save_detector(path: str | Path, model: YoloDetector, name: str, model_kwargs
                            state_dict=model.state_dict(), meta=meta, train_state=train_state)
 
 
-def detector_from_checkpoint(ckpt: dict[str, Any]) -> YoloDetector:
-    """Rebuild the network of a loaded checkpoint dict (weights included)."""
+def detector_from_checkpoint(ckpt: dict[str, Any], allow_missing: tuple[str, ...] = ()) -> YoloDetector:
+    """Rebuild the network of a loaded checkpoint dict (weights included).
+
+    ``allow_missing``: prefixes of weights the checkpoint may lack (they keep their initialisation), e.g. the
+    landmark stages when a box-only detector is given ``landmarks=True``.
+    """
     kwargs = dict(ckpt.get("model_kwargs") or {})
     if "anchors" in kwargs:
         kwargs["anchors"] = tuple(tuple(a) for a in kwargs["anchors"])
     model = create_detector(ckpt["model"], **kwargs)
     try:
-        model.load_state_dict(ckpt["state_dict"])
+        missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=not allow_missing)
     except RuntimeError as e:
         raise ModelError(f"checkpoint weights do not fit detector {ckpt['model']!r}: {e}") from None
+    bad = [k for k in missing if not k.startswith(allow_missing)] + list(unexpected)
+    if bad:
+        raise ModelError(f"checkpoint weights do not fit detector {ckpt['model']!r}: {', '.join(bad[:5])}")
     return model
 
 

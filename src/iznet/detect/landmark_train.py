@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from iznet.detect.detector import KIND, YoloFaceDetector, detector_from_checkpoint, save_detector
-from iznet.detect.landmarks import FLIP_ORDER, LandmarkLoss, encode_landmarks, interocular_nme
+from iznet.detect.landmarks import FLIP_ORDER, LANDMARK_NAMES, LandmarkLoss, encode_landmarks, interocular_nme
 from iznet.detect.letterbox import PAD_VALUE
 from iznet.detect.loss import activate
 from iznet.detect.ops import box_iou
@@ -359,19 +359,9 @@ def train_landmark_head(detector: str | Path, labels: LandmarkLabels, out: str |
 
 
 def detector_from_checkpoint_partial(ckpt: dict) -> torch.nn.Module:
-    """A detector with landmarks built from a checkpoint that may lack the landmark stages
-    (a box-only detector: the branch starts from its initialisation)."""
-    from iznet.detect.model import create_detector
-
-    kwargs = dict(ckpt.get("model_kwargs") or {})
-    if "anchors" in kwargs:
-        kwargs["anchors"] = tuple(tuple(a) for a in kwargs["anchors"])
-    model = create_detector(ckpt["model"], **kwargs)
-    missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
-    bad = [k for k in missing if not k.startswith(("landmark_branch.", "landmark_refiner."))] + list(unexpected)
-    if bad:
-        raise DataError(f"checkpoint weights do not fit detector {ckpt['model']!r}: {bad[:5]}")
-    return model
+    """A detector with landmarks built from a checkpoint that may lack the landmark stages (a box-only
+    detector: they start from their initialisation)."""
+    return detector_from_checkpoint(ckpt, allow_missing=("landmark_branch.", "landmark_refiner."))
 
 
 # --------------------------------------------------------------------------- measuring
@@ -390,11 +380,11 @@ def evaluate_landmarks(detector: YoloFaceDetector, labels: LandmarkLabels, match
         (and 0.2), ``per_point`` (mean error of each point / IOD), ``by_size`` (median and share under 0.1 by
         the teacher's inter-ocular distance in pixels) and ``worst`` (the 10 largest: path, nme).
     """
+    from iznet.data.images import load_image
+
     errs, per_point, worst, iods = [], [], [], []
     faces = matched = 0
     for path, tb, tp in zip(labels.paths, labels.boxes, labels.points):
-        from iznet.data.images import load_image
-
         det = detector.detect(load_image(path))
         if progress:
             progress(1)
@@ -433,7 +423,7 @@ def evaluate_landmarks(detector: YoloFaceDetector, labels: LandmarkLabels, match
         "nme_median": float(np.median(e)) if len(e) else float("nan"),
         "share_under_0.1": float((e < 0.1).mean()) if len(e) else float("nan"),
         "share_under_0.2": float((e < 0.2).mean()) if len(e) else float("nan"),
-        "per_point": dict(zip(("left_eye", "right_eye", "nose", "left_mouth", "right_mouth"),
+        "per_point": dict(zip(LANDMARK_NAMES,
                               [round(float(v), 4) for v in np.mean(per_point, 0)] if per_point else [])),
         "by_size": by_size,
         "worst": [{"path": p, "nme": round(v, 4)} for v, p in worst[:10]],

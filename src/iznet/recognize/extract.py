@@ -212,9 +212,9 @@ def extract_faces(
                         if progress is not None:
                             progress(1)
                         continue
-                    entry = _extract_one(img, detector, out_root, person, stems[photo], size, margin, keep, entry,
-                                         crop)
-                    report.without_landmarks += int(entry.pop("_without_landmarks", 0))
+                    entry, missing = _extract_one(img, detector, out_root, person, stems[photo], size, margin,
+                                                  keep, entry, crop)
+                    report.without_landmarks += missing
                     entry.update(settings=settings, bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
                     entries[key] = entry
                     report.processed += 1
@@ -240,8 +240,10 @@ def extract_faces(
 
 
 def _extract_one(img: np.ndarray, detector: Any, out_root: Path, person: str, stem: str, size: int,
-                 margin: float, keep: str, old: dict[str, Any] | None, crop: str = "box") -> dict[str, Any]:
-    """Detect, crop and write one photo's faces; returns its manifest entry (without settings and stat)."""
+                 margin: float, keep: str, old: dict[str, Any] | None, crop: str = "box"
+                 ) -> tuple[dict[str, Any], int]:
+    """Detect, crop and write one photo's faces; returns its manifest entry (without settings and stat) and
+    how many aligned faces had no landmarks (cut as box crops)."""
     from iznet.data.align import face_pixels, needs_landmarks
 
     boxes, scores, points = detect_faces_with_landmarks(detector, img, retry_pad=NO_FACE_RETRY_PAD)
@@ -257,9 +259,8 @@ def _extract_one(img: np.ndarray, detector: Any, out_root: Path, person: str, st
     for stale in set((old or {}).get("outputs", [])) - set(outputs):  # from an earlier run with other results
         (out_root / stale).unlink(missing_ok=True)
     return {
-        "_without_landmarks": missing,
         "faces": int(len(boxes)),
         "outputs": outputs,
         "boxes": [[round(float(v), 2) for v in b] for b in boxes],
         "scores": [round(float(s), 4) for s in scores],
-    }
+    }, missing
