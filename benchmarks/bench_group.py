@@ -53,6 +53,7 @@ import torch
 from iznet.data.images import load_image
 from iznet.eval.group import (PaddedDetector, WholeImageDetector, bundled_threshold, evaluate_group, group_root,
                               split_group)
+from iznet.loading import load_detector, load_embedder
 from iznet.recognize import pipeline as pl
 from iznet.recognize.gallery import Gallery
 from iznet.utils.io import atomic_path, write_json
@@ -174,7 +175,7 @@ def time_cli(gallery: Path, threshold: float, photo: Path, runs: int) -> dict[st
 def parse_embedders(values: list[str] | None) -> list[tuple[str, Any, Any, str]]:
     """``NAME=SPEC:THRESHOLD`` values -> [(name, embedder, threshold, spec)]; None: the bundled embedder."""
     if not values:
-        return [("iznet", pl.load_embedder_spec(None), bundled_threshold(), "bundled")]
+        return [("iznet", load_embedder(), bundled_threshold(), "bundled")]
     out = []
     for v in values:
         name, sep, rest = v.partition("=")
@@ -189,9 +190,9 @@ def parse_embedders(values: list[str] | None) -> list[tuple[str, Any, Any, str]]
             except ValueError:
                 raise SystemExit(f"--embedder {v!r}: the threshold {t!r} is neither a number nor 'shipped'") from None
         if spec == "bundled":
-            emb, spec = pl.load_embedder_spec(None), "bundled"
+            emb, spec = load_embedder(), "bundled"
         else:
-            emb = pl.load_embedder_spec(spec)
+            emb = load_embedder(spec=spec)
         out.append((name, emb, thr, spec))
     if len({n for n, *_ in out}) != len(out):
         raise SystemExit("--embedder names must be unique")
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     systems = parse_embedders(args.embedder)
     embedder, threshold = systems[0][1], systems[0][2]
-    detector = pl.load_detector_spec(None)
+    detector = load_detector()
     results: dict[str, Any] = {
         "command": "python benchmarks/bench_group.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,

@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     import iznet.export.onnx_runtime as rt
     from iznet.data.images import load_image
     from iznet.detect.detector import YoloFaceDetector
+    from iznet.loading import load_detector, load_embedder
     from iznet.recognize import pipeline as pl
-    from iznet.recognize.embedder import load_embedder
     from iznet.utils.io import write_json
 
     torch.set_num_threads(args.threads)
@@ -98,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     rt.cached_export("default-embedder", "embedder", onnx_dir)
     rt.cached_export("default-detector", "detector", onnx_dir)
 
-    emb_t = load_embedder(pl.default_embedder_spec(), device="cpu")
-    emb_o = rt.load_embedder_runtime(None, "onnx", onnx_dir, threads=args.threads)
+    emb_t = load_embedder(device="cpu")
+    emb_o = load_embedder(spec=None, runtime="onnx", onnx_dir=onnx_dir, threads=args.threads)
     det_t = YoloFaceDetector.from_checkpoint(pl.default_detector_spec(), device="cpu")
-    det_o = rt.load_detector_runtime(None, "onnx", onnx_dir, threads=args.threads)
+    det_o = load_detector(spec=None, runtime="onnx", onnx_dir=onnx_dir, threads=args.threads)
     size = int(emb_t.input_size)
     rng = np.random.default_rng(0)
     results: dict[str, Any] = {}
@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     pipes = {}
     for key in ("torch", "onnx"):
         t0 = time.perf_counter()
-        det = rt.load_detector_runtime(None, key, onnx_dir, threads=args.threads)
-        emb = rt.load_embedder_runtime(None, key, onnx_dir, device="cpu", threads=args.threads)
+        det = load_detector(spec=None, runtime=key, onnx_dir=onnx_dir, threads=args.threads)
+        emb = load_embedder(spec=None, runtime=key, onnx_dir=onnx_dir, device="cpu", threads=args.threads)
         pipes[key] = pl.Pipeline(det, emb, assets.gallery)
         build[key] = round(time.perf_counter() - t0, 3)
     lab = compare("label demo", {k: (lambda p=p: p.label(photo)) for k, p in pipes.items()}, 1, args.rounds,

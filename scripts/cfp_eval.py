@@ -70,7 +70,8 @@ def main() -> None:
     from iznet.data.images import load_image_bytes
     from iznet.detect.teachers import YuNetDetector
     from iznet.eval.verification import auc, kfold_accuracy
-    from iznet.recognize.pipeline import crops_to_batch, load_embedder_spec
+    from iznet.loading import load_embedder
+    from iznet.recognize.pipeline import crops_to_batch
 
     repo = Repo(a.mirrors / REPO.replace("/", "+") / "repo", COMMIT)
     files, pairs = load_protocol(repo)
@@ -93,7 +94,7 @@ def main() -> None:
     index = {r: k for k, r in enumerate(needed)}
     systems = {}
     for spec in a.embedder:
-        emb = load_embedder_spec(spec)
+        emb = load_embedder(spec=spec)
         size = int(emb.input_size)
         conv = getattr(emb, "face_crop", "box")  # aligned embedders get the teacher's landmarks (box crop without)
         E = emb.embed(crops_to_batch([face_pixels(imgs[r], boxes[r], points[r], size, conv) for r in needed]),

@@ -11,7 +11,8 @@ from iznet.data.pack import load_pack
 from iznet.models import create_model
 from iznet.mining import create_miner
 from iznet.losses import TripletLoss
-from iznet.engine.augment import augment_batch, AugmentConfig
+from iznet.engine.augment import augment_batch
+from iznet.engine.config import AugmentConfig
 from iznet.sampling.batches import PKBatchSampler
 p = load_pack("packs/lfw112.pt"); 
 bn = sys.argv[1] == "bn"

@@ -22,6 +22,7 @@ import torch
 
 from iznet.data.images import load_image
 from iznet.eval.clustering import clustering_scores
+from iznet.loading import load_embedder
 from iznet.recognize.cluster import METHODS, cluster_faces
 
 
@@ -43,7 +44,7 @@ def main() -> None:
     files = [(p.name, f) for p in people for f in sorted(p.iterdir()) if f.suffix.lower() in (".jpg", ".png")]
     truth = np.array([name for name, _ in files])
     imgs = [load_image(f) for _, f in files]
-    emb = pl.load_embedder_spec(a.embedder)
+    emb = load_embedder(spec=a.embedder)
     thr = a.threshold if a.threshold is not None else emb.calibrated_threshold
     size = int(emb.input_size)
     import cv2

@@ -4,6 +4,8 @@
 # fine-tuned one and dlib in one benchmark run; the cost on people outside the group is rank-1 on the
 # collection's held-out identities, before and after.
 # Usage: DATA=../shared/data/glint24 K=20 OUT=runs/ft_glint24_k20 [EXTRA=--freeze-trunk] bash scripts/finetune_group.sh
+# (EXTRA="--rehearse collection/v2/train_box112.pt" mixes the base's training people into every batch; the
+# fine-tuned checkpoint's unknown-face threshold is chosen on the group's held-out faces, --calibrate-far.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -31,7 +33,7 @@ for s in split_group(root, k):
 PYEOF
 # 2. faces cut the way the bundled embedder expects them, 3. fine-tune with early stopping on held-out faces
 CROP=$($PY -c "from iznet.recognize.embedder import load_embedder; from iznet.recognize.pipeline import default_embedder_spec; print(load_embedder(default_embedder_spec()).face_crop)")
-.venv/bin/iznet extract-faces "$OUT/photos" "$OUT/faces" --size 112 --crop "$CROP" | tail -1
+[ -d "$OUT/faces" ] || .venv/bin/iznet extract-faces "$OUT/photos" "$OUT/faces" --size 112 --crop "$CROP" | tail -1
 [ -f "$OUT/run/model.pt" ] || .venv/bin/iznet train --data "$OUT/faces" --init bundled --lr "$LR" --warmup 0 \
   --steps "$STEPS" --eval-every 25 --keep-best --p 8 --k 4 --augment photo ${EXTRA:-} --out "$OUT/run" 2>&1 \
   | grep -v "^train:" | tail -3

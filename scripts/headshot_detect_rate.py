@@ -19,6 +19,7 @@ import torch
 
 from iznet.data.crops import LFW_FACE_BOX, crop_box
 from iznet.data.images import load_image
+from iznet.loading import load_detector
 from iznet.recognize import pipeline as pl
 
 
@@ -36,7 +37,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    det = pl.load_detector_spec(a.detector)
+    det = load_detector(spec=a.detector)
     rng = np.random.default_rng(0)
     sets = {"glint24": sorted((a.data / "glint24" / "images").glob("*/*")),
             "lfw_tight": sorted((a.data / "lfw" / "images").glob("*/*.jpg"))}

@@ -36,7 +36,7 @@ DEMO_PHOTO_INDEX = 1  # the collage uses image 1 of each person; the gallery ima
 
 
 def build_embedder(run: Path, calibration: dict | None = None) -> dict:
-    from iznet.engine.checkpoint import load_checkpoint, save_checkpoint
+    from iznet.utils.checkpoint import load_checkpoint, save_checkpoint
 
     ck = load_checkpoint(run / "model.pt", kind="embedder")
     sd = {k: (v.half() if v.is_floating_point() else v) for k, v in ck["state_dict"].items()}
@@ -78,8 +78,8 @@ def dev_threshold(run: Path, pack: Path, lfw_root: Path, target_far: float, chec
 def build_demo(lfw_root: Path, threshold: float) -> dict:
     from iznet.data.images import load_image
     from iznet.recognize.gallery import Gallery
-    from iznet.recognize.pipeline import Pipeline, embedder_tag, enroll_files, load_detector_spec, \
-        load_embedder_spec
+    from iznet.loading import load_detector, load_embedder
+    from iznet.recognize.pipeline import Pipeline, embedder_tag, enroll_files
 
     demo = ASSETS / "demo"
     demo.mkdir(parents=True, exist_ok=True)
@@ -97,8 +97,8 @@ def build_demo(lfw_root: Path, threshold: float) -> dict:
     gpath = demo / "gallery.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(gpath) + suffix).unlink(missing_ok=True)
-    embedder = load_embedder_spec(str(ASSETS / "embedder.pt"), device="cpu")
-    detector = load_detector_spec(str(ASSETS / "detector.pt"))
+    embedder = load_embedder(spec=str(ASSETS / "embedder.pt"), device="cpu")
+    detector = load_detector(spec=str(ASSETS / "detector.pt"))
     enrolled = {}
     with Gallery(gpath) as g:
         for p in DEMO_PEOPLE:

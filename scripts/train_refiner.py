@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from iznet.detect.detector import KIND, save_detector  # noqa: E402
 from iznet.detect.landmark_train import LandmarkLabels, detector_from_checkpoint_partial  # noqa: E402
 from iznet.detect.refine import RefinerTrainConfig, train_refiner  # noqa: E402
-from iznet.engine.checkpoint import load_checkpoint  # noqa: E402
+from iznet.utils.checkpoint import load_checkpoint  # noqa: E402
 
 
 def main(argv=None) -> int:

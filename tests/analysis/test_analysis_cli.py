@@ -122,7 +122,7 @@ def test_report_table_links_each_analysis(tmp_path):
 
 
 def test_bad_inputs_give_clear_errors(tmp_path):
-    from iznet.engine.checkpoint import save_checkpoint
+    from iznet.utils.checkpoint import save_checkpoint
 
     data = _folder(tmp_path / "faces", people=2, per=3)
     res = _run("analyze", "raw", "--data", tmp_path / "nope", "--out", tmp_path / "o")

@@ -7,7 +7,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from iznet.eval.analysis import analyze_embeddings, labels_from_names
-from iznet.viz import plots
+from iznet.eval import plots
 
 
 def _set(n_people, per, dim=12, seed=0):

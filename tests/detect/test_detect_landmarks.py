@@ -15,7 +15,7 @@ from iznet.detect.model import create_detector
 from iznet.detect.postprocess import PostprocessConfig, postprocess
 from iznet.detect.results import Detections
 from iznet.detect.tta import TTAConfig, detect_images, fuse_passes, fuse_passes_with_points, tta_config
-from iznet.engine.checkpoint import load_checkpoint
+from iznet.utils.checkpoint import load_checkpoint
 
 TRAINED = 64
 

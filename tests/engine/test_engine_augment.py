@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from iznet.engine.augment import (AUGMENT_PRESETS, AugmentConfig, augment_batch, augment_preset, gaussian_blur,
-                                  jpeg_roundtrip)
+from iznet.engine.augment import augment_batch, gaussian_blur, jpeg_roundtrip
+from iznet.engine.config import AUGMENT_PRESETS, AugmentConfig, augment_preset
 
 
 def test_gaussian_blur_matches_an_explicit_loop():

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from iznet.engine.augment import AugmentConfig, augment_batch
+from iznet.engine.augment import augment_batch
+from iznet.engine.config import AugmentConfig
 from iznet.engine.data import PairSet, Split, TrainData, sample_pairs
 from iznet.engine.train import TrainConfig, Trainer
 from iznet.errors import TrainingError
@@ -262,7 +263,7 @@ def test_collection_pack_holds_out_whole_people(tmp_path):
 
 
 def test_keep_best_and_inherited_calibration(tmp_path):
-    from iznet.engine.checkpoint import load_checkpoint, save_checkpoint
+    from iznet.utils.checkpoint import load_checkpoint, save_checkpoint
 
     data = _synthetic()
     base = Trainer(_cfg(), data, tmp_path / "base", device="cpu")
@@ -282,3 +283,82 @@ def test_keep_best_and_inherited_calibration(tmp_path):
     for got in (b, load_checkpoint(tmp_path / "ft" / "model.pt")):
         cal = got["meta"]["calibration"]
         assert cal["threshold"] == 0.9 and cal["margin"] == 0.05 and "inherited" in cal["source"]
+
+
+def _with_held_out(data: TrainData) -> TrainData:
+    """The synthetic set as a group: each person's last two images held out (what a folder gets)."""
+    labels = np.zeros(len(data.images), dtype=np.int64)
+    labels[data.train.indices] = data.train.labels
+    held = np.setdiff1d(np.arange(len(labels)), data.train.indices)
+    labels[held] = np.repeat(np.arange(len(data.train.classes)), 2)
+    data.held_out = Split(held, labels[held], data.train.classes)
+    return data
+
+
+def test_group_run_stores_a_threshold_chosen_on_its_held_out_photos(tmp_path):
+    from iznet.utils.checkpoint import load_checkpoint, save_checkpoint
+    from iznet.engine.train import embed_images
+    from iznet.eval.openset import held_out_calibration
+
+    data = _with_held_out(_synthetic())
+    base = Trainer(_cfg(), data, tmp_path / "base", device="cpu")
+    base.fit()
+    ck = load_checkpoint(tmp_path / "base" / "model.pt")
+    meta = {**ck["meta"], "calibration": {"threshold": 0.9, "gallery_far": 0.1, "source": "dev pairs"}}
+    save_checkpoint(tmp_path / "cal.pt", kind="embedder", model=ck["model"], model_kwargs=ck["model_kwargs"],
+                    state_dict=ck["state_dict"], meta=meta)
+    ft = Trainer(_cfg(init=str(tmp_path / "cal.pt"), calibrate_far=0.25, steps=4), data, tmp_path / "ft",
+                 device="cpu")
+    ft.fit()
+    cal = load_checkpoint(tmp_path / "ft" / "model.pt")["meta"]["calibration"]
+    m, size = ft.model, ft.size
+    e_t = embed_images(m, data.images, data.train.indices, size, torch.device("cpu"), False, True)
+    e_h = embed_images(m, data.images, data.held_out.indices, size, torch.device("cpu"), False, True)
+    want = held_out_calibration(e_t, data.train.labels, e_h, data.held_out.labels, 0.25, 0.1)
+    assert cal["threshold"] == pytest.approx(want["threshold"]) and "held-out photos" in cal["source"]
+    assert cal["gallery_far"] == 0.1 and cal["wrong"] <= 0.25 and cal["far"] <= 0.1
+    keep = Trainer(_cfg(init=str(tmp_path / "cal.pt"), calibrate_far=0.0, steps=2), data, tmp_path / "keep",
+                   device="cpu")
+    keep.fit()
+    assert load_checkpoint(tmp_path / "keep" / "model.pt")["meta"]["calibration"]["threshold"] == 0.9
+
+
+def _rehearsal_pack(tmp_path, n_people=5, per=4):
+    from iznet.data.pack import pack_images
+
+    rng = np.random.default_rng(3)
+    items = [(f"r{i}/{j}.jpg", i, rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8))
+             for i in range(n_people) for j in range(per)]
+    path = tmp_path / "rehearse.pt"
+    pack_images(items, path, SIZE, classes=[f"r{i}" for i in range(n_people)])
+    return path
+
+
+def test_rehearsal_batches_hold_base_people_labelled_apart_and_resume_exactly(tmp_path):
+    pack = _rehearsal_pack(tmp_path)
+    data = _synthetic()
+    cfg = dict(rehearse=str(pack), rehearse_p=2, steps=4)
+    tr = Trainer(_cfg(**cfg), data, tmp_path / "a", device="cpu")
+    seen = []
+    real_miner = tr._miner
+    tr._miner = lambda emb, labels: (seen.append(labels.clone()), real_miner(emb, labels))[1]
+    tr.fit()
+    n_group = len(data.train.classes)
+    for labels in seen:
+        group, base = labels[: 3 * 4], labels[3 * 4:]
+        assert len(base) == 2 * 4 and (group < n_group).all() and (base >= n_group).all()
+        assert len(torch.unique(base)) == 2
+    part = Trainer(_cfg(**cfg), data, tmp_path / "b", device="cpu")
+    part.fit(stop_after=2)
+    resumed = Trainer(_cfg(**cfg), data, tmp_path / "b", device="cpu")
+    resumed.resume(tmp_path / "b" / "last.pt")
+    resumed.fit()
+    for k, v in tr.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+
+
+@pytest.mark.parametrize("bad", [{"loss": "cosface"}, {"mining": "uniform"}, {"loss": "pair"},
+                                 {"rehearse_p": 1}])
+def test_rehearsal_refuses_batches_it_cannot_extend(bad):
+    with pytest.raises(TrainingError, match="rehears"):
+        _cfg(rehearse="x.pt", **bad).validate()

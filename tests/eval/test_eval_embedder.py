@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from iznet.engine.checkpoint import save_checkpoint
+from iznet.utils.checkpoint import save_checkpoint
 from iznet.errors import ModelError
 from iznet.recognize.embedder import (EnsembleEmbedder, NetworkEmbedder, PCAEmbedder, RawPixelEmbedder,
                                      load_embedder)

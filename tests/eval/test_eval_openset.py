@@ -71,3 +71,53 @@ def test_simulated_groups_on_clean_clusters_and_on_noise():
         assert r["strangers_rejected"] + r["strangers_named"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="need"):
         simulate_groups(noise[:40], labels[:40], RuleSettings(threshold=1.0), group_size=6, k=3)
+
+
+def _loop_calibration(enr, el, probes, pl):
+    """Per probe by loops (medoid per person): its nearest other person's distance, and its nearest person."""
+    people = sorted(set(el.tolist()))
+    proto = {}
+    for p in people:
+        X = enr[el == p]
+        d = [[float(np.linalg.norm(a - b)) for b in X] for a in X]
+        proto[p] = X[int(np.argmin([sum(r) for r in d]))]
+    imp, best = [], []
+    for x, owner in zip(probes, pl):
+        dist = {p: float(np.linalg.norm(x - proto[p])) for p in people}
+        imp.append(min(v for p, v in dist.items() if p != owner))
+        b = min(dist, key=dist.get)
+        best.append((b, dist[b], owner))
+    return np.array(imp), best
+
+
+def test_held_out_calibration_matches_a_loop():
+    from iznet.eval.openset import held_out_calibration
+
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(5, 8))
+    el = np.repeat(np.arange(5), 6)
+    pl = np.repeat(np.arange(5), 8)
+    enr = _unit(centres[el] + 0.6 * rng.normal(size=(len(el), 8)))
+    probes = _unit(centres[pl] + 1.0 * rng.normal(size=(len(pl), 8)))
+    imp, best = _loop_calibration(enr, el, probes, pl)
+    n = len(pl)
+
+    def shares(t):
+        return (sum(d <= t and b == o for b, d, o in best) / n, sum(d <= t and b != o for b, d, o in best) / n,
+                float(np.mean(imp <= t)))
+
+    assert shares(2.0)[1] > 0.05  # the set has misnamed photos to be careful about
+    for far, strangers in ((0.0, 1.0), (0.05, 1.0), (1.0, 0.1), (0.05, 0.2)):
+        got = held_out_calibration(enr, el, probes, pl, far, strangers)
+        t = got["threshold"] - 1e-6  # loop distances differ from the library's in the last bits
+        right, wrong, named = shares(t)
+        assert wrong <= far + 1e-9 and named <= strangers + 1e-9
+        assert got["right"] == pytest.approx(right) and got["wrong"] == pytest.approx(wrong)
+        assert got["far"] == pytest.approx(named)
+        assert got["right"] + got["wrong"] + got["unknown"] == pytest.approx(1.0)
+        # the largest such threshold: the next distance up breaks one of the two targets
+        nxt = min(d for _, d, _ in best + [(None, v, None) for v in imp] if d > t + 2e-6) + 1e-6
+        w2, s2 = shares(nxt)[1:]
+        assert w2 > far + 1e-9 or s2 > strangers + 1e-9
+    with pytest.raises(ValueError, match="no enrolled photo"):
+        held_out_calibration(enr, el, probes, pl + 1, 0.1)

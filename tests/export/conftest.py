@@ -37,7 +37,7 @@ def ckpt_dir(tmp_path_factory) -> Path:
 
 
 def _embedder_ckpt(folder: Path, name: str, tta: bool) -> Path:
-    from iznet.engine.checkpoint import save_checkpoint
+    from iznet.utils.checkpoint import save_checkpoint
     from iznet.models import create_model
 
     torch.manual_seed(1)

@@ -10,8 +10,8 @@ import torch
 
 from iznet.errors import ModelError
 from iznet.export.onnx_export import FORMAT, export_model
-from iznet.export.onnx_runtime import (OnnxDetector, OnnxEmbedder, cache_name, cached_export, load_detector_runtime,
-                                       load_embedder_runtime, read_onnx_metadata)
+from iznet.export.onnx_runtime import OnnxDetector, OnnxEmbedder, cache_name, cached_export, read_onnx_metadata
+from iznet.loading import load_detector, load_embedder
 
 EMB_SIZE, DET_SIZE = 64, 128  # the input sizes of the random checkpoints in conftest.py
 
@@ -54,7 +54,7 @@ def test_embedder_metadata_describes_the_file(embedder_tta_ckpt, tmp_path):
 
 
 def test_the_shipped_unknown_face_rule_travels_with_the_onnx_file(tmp_path):
-    from iznet.engine.checkpoint import load_checkpoint, save_checkpoint
+    from iznet.utils.checkpoint import load_checkpoint, save_checkpoint
     from iznet.models import create_model
 
     cal = {"threshold": 0.81, "gallery_far": 0.05, "margin": 0.06, "source": "development pairs"}
@@ -204,9 +204,9 @@ def test_cache_exports_once_and_repairs_bad_files(detector_ckpt, tmp_path):
 def test_runtime_loaders_pass_non_networks_through(tmp_path):
     from iznet.recognize.embedder import RawPixelEmbedder
 
-    assert isinstance(load_embedder_runtime("raw:16", "onnx", tmp_path), RawPixelEmbedder)
-    assert type(load_detector_runtime("haar", "onnx", tmp_path)).__name__ == "HaarDetector"
-    untrained = load_embedder_runtime("nn4_small", "onnx", tmp_path)  # random weights: a temporary export
+    assert isinstance(load_embedder(spec="raw:16", runtime="onnx", onnx_dir=tmp_path), RawPixelEmbedder)
+    assert type(load_detector(spec="haar", runtime="onnx", onnx_dir=tmp_path)).__name__ == "HaarDetector"
+    untrained = load_embedder(spec="nn4_small", runtime="onnx", onnx_dir=tmp_path)  # random weights: a temporary export
     assert isinstance(untrained, OnnxEmbedder) and not untrained.trained
     assert not any(tmp_path.iterdir())  # nothing cached for it
 
@@ -214,7 +214,7 @@ def test_runtime_loaders_pass_non_networks_through(tmp_path):
 def test_missing_onnxruntime_or_onnx_says_how_to_install(embedder_ckpt, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
     with pytest.raises(ModelError, match=r"pip install 'iznet\[onnx\]'"):
-        load_embedder_runtime(None, "onnx", tmp_path)
+        load_embedder(spec=None, runtime="onnx", onnx_dir=tmp_path)
     with pytest.raises(ModelError, match=r"onnxruntime is needed.*--no-verify"):
         export_model(embedder_ckpt, tmp_path / "e.onnx")
     monkeypatch.setitem(sys.modules, "onnx", None)
@@ -254,20 +254,20 @@ def test_ensemble_runs_each_member_on_onnxruntime(embedder_ckpt, tmp_path):
     from iznet.recognize.pipeline import embedder_tag
 
     spec = f"{embedder_ckpt}+raw:8"
-    onnx_ens = load_embedder_runtime(spec, "onnx", tmp_path)
-    torch_ens = load_embedder_runtime(spec, "torch")
+    onnx_ens = load_embedder(spec=spec, runtime="onnx", onnx_dir=tmp_path)
+    torch_ens = load_embedder(spec=spec, runtime="torch")
     assert isinstance(onnx_ens, EnsembleEmbedder) and isinstance(onnx_ens.members[0], OnnxEmbedder)
     assert embedder_tag(onnx_ens) == embedder_tag(torch_ens)  # a gallery enrolled on either runtime matches
     x = _crops(3, 40)
     np.testing.assert_allclose(onnx_ens.embed(x), torch_ens.embed(x), atol=1e-4)
     with pytest.raises(ModelError, match="empty member"):
-        load_embedder_runtime(f"{embedder_ckpt}+", "onnx", tmp_path)
+        load_embedder(spec=f"{embedder_ckpt}+", runtime="onnx", onnx_dir=tmp_path)
     with pytest.raises(ModelError, match="is an ensemble: export each member"):
         export_model(spec, tmp_path / "ens.onnx")
 
 
 def test_the_face_crop_convention_travels_with_checkpoint_and_onnx_file(tmp_path):
-    from iznet.engine.checkpoint import save_checkpoint
+    from iznet.utils.checkpoint import save_checkpoint
     from iznet.models import create_model
     from iznet.recognize.embedder import EnsembleEmbedder, load_embedder
 

@@ -115,7 +115,7 @@ def test_weights_path_roundtrip_and_mismatch(tmp_path):
     with torch.no_grad():
         assert torch.equal(src(x), dst(x))
     # an iznet checkpoint holding the state dict works too
-    from iznet.engine.checkpoint import save_checkpoint
+    from iznet.utils.checkpoint import save_checkpoint
 
     ckpt = save_checkpoint(tmp_path / "c.pt", kind="embedder", model="nn4_small", model_kwargs={},
                            state_dict=src.state_dict())

@@ -75,16 +75,17 @@ def blob_detector() -> BlobDetector:
 @pytest.fixture
 def fake_detector_spec(monkeypatch):
     """Make ``--detector blobs`` (and the default detector) resolve to a :class:`BlobDetector` in the CLI."""
-    from iznet.recognize import pipeline as pl
+    import iznet.detect.detector as detector
+    from iznet.utils.assets import default_detector_spec
 
-    real = pl.load_detector_spec
+    real = detector.load_detector
 
-    def load(spec=None, tta=None):
-        if spec in (None, "blobs"):
+    def parse(spec, *args, **kwargs):
+        if spec in (default_detector_spec(), "blobs"):
             return BlobDetector()
-        return real(spec, tta=tta)
+        return real(spec, *args, **kwargs)
 
-    monkeypatch.setattr(pl, "load_detector_spec", load)
+    monkeypatch.setattr(detector, "load_detector", parse)  # what iznet.loading calls
     return "blobs"
 
 

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from iznet.cli.app import app
 from iznet.cli.main import _register
-from iznet.errors import GalleryError, IznetError
+from iznet.errors import GalleryError, IznetError, ModelError
+from iznet.loading import load_detector, load_embedder
 from iznet.recognize.gallery import Gallery
 
 _register()
@@ -199,9 +200,9 @@ def test_label_bad_threshold_and_no_input(tmp_path, run, enrolled):
 
 
 def test_label_demo_without_bundled_demo(run, monkeypatch, tmp_path):
-    from iznet.recognize import pipeline as pl
+    from iznet.utils import assets
 
-    monkeypatch.setattr(pl, "DEMO_PHOTO", tmp_path / "nope.jpg")
+    monkeypatch.setattr(assets, "DEMO_PHOTO", tmp_path / "nope.jpg")
     r = run("label", "--demo")
     assert isinstance(r.exception, IznetError) and "no demo is bundled" in str(r.exception)
 
@@ -231,7 +232,7 @@ def test_haar_detector_finds_no_face_in_noise(tmp_path, synth):
     """A real detector (OpenCV's Haar cascade through the detector loader) on noise: the no-face path."""
     from iznet.recognize import pipeline as pl
 
-    det = pl.load_detector_spec("haar")
+    det = load_detector(spec="haar")
     noise = np.random.default_rng(0).integers(0, 256, size=(120, 160, 3), dtype=np.uint8)
     photo = synth.save_png(tmp_path / "noise.png", noise)
     runner = CliRunner()
@@ -239,7 +240,7 @@ def test_haar_detector_finds_no_face_in_noise(tmp_path, synth):
                             "--gallery", str(tmp_path / "none.db")])
     assert r.exit_code == 0, r.output
     assert "no face found in" in r.stdout
-    assert len(pl.Pipeline(det, pl.load_embedder_spec("raw:16"), tmp_path / "none.db").label(noise)) == 0
+    assert len(pl.Pipeline(det, load_embedder(spec="raw:16"), tmp_path / "none.db").label(noise)) == 0
 
 
 @pytest.mark.shared
@@ -311,7 +312,7 @@ def test_version_and_out_of_range_options(tmp_path, run, synth, enrolled):
 def test_label_conf_applies_to_iznet_detectors_only(tmp_path, run, synth, enrolled):
     photo, _ = _group(tmp_path, synth)
     r = run("label", photo, "--json", "--gallery", enrolled, *EMB, "--detector", "blobs", "--conf", "0.5")
-    assert r.exit_code == 2 and "iznet detectors only" in r.output
+    assert isinstance(r.exception, ModelError) and "iznet detectors only" in str(r.exception)  # exit status 2
 
 
 def test_cluster_then_enroll_the_renamed_folders(tmp_path, run, synth):

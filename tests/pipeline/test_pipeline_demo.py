@@ -8,6 +8,7 @@ import numpy as np
 
 import pytest
 
+from iznet.loading import load_detector, load_embedder
 from iznet.recognize import pipeline as pl
 
 
@@ -33,7 +34,7 @@ def test_demo_photo_is_labelled_with_known_answers(demo):
     from iznet.recognize.gallery import Gallery
 
     with Gallery(assets.gallery, readonly=True) as g:
-        pipe = pl.Pipeline(pl.load_detector_spec(None), pl.load_embedder_spec(None, device="cpu"), g)
+        pipe = pl.Pipeline(load_detector(), load_embedder(device="cpu"), g)
         result = pipe.label_file(assets.photo)
     tiles = expected["tiles"]
     # A face found in every tile of the collage (LFW photos: some also show part of someone behind).
@@ -85,7 +86,7 @@ def test_the_bundled_detector_gives_plausible_landmarks(demo):
     assets, _ = demo
     from iznet.data.images import load_image
 
-    boxes, _, points = pl.detect_faces_with_landmarks(pl.load_detector_spec(None), load_image(assets.photo))
+    boxes, _, points = pl.detect_faces_with_landmarks(load_detector(), load_image(assets.photo))
     assert points is not None and len(points) == len(boxes) > 0
     for b, p in zip(boxes, points):
         w, h = b[2] - b[0], b[3] - b[1]

@@ -14,15 +14,15 @@ from iznet.recognize.gallery import Gallery, sha256_file
 from iznet.recognize.matcher import calibrate_threshold
 from iznet.recognize.pipeline import (
     SOURCE_META_PREFIX,
-    calibrate_on_lfw,
     default_gallery_path,
     demo_assets,
     embedder_tag,
     enroll_files,
     enroll_folder,
-    load_embedder_spec,
     rebuild_embeddings,
 )
+from iznet.eval.calibration import calibrate_on_lfw
+from iznet.loading import load_embedder
 
 
 def test_enroll_skips_and_reports(tmp_path, synth, people_photos, blob_detector):
@@ -165,7 +165,7 @@ def test_default_gallery_path(monkeypatch, tmp_path):
 
 
 def test_missing_bundled_models_say_what_to_do(monkeypatch, tmp_path):
-    from iznet.recognize import pipeline as pl
+    from iznet.utils import assets as pl
 
     monkeypatch.setattr(pl, "DEFAULT_EMBEDDER_FILE", tmp_path / "embedder.pt")
     monkeypatch.setattr(pl, "DEFAULT_DETECTOR_FILE", tmp_path / "detector.pt")
@@ -175,15 +175,15 @@ def test_missing_bundled_models_say_what_to_do(monkeypatch, tmp_path):
     with pytest.raises(ModelError, match="--detector"):
         pl.default_detector_spec()
     with pytest.raises(IznetError, match="no demo is bundled"):
-        demo_assets()
+        pl.demo_assets()
     (tmp_path / "embedder.pt").write_bytes(b"x")
     assert pl.default_embedder_spec() == str(tmp_path / "embedder.pt")
 
 
 def test_embedders_that_need_fitting_are_refused():
     with pytest.raises(ModelError, match="fitted"):
-        load_embedder_spec("pca:8")
-    assert load_embedder_spec("raw:12").input_size == 12
+        load_embedder(spec="pca:8")
+    assert load_embedder(spec="raw:12").input_size == 12
 
 
 def test_crop_records_share_the_enrolment_transaction(tmp_path, people_photos, blob_detector, monkeypatch):

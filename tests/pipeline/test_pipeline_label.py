@@ -114,7 +114,7 @@ def test_the_shipped_rule_tightens_in_a_gallery_of_look_alikes(synth, gallery, e
 
 
 def test_checkpoint_calibration_is_loaded(tmp_path):
-    from iznet.engine.checkpoint import save_checkpoint
+    from iznet.utils.checkpoint import save_checkpoint
     from iznet.models import create_model
     from iznet.recognize.embedder import load_embedder
 

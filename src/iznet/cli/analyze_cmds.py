@@ -1,7 +1,7 @@
 """``iznet analyze`` (t-SNE, boxplots, medoid tables, accuracy, one HTML report) and ``iznet report``
 (one table comparing training runs).
 
-The numbers come from :mod:`iznet.eval.analysis`, the figures from :mod:`iznet.viz.plots`; this module
+The numbers come from :mod:`iznet.eval.analysis`, the figures from :mod:`iznet.eval.plots`; this module
 loads the labelled images, embeds them, writes the files and formats the report.
 """
 
@@ -336,7 +336,7 @@ def analyze(
     from iznet.eval.analysis import analyze_embeddings
     from iznet.recognize.embedder import load_embedder
     from iznet.utils.io import atomic_path, write_json
-    from iznet.viz import plots
+    from iznet.eval import plots
 
     command = _command([("--data", data), ("--out", out), ("--enroll", enroll), ("--perplexity", perplexity),
                         ("--iterations", iterations), ("--max-per-person", max_per_person),
@@ -432,7 +432,7 @@ def _analyze_snapshots(run_dir: Path, out: Path, perplexity: float, iterations: 
 
     from iznet.eval.analysis import analyze_embeddings, labels_from_names
     from iznet.utils.io import write_json
-    from iznet.viz import plots
+    from iznet.eval import plots
 
     if not run_dir.is_dir():
         raise IznetError(f"run folder {run_dir} does not exist")

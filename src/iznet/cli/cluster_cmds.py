@@ -33,7 +33,6 @@ def cluster_cmd(
 
     from iznet.cli.gallery_cmds import _echo_list
     from iznet.cli.inputs import expand_inputs
-    from iznet.recognize import pipeline as pl
     from iznet.recognize.cluster import cluster_photos
 
     if method == "kmeans" and clusters is None:
@@ -43,7 +42,9 @@ def cluster_cmd(
         typer.echo(f"error: {arg}: {why}", err=True)
     if not files:
         raise typer.BadParameter("no photos found in the arguments", param_hint="INPUTS")
-    det, emb = pl.load_detector_spec(detector), pl.load_embedder_spec(embedder)
+    from iznet.loading import load_detector, load_embedder
+
+    det, emb = load_detector(spec=detector), load_embedder(spec=embedder)
     with tqdm(total=len(files), unit="photo", desc="faces", dynamic_ncols=True) as bar:
         rep = cluster_photos(files, out, det, emb, method=method, threshold=threshold, n_clusters=clusters,
                              min_size=min_size, min_face=min_face, progress=bar.update)

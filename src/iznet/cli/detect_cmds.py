@@ -14,7 +14,7 @@ from typing import List, Optional
 import typer
 
 from iznet.cli.app import app
-from iznet.cli.inputs import expand_inputs
+from iznet.cli.inputs import expand_inputs, option_value
 
 DETECTOR_SPEC_HELP = ("face detector: 'haar' (OpenCV's cascade), 'yunet:PATH' (YuNet ONNX file) or a detector "
                       "checkpoint (default: the bundled one, iznet/assets/detector.pt)")
@@ -24,43 +24,14 @@ DETECTOR_TTA_HELP = ("test-time augmentation of iznet detectors: full (input sid
                      "mirrored: 4 passes, the most accurate), flip (2 passes) or off (1 pass, the fastest)")
 
 
-def set_detector_conf(det, conf: float | None) -> None:
-    """Apply ``--conf`` (the confidence threshold) to an iznet detector, PyTorch or ONNX."""
-    if conf is None:
-        return
-    from dataclasses import replace
-
-    cfg = getattr(det, "config", None)
-    if cfg is None or not hasattr(cfg, "conf_threshold"):
-        raise typer.BadParameter("--conf applies to iznet detectors only (not haar or yunet)", param_hint="--conf")
-    det.config = replace(cfg, conf_threshold=conf)
-
-
-def check_detector_tta(value: str, hint: str) -> str:
-    """``value`` when it names a detector test-time augmentation mode, else a usage error naming ``hint``."""
-    from iznet.detect.tta import TTA_MODES, tta_config
-
-    try:
-        tta_config(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r}: choose one of {', '.join(TTA_MODES)}", param_hint=hint) from None
-    return value.strip().lower()
+RUNTIME_HELP = ("torch, or onnx: run the networks with onnxruntime (checkpoints are exported once into the ONNX "
+                "cache; -e/-d also take .onnx files)")
+ONNX_DIR_HELP = "ONNX cache for --runtime onnx (default: $IZNET_ONNX_DIR, else ~/.cache/iznet/onnx)"
+CONF_HELP = "detector confidence threshold (iznet detectors; default 0.3)"
 
 
 def _command_line() -> str:
     return "iznet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-
-
-def _default_detector() -> str:
-    import iznet
-
-    bundled = Path(iznet.__file__).resolve().parent / "assets" / "detector.pt"
-    if not bundled.is_file():
-        from iznet.errors import ModelError
-
-        raise ModelError(f"no bundled detector ({bundled} is missing); pass --detector haar, yunet:PATH or a "
-                         "checkpoint from `iznet train-detector`")
-    return str(bundled)
 
 
 @app.command("detect")
@@ -71,24 +42,24 @@ def detect_cmd(
     as_json: bool = typer.Option(False, "--json", help="print one JSON line per photo instead of text"),
     landmarks: bool = typer.Option(False, "--landmarks", help="also draw the five landmarks of each face as dots "
                                                               "(detectors that give them)"),
-    conf: Optional[float] = typer.Option(None, "--conf", min=0.0, max=1.0,
-                                         help="confidence threshold (iznet detectors; default 0.3)"),
+    conf: Optional[float] = typer.Option(None, "--conf", min=0.0, max=1.0, help=CONF_HELP),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (iznet detectors; default cpu)"),
     tta: str = typer.Option("full", "--tta", help=DETECTOR_TTA_HELP),
+    runtime: str = typer.Option("torch", "--runtime", help=RUNTIME_HELP),
+    onnx_dir: Optional[Path] = typer.Option(None, "--onnx-dir", help=ONNX_DIR_HELP),
 ) -> None:
     """Find faces in photos: print boxes (x1 y1 x2 y2 in pixels) and scores, optionally draw them.
 
     Exit status 1 when some photo could not be read (the others are still processed).
     """
     from iznet.data.images import load_image
-    from iznet.detect.detector import load_detector
     from iznet.errors import ImageError
+    from iznet.loading import DetectorOptions, load_detector
     from iznet.viz.draw import draw_detections
 
-    tta = check_detector_tta(tta, "--tta")
+    det = load_detector(option_value(DetectorOptions, detector, runtime=runtime, tta=tta, conf=conf, device=device,
+                                     onnx_dir=onnx_dir))
     files, problems = expand_inputs(images)
-    det = load_detector(detector or _default_detector(), device=device, tta=tta)
-    set_detector_conf(det, conf)
     if out is not None and out.exists() and not out.is_dir():
         raise typer.BadParameter(f"{out} is a file; give a folder", param_hint="--out")
     failed = list(problems)
@@ -289,7 +260,7 @@ def train_detector_cmd(
     init_ckpt = None
     if init is not None:
         from iznet.detect.detector import KIND
-        from iznet.engine.checkpoint import load_checkpoint
+        from iznet.utils.checkpoint import load_checkpoint
 
         init_ckpt = load_checkpoint(init, kind=KIND)
         init_width = (init_ckpt.get("model_kwargs") or {}).get("width")

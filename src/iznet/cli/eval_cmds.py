@@ -52,10 +52,10 @@ def lfw(
 ) -> None:
     """LFW verification: mean ± std accuracy, AUC, VAL at a FAR, EER."""
     from iznet.eval.protocols import evaluate_lfw
-    from iznet.recognize.embedder import load_embedder
+    from iznet.loading import load_embedder
     from iznet.utils.io import write_json
 
-    emb = load_embedder(embedder, device=device, tta=tta)
+    emb = load_embedder(spec=embedder, device=device, tta=tta, fixed=False)
     _warn_untrained(emb)
     res = evaluate_lfw(emb, pack, protocol, data, far=far, batch_size=batch_size)
     res["extra"]["command"] = _command(["iznet", "eval", "lfw"], {
@@ -102,12 +102,12 @@ def ident(
     """Closed-set identification (rank-1 for nn, centroid, medoid prototypes), optionally open-set."""
     from iznet.errors import DataError
     from iznet.eval.protocols import evaluate_identification
-    from iznet.recognize.embedder import load_embedder
+    from iznet.loading import load_embedder
     from iznet.utils.io import write_json
 
     if (data is None) == (pack is None):
         raise DataError("give exactly one of --data FOLDER or --pack FILE")
-    emb = load_embedder(embedder, device=device, tta=tta)
+    emb = load_embedder(spec=embedder, device=device, tta=tta, fixed=False)
     _warn_untrained(emb)
     res = evaluate_identification(emb, data if data is not None else pack, k=enroll, fit_people=fit,
                                   open_set_far=open_set_far, seed=seed, batch_size=batch_size)
@@ -195,8 +195,10 @@ def group(
             det = WholeImageDetector() if no_detect else PaddedDetector(DlibHogDetector(), pad)
             pipe = DlibPipeline(det, g, threshold=thr, prototype_method=method)
         else:
-            det = WholeImageDetector() if no_detect else PaddedDetector(pl.load_detector_spec(detector), pad)
-            pipe = pl.Pipeline(det, pl.load_embedder_spec(embedder), g, prototype_method=method, threshold=thr,
+            from iznet.loading import load_detector, load_embedder
+
+            det = WholeImageDetector() if no_detect else PaddedDetector(load_detector(spec=detector), pad)
+            pipe = pl.Pipeline(det, load_embedder(spec=embedder), g, prototype_method=method, threshold=thr,
                                margin_scale=1.0 if no_detect else pl.FACE_CROP_SCALE)
         with tqdm(total=total, unit="img", desc="group", dynamic_ncols=True, disable=total < 50) as bar:
             rep = evaluate_group(pipe, data, enroll=enroll, max_probes=max_probes, progress=bar.update,

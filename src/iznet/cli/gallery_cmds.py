@@ -61,19 +61,24 @@ def enroll_cmd(
                                                              "image (its centre square) as the face"),
     method: str = typer.Option("medoid", "--method", help="prototypes stored: medoid, centroid, kmeans"),
     k: int = typer.Option(3, "--k", min=1, help="centres per person for --method kmeans"),
+    runtime: str = typer.Option("torch", "--runtime", help="torch, or onnx: run the networks with onnxruntime "
+                                "(the same embedder tag: galleries are shared between the two)"),
+    onnx_dir: Optional[Path] = typer.Option(None, "--onnx-dir", help="ONNX cache for --runtime onnx (default: "
+                                            "$IZNET_ONNX_DIR, else ~/.cache/iznet/onnx)"),
 ) -> None:
     """Enrol a person from photos (the most confident face of each is kept), or everyone in a folder.
 
     Exit status 1 when some image could not be enrolled (unreadable, no face); the others are enrolled.
     """
+    from iznet.loading import load_detector, load_embedder
     from iznet.recognize import pipeline as pl
 
     if from_folder is not None and (name or images):
         raise typer.BadParameter("give either NAME IMAGES... or --from-folder ROOT, not both")
     if from_folder is None and (not name or not images):
         raise typer.BadParameter("give NAME and at least one image (or --from-folder ROOT)")
-    emb = pl.load_embedder_spec(embedder)
-    det = None if no_detect else pl.load_detector_spec(detector)
+    emb = load_embedder(spec=embedder, runtime=runtime, onnx_dir=onnx_dir)
+    det = None if no_detect else load_detector(spec=detector, runtime=runtime, onnx_dir=onnx_dir)
     with _open(gallery, create=True) as g:
         if from_folder is None:
             rep = pl.enroll_files(g, name, images, emb, det, method=method, k=k)
@@ -189,9 +194,10 @@ def rebuild_cmd(
     """
     from tqdm import tqdm
 
+    from iznet.loading import load_embedder
     from iznet.recognize import pipeline as pl
 
-    emb = pl.load_embedder_spec(embedder)
+    emb = load_embedder(spec=embedder)
     with _open(gallery) as g:
         with tqdm(total=len(g.images()), unit="img", desc="re-embedding", dynamic_ncols=True) as bar:
             rep = pl.rebuild_embeddings(g, emb, progress=bar.update)
@@ -225,16 +231,19 @@ def calibrate_cmd(
 ) -> None:
     """Choose and store the unknown-face threshold of an embedder: the largest distance whose false-accept
     rate on impostor pairs (people who are not in the gallery) is at most --far."""
+    from iznet.loading import load_embedder
     from iznet.recognize import pipeline as pl
 
-    emb = pl.load_embedder_spec(embedder)
+    emb = load_embedder(spec=embedder)
     tag = pl.embedder_tag(emb)
     if clear:
         t = None
     elif value is not None:
         t = float(value)
     else:
-        cal = pl.calibrate_on_lfw(emb, pairs=pairs, lfw_root=lfw, target_far=far)
+        from iznet.eval.calibration import calibrate_on_lfw
+
+        cal = calibrate_on_lfw(emb, pairs=pairs, lfw_root=lfw, target_far=far)
         t = cal.threshold
         typer.echo(f"{cal.source}: {cal.n_genuine} genuine and {cal.n_impostor} impostor pairs")
         typer.echo(f"threshold {t:.4f} for FAR <= {far:g}: measured FAR {cal.far:.4f}, TAR {cal.tar:.4f}")

@@ -34,3 +34,16 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]
         else:
             problems.append((arg, "file does not exist"))
     return list(dict.fromkeys(files)), problems
+
+
+def option_value(build, *args, hint: str | None = None, **kwargs):
+    """``build(*args, **kwargs)`` (e.g. :class:`iznet.loading.DetectorOptions`), with a bad value reported as a
+    usage error (exit status 2, naming ``hint``) instead of a failure of the command."""
+    import typer
+
+    from iznet.errors import ModelError
+
+    try:
+        return build(*args, **kwargs)
+    except ModelError as e:
+        raise typer.BadParameter(str(e), param_hint=hint) from None

@@ -13,24 +13,9 @@ from typing import List, Optional
 import typer
 
 from iznet.cli.app import app
-from iznet.cli.detect_cmds import DETECTOR_TTA_HELP, check_detector_tta, set_detector_conf
+from iznet.cli.detect_cmds import CONF_HELP, DETECTOR_TTA_HELP, ONNX_DIR_HELP, RUNTIME_HELP
 from iznet.cli.gallery_cmds import DETECTOR_HELP, EMBEDDER_HELP, GALLERY_HELP, _echo_list
-from iznet.cli.inputs import expand_inputs
-
-def _parse_threshold(text: Optional[str]) -> float | str | None:
-    if text is None or text.strip().lower() == "stored":
-        return "stored"
-    if text.strip().lower() == "none":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r}: give a distance (e.g. 0.9), 'stored' or 'none'",
-                                 param_hint="--threshold") from None
-    if not 0.0 <= value <= 2.0:  # distances between unit vectors lie in 0..2
-        raise typer.BadParameter(f"{text!r}: a distance between face embeddings lies in 0..2", param_hint="--threshold")
-    return value
-
+from iznet.cli.inputs import expand_inputs, option_value
 
 def _out_stem(path: Path, used: set[str]) -> str:
     stem, n = path.stem, 2
@@ -68,8 +53,7 @@ def label_cmd(
     embedder: Optional[str] = typer.Option(None, "--embedder", "-e", help=EMBEDDER_HELP),
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help=DETECTOR_HELP),
     detector_tta: str = typer.Option("full", "--detector-tta", help=DETECTOR_TTA_HELP),
-    conf: Optional[float] = typer.Option(None, "--conf", min=0.0, max=1.0,
-                                         help="detector confidence threshold (iznet detectors; default 0.3)"),
+    conf: Optional[float] = typer.Option(None, "--conf", min=0.0, max=1.0, help=CONF_HELP),
     threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="unknown-face distance: a number, "
                                                                             "'stored' (default: the calibrated "
                                                                             "one) or 'none'"),
@@ -78,11 +62,8 @@ def label_cmd(
                                                               "(detectors that give them; the JSON always "
                                                               "carries them)"),
     demo: bool = typer.Option(False, "--demo", help="label the bundled demo photo with the bundled demo gallery"),
-    runtime: str = typer.Option("torch", "--runtime", help="torch, or onnx: run the embedder and detector with "
-                                                           "onnxruntime (checkpoints are exported once into the "
-                                                           "ONNX cache; -e/-d also take .onnx files)"),
-    onnx_dir: Optional[Path] = typer.Option(None, "--onnx-dir", help="ONNX cache for --runtime onnx (default: "
-                                                                     "$IZNET_ONNX_DIR, else ~/.cache/iznet/onnx)"),
+    runtime: str = typer.Option("torch", "--runtime", help=RUNTIME_HELP),
+    onnx_dir: Optional[Path] = typer.Option(None, "--onnx-dir", help=ONNX_DIR_HELP),
 ) -> None:
     """Find the faces in photos, name them from the gallery, and draw a red box and name on each.
 
@@ -97,12 +78,16 @@ def label_cmd(
     from iznet.recognize import pipeline as pl
     from iznet.utils.io import write_json
 
-    thr = _parse_threshold(threshold)
+    from iznet.loading import DetectorOptions, EmbedderOptions, load_detector, load_embedder, parse_threshold
+
+    thr = option_value(parse_threshold, threshold, hint="--threshold")
+    det_options = option_value(DetectorOptions, detector, runtime=runtime, tta=detector_tta, conf=conf,
+                               onnx_dir=onnx_dir)
+    emb_options = option_value(EmbedderOptions, embedder, runtime=runtime, onnx_dir=onnx_dir)
     from iznet.recognize.prototypes import METHODS
 
     if method not in METHODS:
         raise typer.BadParameter(f"{method!r}: choose one of {', '.join(METHODS)}", param_hint="--method")
-    detector_tta = check_detector_tta(detector_tta, "--detector-tta")
     if demo:
         if inputs:
             raise typer.BadParameter("--demo labels the bundled photo; give no PHOTO arguments with it")
@@ -121,13 +106,7 @@ def label_cmd(
         except OSError as e:
             raise typer.BadParameter(f"cannot create the folder {out}: {e.strerror or e}; give a folder you can "
                                      "write", param_hint="--out") from None
-    from iznet.export.onnx_runtime import RUNTIMES, load_detector_runtime, load_embedder_runtime
-
-    if runtime.strip().lower() not in RUNTIMES:
-        raise typer.BadParameter(f"{runtime!r}: choose one of {', '.join(RUNTIMES)}", param_hint="--runtime")
-    det = load_detector_runtime(detector, runtime, onnx_dir, tta=detector_tta)
-    set_detector_conf(det, conf)
-    pipe = pl.Pipeline(det, load_embedder_runtime(embedder, runtime, onnx_dir), pl.default_gallery_path(gallery),
+    pipe = pl.Pipeline(load_detector(det_options), load_embedder(emb_options), pl.default_gallery_path(gallery),
                        prototype_method=method, threshold=thr)
     for w in pipe.warnings:
         typer.echo(f"warning: {w}", err=True)
@@ -216,8 +195,10 @@ def extract_faces_cmd(
 
     if crop not in CROP_CONVENTIONS:
         raise typer.BadParameter(f"choose one of {', '.join(CROP_CONVENTIONS)}", param_hint="--crop")
+    from iznet.loading import load_detector
+
     spec = detector or pl.default_detector_spec()
-    det = pl.load_detector_spec(spec)
+    det = load_detector(spec=spec)
     total = pl.count_images(photos)
     with tqdm(total=total, unit="photo", desc="extracting", dynamic_ncols=True) as bar:
         rep = extract_faces(photos, out, det, size=size, margin=FACE_CROP_SCALE if margin is None else margin,

@@ -13,6 +13,7 @@ import typer
 
 from iznet.cli.app import app
 from iznet.cli.gallery_cmds import DETECTOR_HELP, EMBEDDER_HELP, GALLERY_HELP
+from iznet.cli.inputs import option_value
 
 
 def is_loopback(host: str) -> bool:
@@ -51,10 +52,10 @@ def serve_cmd(
     except ImportError as e:
         typer.echo(f"error: the web service needs the 'serve' extra (pip install 'iznet[serve]'): {e}", err=True)
         raise typer.Exit(2) from None
-    from iznet.cli.label_cmds import _parse_threshold
+    from iznet.loading import parse_threshold
 
     settings = ServeSettings(
-        gallery=gallery, embedder=embedder, detector=detector, threshold=_parse_threshold(threshold),
+        gallery=gallery, embedder=embedder, detector=detector, threshold=option_value(parse_threshold, threshold, hint="--threshold"),
         max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6), token=token or None,
     )
     if not is_loopback(host):

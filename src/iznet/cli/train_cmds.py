@@ -11,6 +11,9 @@ from typing import Optional
 import typer
 
 from iznet.cli.app import app
+from iznet.engine.config import TrainConfig
+
+_D = TrainConfig()  # the defaults of every option below
 
 
 @app.command("train")
@@ -20,30 +23,30 @@ def train(
     model: Optional[str] = typer.Option(None, help="registered model name (see `iznet models`) [default: nn4, or "
                                         "the --init checkpoint's model]"),
     input_size: Optional[int] = typer.Option(None, help="override the model's input size"),
-    loss: str = typer.Option("triplet", help="triplet | contrastive | pair | cosface"),
-    mining: str = typer.Option("semi-hard", help="uniform | all | hard | semi-hard | random-hard | batch-hard"),
-    margin: float = typer.Option(0.2, help="triplet margin alpha (squared distances)"),
-    pair_metric: str = typer.Option("abs", help="pair classifier metric: abs | chi2"),
-    p: int = typer.Option(32, help="people per batch"),
-    k: int = typer.Option(4, help="images per person"),
-    singletons: int = typer.Option(0, help="images of people with a single image added to each P×K batch, "
+    loss: str = typer.Option(_D.loss, help="triplet | contrastive | pair | cosface"),
+    mining: str = typer.Option(_D.mining, help="uniform | all | hard | semi-hard | random-hard | batch-hard"),
+    margin: float = typer.Option(_D.margin, help="triplet margin alpha (squared distances)"),
+    pair_metric: str = typer.Option(_D.pair_metric, help="pair classifier metric: abs | chi2"),
+    p: int = typer.Option(_D.p, help="people per batch"),
+    k: int = typer.Option(_D.k, help="images per person"),
+    singletons: int = typer.Option(_D.singletons, help="images of people with a single image added to each P×K batch, "
                                            "as negatives only (they are left out otherwise)"),
-    people_weight: str = typer.Option("uniform", help="how often batches visit each person: uniform (once "
+    people_weight: str = typer.Option(_D.people_weight, help="how often batches visit each person: uniform (once "
                                                       "per epoch) | images | sqrt (∝ n or √n images)"),
-    pair_batch: int = typer.Option(64, help="pairs per batch (loss=pair)"),
-    id_weight: float = typer.Option(0.0, help="weight of a CosFace identity term over all training people, "
+    pair_batch: int = typer.Option(_D.pair_batch, help="pairs per batch (loss=pair)"),
+    id_weight: float = typer.Option(_D.id_weight, help="weight of a CosFace identity term over all training people, "
                                               "added to the triplet or contrastive loss (0: off)"),
-    id_scale: float = typer.Option(30.0, help="CosFace scale s (loss=cosface or --id-weight)"),
-    id_margin: float = typer.Option(0.35, help="CosFace cosine margin m (loss=cosface or --id-weight)"),
-    optimizer: str = typer.Option("sgd", help="sgd | adagrad | adamw"),
-    lr: float = typer.Option(0.05),
-    weight_decay: float = typer.Option(5e-4),
-    schedule: str = typer.Option("cosine", help="cosine | step | constant"),
-    warmup: int = typer.Option(100, help="warm-up steps"),
-    steps: int = typer.Option(2000),
-    seed: int = typer.Option(0),
-    eval_every: int = typer.Option(250, help="dev evaluation every N steps (0: only at the end)"),
-    checkpoint_every: int = typer.Option(500),
+    id_scale: float = typer.Option(_D.id_scale, help="CosFace scale s (loss=cosface or --id-weight)"),
+    id_margin: float = typer.Option(_D.id_margin, help="CosFace cosine margin m (loss=cosface or --id-weight)"),
+    optimizer: str = typer.Option(_D.optimizer, help="sgd | adagrad | adamw"),
+    lr: float = typer.Option(_D.lr),
+    weight_decay: float = typer.Option(_D.weight_decay),
+    schedule: str = typer.Option(_D.schedule, help="cosine | step | constant"),
+    warmup: int = typer.Option(_D.warmup_steps, help="warm-up steps"),
+    steps: int = typer.Option(_D.steps),
+    seed: int = typer.Option(_D.seed),
+    eval_every: int = typer.Option(_D.eval_every, help="dev evaluation every N steps (0: only at the end)"),
+    checkpoint_every: int = typer.Option(_D.checkpoint_every),
     snapshot_at: str = typer.Option("", help="comma-separated sample counts for embedding snapshots"),
     pack: Optional[Path] = typer.Option(None, help="LFW pack from `iznet pack lfw` (faster)"),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="folder holding lfw/"),
@@ -56,7 +59,7 @@ def train(
                                                  help="channels_last input batches (default: on for the "
                                                       "CPU, off on CUDA)"),
     resume: Optional[Path] = typer.Option(None, help="a run's last.pt to continue from"),
-    time_budget: float = typer.Option(0.0, help="seconds; lowers --steps after 30 steps so training "
+    time_budget: float = typer.Option(_D.time_budget, help="seconds; lowers --steps after 30 steps so training "
                                                 "ends in time (the steps run are recorded)"),
     profile: bool = typer.Option(False, "--profile", help="synchronise the GPU between the phases of a step "
                                                           "so their times (summary.json step_phases) are exact"),
@@ -66,6 +69,17 @@ def train(
                                       "(the trunk's weights and batch-norm statistics stay fixed)"),
     keep_best: bool = typer.Option(False, "--keep-best", help="save best.pt at each dev evaluation that beats "
                                    "the best dev AUC so far (early stopping; with --eval-every)"),
+    calibrate_far: float = typer.Option(_D.calibrate_far, "--calibrate-far", min=0.0, max=0.99,
+                                        help="a group's run stores an unknown-face threshold that names at most "
+                                        "this share of its held-out photos as another person (0: keep the "
+                                        "inherited rule; docs/training.md)"),
+    calibrate_strangers: float = typer.Option(_D.calibrate_stranger_far, "--calibrate-strangers", min=0.0, max=0.99,
+                                              help="and at most this share of them named when their person "
+                                              "is left out of the gallery (strangers)"),
+    rehearse: Optional[str] = typer.Option(None, "--rehearse", help="fine-tune with rehearsal: every batch also "
+                                           "holds --rehearse-p people of this pack (e.g. the collection the base "
+                                           "learned), so the base's people stay apart"),
+    rehearse_p: int = typer.Option(_D.rehearse_p, "--rehearse-p", help="people per batch drawn from --rehearse"),
     augment: str = typer.Option("default", "--augment", help="default (mild box jitter, flips, brightness) | "
                                 "photo (wider box jitter, colour, blur, JPEG; docs/training.md)"),
 ) -> None:
@@ -83,9 +97,9 @@ def train(
     if model is None:
         model = "nn4"
         if init:
-            from iznet.engine.checkpoint import load_checkpoint
+            from iznet.utils.checkpoint import load_checkpoint
             from iznet.errors import ModelError
-            from iznet.recognize.pipeline import default_embedder_spec
+            from iznet.utils.assets import default_embedder_spec
 
             try:
                 ck = load_checkpoint(default_embedder_spec() if init == "bundled" else init, kind="embedder")
@@ -105,8 +119,10 @@ def train(
                       seed=seed, bf16=not no_bf16, cpu_bf16=cpu_bf16,
                       channels_last=channels_last, eval_every=eval_every, checkpoint_every=checkpoint_every,
                       snapshot_at=snaps, time_budget=time_budget, profile=profile, init=init or "",
-                      freeze_trunk=freeze_trunk, keep_best=keep_best)
-    from iznet.engine.augment import augment_preset
+                      freeze_trunk=freeze_trunk, keep_best=keep_best, calibrate_far=calibrate_far,
+                      calibrate_stranger_far=calibrate_strangers,
+                      rehearse=rehearse or "", rehearse_p=rehearse_p)
+    from iznet.engine.config import augment_preset
 
     try:
         cfg.augment = augment_preset(augment)

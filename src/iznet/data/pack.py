@@ -391,13 +391,10 @@ def load_pack(path: str | Path) -> Pack:
     Raises:
         DataError: missing, unreadable, not a pack, or inconsistent.
     """
+    from iznet.utils.checkpoint import safe_load
+
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"pack {path} does not exist; build it with `iznet pack ...`")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a bad file
-        raise DataError(f"{path} is not a readable pack ({type(e).__name__}: {e})") from None
+    obj = safe_load(path, "pack", DataError, "build it with `iznet pack ...`")
     if not isinstance(obj, dict) or obj.get("format") != PACK_FORMAT:
         raise DataError(f"{path} is not an iznet pack (expected format {PACK_FORMAT!r})")
     try:

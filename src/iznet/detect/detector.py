@@ -16,7 +16,7 @@ from iznet.detect.model import YoloDetector, create_detector
 from iznet.detect.postprocess import PostprocessConfig
 from iznet.detect.results import Detections
 from iznet.detect.tta import TTAConfig, detect_images, tta_config
-from iznet.engine.checkpoint import load_checkpoint, save_checkpoint
+from iznet.utils.checkpoint import load_checkpoint, save_checkpoint
 from iznet.errors import ModelError
 from iznet.utils.device import cpu_channels_last
 
@@ -81,7 +81,7 @@ class YoloFaceDetector:
     def from_checkpoint(cls, path: str | Path, device: torch.device | str | None = None,
                         config: PostprocessConfig | None = None,
                         tta: TTAConfig | str | None = None) -> "YoloFaceDetector":
-        """Load a ``kind="detector"`` checkpoint (never unpickles; see :mod:`iznet.engine.checkpoint`)."""
+        """Load a ``kind="detector"`` checkpoint (never unpickles; see :mod:`iznet.utils.checkpoint`)."""
         ckpt = load_checkpoint(path, kind=KIND)
         model = detector_from_checkpoint(ckpt)
         if config is None:

@@ -33,8 +33,8 @@ from iznet.detect.letterbox import PAD_VALUE
 from iznet.detect.loss import activate
 from iznet.detect.ops import box_iou
 from iznet.detect.targets import decode
-from iznet.engine.checkpoint import load_checkpoint
-from iznet.errors import DataError
+from iznet.errors import DataError, ModelError
+from iznet.utils.checkpoint import load_checkpoint, safe_load
 from iznet.utils.io import atomic_path
 
 _logger = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ def load_run_state(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer,
     there is no file)."""
     if not Path(path).exists():
         return 0
-    st = torch.load(path, map_location="cpu", weights_only=True)
+    st = safe_load(path, "landmark run state", ModelError)
     net.load_state_dict(st["net"])
     opt.load_state_dict(st["opt"])
     rng.bit_generator.state = st["rng"]

@@ -228,13 +228,10 @@ def load_pack(path: str | Path) -> DetectionPack:
     Raises:
         DataError: missing or malformed file.
     """
+    from iznet.utils.checkpoint import safe_load
+
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"detection pack {path} does not exist; build one with `iznet detector-pack`")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a bad file
-        raise DataError(f"{path} is not a readable detection pack ({type(e).__name__}: {e})") from None
+    obj = safe_load(path, "detection pack", DataError, "build one with `iznet detector-pack`")
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise DataError(f"{path} is not a detection pack (expected format {FORMAT})")
     ph, fc = obj["photos"], obj["faces"]

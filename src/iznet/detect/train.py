@@ -38,7 +38,7 @@ from iznet.detect.loss import CONF_TARGETS, YoloLoss
 from iznet.detect.model import YoloDetector, create_detector, list_detectors
 from iznet.detect.pack import DetectionPack, load_pack
 from iznet.detect.postprocess import PostprocessConfig, postprocess
-from iznet.engine.checkpoint import load_checkpoint
+from iznet.utils.checkpoint import load_checkpoint
 from iznet.errors import TrainingError
 from iznet.utils.device import autocast, default_device
 from iznet.utils.io import write_json

@@ -14,43 +14,10 @@ reproducible and resumable.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-
-@dataclass
-class AugmentConfig:
-    """Ranges of the random transforms (all default to mild, face-preserving values)."""
-
-    scale: tuple[float, float] = (0.9, 1.1)  # zoom factor (>1 zooms in)
-    shift: float = 0.06  # max translation as a share of the image side
-    rotate_deg: float = 8.0
-    flip: bool = True
-    brightness: float = 0.2
-    contrast: float = 0.2
-    grayscale_p: float = 0.05
-    saturation: float = 0.0  # colour saturation factor drawn from 1 ± this
-    blur_p: float = 0.0  # share of images blurred
-    blur_sigma: tuple[float, float] = (0.4, 1.6)  # Gaussian sigma in output pixels
-    jpeg_p: float = 0.0  # share of images re-compressed as JPEG
-    jpeg_quality: tuple[int, int] = (25, 85)
-
-
-#: Named settings for ``iznet train --augment``: "default" (the mild transforms above) and "photo" (a wider
-#: jitter of the face box, colour, blur and JPEG, as in pictures from phones, the web and old scans).
-AUGMENT_PRESETS = {
-    "default": {},
-    "photo": {"scale": (0.85, 1.15), "shift": 0.08, "rotate_deg": 10.0, "grayscale_p": 0.1,
-              "saturation": 0.3, "blur_p": 0.25, "jpeg_p": 0.3},
-}
-
-
-def augment_preset(name: str) -> AugmentConfig:
-    if name not in AUGMENT_PRESETS:
-        raise ValueError(f"unknown augmentation {name!r}: choose one of {', '.join(AUGMENT_PRESETS)}")
-    return AugmentConfig(**AUGMENT_PRESETS[name])
+from iznet.engine.config import AugmentConfig
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

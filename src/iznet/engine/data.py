@@ -58,6 +58,7 @@ class TrainData:
     test_pairs: PairSet | None = None
     spec: str = ""
     info: dict = field(default_factory=dict)
+    held_out: Split | None = None  # a group's held-out images of its training people (labels as in ``train``)
 
 
 def _relabel(names: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -180,9 +181,11 @@ def _build_group(spec: str, images: torch.Tensor, names: list[str], dev_pairs: i
     dev_labels, _ = _relabel(list(names_arr[dev_idx]))
     pairs = sample_pairs(dev_labels, dev_pairs, dev_pairs, rng)
     dev = PairSet(dev_idx[pairs.idx1], dev_idx[pairs.idx2], pairs.same)
+    lut = {c: i for i, c in enumerate(classes)}
+    held = Split(dev_idx, np.array([lut[n] for n in names_arr[dev_idx]], dtype=np.int64), classes)
     return TrainData(images, Split(train_idx, labels, classes), dev, None, spec,
                      {"train_images": len(train_idx), "train_people": len(classes),
-                      "dev_images": len(dev_idx)})
+                      "dev_images": len(dev_idx)}, held_out=held)
 
 
 def _hold_out_people(person_of: list[str], people: list[str], dev_share: float, dev_pairs: int,

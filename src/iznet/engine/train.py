@@ -13,12 +13,10 @@ The loop never prints: it reports through the ``on_event`` callback and writes i
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,134 +24,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from iznet.engine.augment import AugmentConfig, augment_batch, normalise
-from iznet.engine.checkpoint import load_checkpoint, save_checkpoint
+from iznet.engine.augment import augment_batch, normalise
+from iznet.engine.config import TrainConfig
+from iznet.utils.checkpoint import load_checkpoint, save_checkpoint
 from iznet.engine.data import PairSet, TrainData
 from iznet.errors import TrainingError
 from iznet.utils.device import autocast, cpu_channels_last, default_device
 from iznet.utils.io import write_json
 
 _logger = logging.getLogger(__name__)
-
-LOSSES = ("triplet", "contrastive", "pair", "cosface")
-MININGS = ("uniform", "all", "hard", "semi-hard", "random-hard", "batch-hard")
-OPTIMIZERS = ("sgd", "adagrad", "adamw")
-SCHEDULES = ("cosine", "step", "constant")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run. Defaults follow the write-up where it gives one."""
-
-    model: str = "nn4"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    loss: str = "triplet"
-    mining: str = "semi-hard"
-    margin: float = 0.2  # FaceNet's alpha (squared distances); contrastive margin when loss=contrastive
-    pair_metric: str = "abs"  # DeepFace head: weighted |f1-f2| ("abs") or chi-square ("chi2")
-    p: int = 32  # people per batch
-    k: int = 4  # images per person
-    singletons: int = 0  # images of people with one image added to each P×K batch, as negatives only
-    # How often P×K batches visit each person: "uniform" (each once per epoch), "images" or "sqrt"
-    # (drawn per batch ∝ n_i or √n_i; iznet.sampling.batches).
-    people_weight: str = "uniform"
-    pair_batch: int = 64  # pairs per batch for loss=pair
-    # Identity term (iznet.losses.CosFaceLoss) over all training people: its weight next to the triplet or
-    # contrastive loss (0: off; loss=cosface uses it alone with weight 1), scale s and cosine margin m.
-    id_weight: float = 0.0
-    id_scale: float = 30.0
-    id_margin: float = 0.35
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"
-    warmup_steps: int = 100
-    steps: int = 2000
-    seed: int = 0
-    bf16: bool = True  # bf16 autocast of the training steps on CUDA
-    # bf16 autocast of the training steps on the CPU too. Off by default: it pays only on CPUs with native
-    # bf16 (AVX512-BF16 or AMX; about 1.7x over fp32 channels_last for NN4-small on such a CPU, docs/training.md)
-    # and is slower where bf16 is emulated. Dev/test embeddings stay fp32 on the CPU either way.
-    cpu_bf16: bool = False
-    eval_every: int = 250
-    checkpoint_every: int = 500
-    snapshot_at: list[int] = field(default_factory=list)  # sample counts for embedding snapshots
-    snapshot_people: int = 12
-    tta: bool = True  # flip test-time augmentation for dev/test evaluation
-    time_budget: float = 0.0  # seconds; >0: after 40 steps, lower `steps` so training ends in time
-    # channels_last input batches. None: on for the CPU (oneDNN's convolutions run about 1.7x faster in that
-    # layout, docs/training.md), off on CUDA, where with bf16 autocast it made NN2 gradients explode (max
-    # |grad| 7e8 by step 3 on an H100, scripts/debug_nan.py) while plain NCHW trained normally.
-    channels_last: bool | None = None
-    # Time each phase of a step (sampling, augmentation, forward, mining, loss+backward+update) with a
-    # device synchronisation at every boundary, so GPU times are exact (slower; CPU times are exact anyway).
-    profile: bool = False
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    # Fine-tuning: start from an embedder checkpoint's weights (its model must be ``model``), optionally with
-    # the trunk frozen (its weights and batch-norm statistics fixed; only the embedding head trains).
-    init: str = ""
-    freeze_trunk: bool = False
-    # Early stopping: at every dev evaluation that beats the best dev AUC so far, save the model as best.pt.
-    keep_best: bool = False
-
-    def validate(self) -> None:
-        def bad(what, value, allowed):
-            raise TrainingError(f"unknown {what} {value!r}: choose one of {', '.join(allowed)}")
-
-        if self.loss not in LOSSES:
-            bad("loss", self.loss, LOSSES)
-        if self.mining not in MININGS:
-            bad("mining", self.mining, MININGS)
-        if self.optimizer not in OPTIMIZERS:
-            bad("optimizer", self.optimizer, OPTIMIZERS)
-        if self.schedule not in SCHEDULES:
-            bad("schedule", self.schedule, SCHEDULES)
-        if self.steps < 1 or self.p < 2 or self.k < 1 or self.lr <= 0:
-            raise TrainingError("steps must be >= 1, p >= 2, k >= 1 and lr > 0")
-        from iznet.sampling.batches import PEOPLE_WEIGHTS
-
-        if self.people_weight not in PEOPLE_WEIGHTS:
-            bad("people weight", self.people_weight, PEOPLE_WEIGHTS)
-        if self.singletons < 0:
-            raise TrainingError(f"singletons must be >= 0, got {self.singletons}")
-        if self.singletons and (self.loss == "pair" or self.uniform_triplets):
-            raise TrainingError("singletons are added to P×K batches; they do not apply to loss 'pair' or "
-                                "mining 'uniform' (which sample pairs and triplets directly)")
-        if not (math.isfinite(self.id_weight) and self.id_weight >= 0):
-            raise TrainingError(f"id_weight must be >= 0, got {self.id_weight}")
-        if self.id_weight and (self.loss in ("pair", "cosface") or self.uniform_triplets):
-            raise TrainingError("the identity term (--id-weight) is added to P×K batches of loss 'triplet' "
-                                "(with online mining) or 'contrastive'; loss 'cosface' is that term alone")
-        if self.uses_id_loss and not (self.id_scale > 0 and 0 <= self.id_margin < 1):
-            raise TrainingError(f"id_scale must be > 0 and id_margin in [0, 1), got {self.id_scale}, {self.id_margin}")
-
-    @property
-    def uniform_triplets(self) -> bool:
-        """Whether triplets are drawn by the uniform triplet sampler instead of mined in P×K batches."""
-        return self.loss == "triplet" and self.mining == "uniform"
-
-    @property
-    def uses_id_loss(self) -> bool:
-        """Whether the run trains the identity term (loss=cosface, or id_weight > 0)."""
-        return self.loss == "cosface" or self.id_weight > 0
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
-        aug = AugmentConfig(**d.pop("augment", {}))
-        for f in dataclasses.fields(aug):
-            if isinstance(getattr(aug, f.name), list):
-                setattr(aug, f.name, tuple(getattr(aug, f.name)))
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise TrainingError(f"unknown config keys: {', '.join(sorted(unknown))}")
-        return cls(augment=aug, **d)
-
 
 def _step_generator(seed: int, step: int) -> torch.Generator:
     g = torch.Generator()
@@ -286,7 +165,7 @@ def load_init_weights(model: nn.Module, spec: str) -> dict:
 
     path = spec
     if spec == "bundled":
-        from iznet.recognize.pipeline import default_embedder_spec
+        from iznet.utils.assets import default_embedder_spec
 
         path = default_embedder_spec()
     try:
@@ -374,6 +253,12 @@ class Trainer:
         else:
             self._batches = _Batches(data.train.labels, cfg.p, cfg.k, cfg.seed, cfg.singletons,
                                      cfg.people_weight)
+        self._rehearsal = self._rehearse_batches = None
+        if cfg.rehearse:
+            from iznet.engine.data import build_train_data
+
+            self._rehearsal = build_train_data(cfg.rehearse, device=data.images.device, seed=cfg.seed)
+            self._rehearse_batches = _Batches(self._rehearsal.train.labels, cfg.rehearse_p, cfg.k, cfg.seed + 1)
         self._snapshot_left = sorted(int(s) for s in cfg.snapshot_at)
         self._snapshot_idx = self._snapshot_set()
         if self.device.type == "cuda":
@@ -432,12 +317,20 @@ class Trainer:
             pos = trip.reshape(-1)  # a0 p0 n0 a1 p1 n1 ...
         else:
             pos = self._batches.at(step)
-        clock.lap("sample")
         img_idx = torch.as_tensor(train_idx[pos], device=data.images.device)
-        x = augment_batch(data.images[img_idx], self.size, cfg.augment, gen).to(self.device)
+        batch = data.images[img_idx]
+        labels = torch.as_tensor(labels_np[pos], device=self.device)
+        if self._rehearse_batches is not None:  # the base's people, labelled after the group's
+            reh = self._rehearsal
+            rpos = self._rehearse_batches.at(step)
+            batch = torch.cat([batch, reh.images[torch.as_tensor(reh.train.indices[rpos], device=reh.images.device)]])
+            offset = len(data.train.classes)
+            labels = torch.cat([labels, torch.as_tensor(reh.train.labels[rpos] + offset, device=self.device)])
+            pos = np.concatenate([pos, rpos])
+        clock.lap("sample")
+        x = augment_batch(batch, self.size, cfg.augment, gen).to(self.device)
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        labels = torch.as_tensor(labels_np[pos], device=self.device)
         clock.lap("augment")
         self._train_mode()
         with autocast(self.device, cfg.bf16, cfg.cpu_bf16):
@@ -519,8 +412,36 @@ class Trainer:
     def _save_model(self, name: str, extra: dict) -> Path:
         meta = {**self.meta, "config": self.cfg.to_dict(), "tta": self.cfg.tta, "input_size": self.size,
                 "crop": self.data.info.get("crop", "box"), **extra}
+        cal = self._held_out_calibration()
+        if cal is not None:
+            meta["calibration"] = cal
         return save_checkpoint(self.run_dir / name, kind="embedder", model=self.cfg.model,
                                model_kwargs=self._model_kwargs(), state_dict=self.model.state_dict(), meta=meta)
+
+    def _held_out_calibration(self) -> dict | None:
+        """The unknown-face rule for this model, chosen on the group's held-out photos (None: keep the
+        inherited one; see ``TrainConfig.calibrate_far``)."""
+        held, far = self.data.held_out, self.cfg.calibrate_far
+        if held is None or far <= 0 or len(held.indices) == 0 or len(self.data.train.classes) < 2:
+            return None
+        from iznet.eval.openset import held_out_calibration
+
+        train = self.data.train
+        emb_t = embed_images(self.model, self.data.images, train.indices, self.size, self.device,
+                             self.cfg.bf16, self.cfg.tta)
+        emb_h = embed_images(self.model, self.data.images, held.indices, self.size, self.device,
+                             self.cfg.bf16, self.cfg.tta)
+        cal = held_out_calibration(emb_t, train.labels, emb_h, held.labels, far, self.cfg.calibrate_stranger_far)
+        if not math.isfinite(cal["threshold"]):
+            return None
+        inherited = self.meta.get("calibration") or {}
+        cal["source"] = (f"held-out photos of {self.data.spec} ({cal['n_probes']} photos of {cal['n_people']} "
+                         f"people, never trained on; right / wrong / unknown {cal['right']:.3f} / "
+                         f"{cal['wrong']:.3f} / {cal['unknown']:.3f} at it)")
+        for key in ("gallery_far", "margin"):  # the rest of the inherited rule stays
+            if inherited.get(key) is not None:
+                cal[key] = inherited[key]
+        return cal
 
     def _train_mode(self) -> None:
         self.model.train()

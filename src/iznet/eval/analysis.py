@@ -40,6 +40,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from iznet.errors import IznetError
+from iznet.recognize.prototypes import pairwise_distances
 
 _logger = logging.getLogger(__name__)
 
@@ -75,13 +76,6 @@ def labels_from_names(names: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     classes = sorted({str(n) for n in names})
     lut = {c: i for i, c in enumerate(classes)}
     return np.array([lut[str(n)] for n in names], dtype=np.int64), classes
-
-
-def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Euclidean distances (A, B) between the rows of ``a`` (A, D) and ``b`` (B, D), float64."""
-    from iznet.recognize.prototypes import pairwise_distances as _pd
-
-    return _pd(a, b)
 
 
 # ------------------------------------------------------------------------------- intra distances

@@ -32,7 +32,7 @@ detector trained on photos rarely finds. Two ways around it, both provided here:
 
 Example:
     >>> with Gallery(tmp / "g.db") as g:                                          # doctest: +SKIP
-    ...     pipe = Pipeline(PaddedDetector(load_detector_spec(None)), load_embedder_spec(None), g, threshold=0.08)
+    ...     pipe = Pipeline(PaddedDetector(load_detector()), load_embedder(), g, threshold=0.08)
     ...     report = evaluate_group(pipe, "../shared/data/glint24/images", enroll=5)
     >>> report.shares()                                                            # doctest: +SKIP
     {'correct': 0.2, 'wrong': 0.1, 'unknown': 0.66, 'no_face': 0.04, 'nearest_correct': 0.4, 'n': 2548}
@@ -97,7 +97,7 @@ class PaddedDetector:
 
     def detect(self, image: np.ndarray) -> Detections:
         """Faces in ``image`` (boxes in its pixels), found on the padded canvas."""
-        from iznet.recognize.pipeline import detect_on_canvas
+        from iznet.recognize.faces import detect_on_canvas
 
         boxes, scores = detect_on_canvas(self.detector, image, self.pad)
         return Detections(boxes.astype(np.float32), scores.astype(np.float32), (image.shape[1], image.shape[0]))
@@ -112,7 +112,7 @@ def bundled_threshold() -> float:
     """
     import json
 
-    from iznet.recognize.pipeline import ASSETS_DIR
+    from iznet.utils.assets import ASSETS_DIR
 
     path = ASSETS_DIR / "assets.json"
     try:
@@ -155,7 +155,7 @@ def split_group(root: str | Path, enroll: int = 5, max_probes: int | None = None
         DataError: ``root`` is not a folder or has no person folders, ``enroll < 1``, or some person has no
             more than ``enroll`` images (all of them are named, with their counts).
     """
-    from iznet.recognize.pipeline import person_folders
+    from iznet.recognize.enrol import person_folders
 
     if enroll < 1:
         raise DataError(f"enroll must be at least 1 image per person, got {enroll}")
@@ -320,7 +320,7 @@ def enroll_with_pipeline(pipeline: GroupPipeline, person: str, paths: Sequence[P
         ``(stored name or None when nothing could be enrolled, images enrolled, [(file, reason) skipped])``.
     """
     from iznet.recognize.gallery import sha256_file
-    from iznet.recognize.pipeline import detect_faces_with_landmarks
+    from iznet.recognize.faces import detect_faces_with_landmarks
 
     items: list[tuple[str, str, np.ndarray]] = []
     skipped: list[tuple[str, str]] = []

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from iznet.eval.verification import MetricInputError
+from iznet.recognize.prototypes import pairwise_distances
 
 PROTOTYPES = ("nn", "centroid", "medoid")
 
@@ -37,12 +38,6 @@ def _check(embeddings, labels) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(emb).all():
         raise MetricInputError("embeddings contain NaN or inf")
     return emb, lab
-
-
-def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Euclidean distances (A, B) between rows of a (A, D) and b (B, D)."""
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.sqrt(np.maximum(sq, 0.0))
 
 
 def first_k_split(labels, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -125,3 +125,77 @@ def simulate_groups(emb: np.ndarray, labels: np.ndarray, settings: RuleSettings,
                               "unknown": c[2] / max(1, n_mem), "strangers_rejected": c[3] / max(1, n_str),
                               "strangers_named": c[4] / max(1, n_str)}
     return out
+
+
+def _largest_accepting(distances: np.ndarray, allowed: int) -> float:
+    """The largest threshold ``t`` with at most ``allowed`` of ``distances`` ``<= t`` (``inf``: all may be)."""
+    d = np.sort(np.asarray(distances, dtype=np.float64))
+    if allowed >= d.size:
+        return math.inf
+    return float(np.nextafter(d[allowed], -np.inf))
+
+
+def held_out_calibration(enrolled: np.ndarray, enrolled_labels: np.ndarray, probes: np.ndarray,
+                         probe_labels: np.ndarray, far: float, stranger_far: float = 0.1,
+                         method: str = "medoid") -> dict:
+    """An unknown-face threshold chosen on a group's held-out photos, for a model trained on that group.
+
+    A model fine-tuned on a group has seen the photos it will be enrolled with: their distances to the other
+    people are wider than a new photo's, so rules computed on them (the gallery rule, a threshold inherited
+    from the base model) give out wrong names. Here the training photos are enrolled (``method`` prototypes,
+    the pipeline's default) and each held-out photo, which the model never trained on, plays two parts: a
+    member to be named, and a stranger who looks like the nearest *other* person (the photo with its own
+    person left out of the gallery). The threshold is the largest one under which at most ``far`` of the
+    held-out photos get another person's name as members and at most ``stranger_far`` of them get a name as
+    strangers (the rule the bundled embedder's threshold was chosen by: few wrong names, few named
+    strangers). The right / wrong / unknown shares of the held-out photos at it are reported (optimistic:
+    the threshold was chosen on them).
+
+    Args:
+        enrolled: (N, D) unit embeddings of the training photos.
+        enrolled_labels: (N,) person of each (any comparable values).
+        probes: (M, D) unit embeddings of the held-out photos.
+        probe_labels: (M,) their people (each must be among ``enrolled_labels``).
+        far: share of held-out photos that may be named as another enrolled person.
+        stranger_far: share of held-out photos that may be named when their person is not enrolled.
+        method: prototype method (``iznet.recognize.prototypes.compute_prototypes``).
+
+    Returns:
+        ``{"threshold", "target_far", "target_stranger_far", "far" (strangers named), "right", "wrong",
+        "unknown", "n_probes", "n_people"}``.
+
+    Raises:
+        ValueError: fewer than two people, no probe, or a probe's person with no enrolled photo.
+    """
+    from iznet.recognize.matcher import nearest_other_distances
+    from iznet.recognize.prototypes import compute_prototypes
+
+    enrolled, probes = np.asarray(enrolled, np.float64), np.asarray(probes, np.float64)
+    el, pl = np.asarray(enrolled_labels), np.asarray(probe_labels)
+    people = np.unique(el)
+    if len(people) < 2 or len(pl) == 0:
+        raise ValueError(f"need two or more enrolled people and a held-out photo; got {len(people)} and {len(pl)}")
+    missing = sorted(set(pl.tolist()) - set(people.tolist()))
+    if missing:
+        raise ValueError(f"held-out photos of people with no enrolled photo: {missing[:5]}")
+    blocks, names = [], []
+    for p in people:
+        P = compute_prototypes(enrolled[el == p], method=method)
+        blocks.append(P)
+        names += [str(p)] * len(P)
+    matcher = Matcher(np.concatenate(blocks), names)
+    owners = [str(x) for x in pl]
+    n = len(owners)
+    imp = nearest_other_distances(matcher, probes, owners)  # as strangers
+    d = matcher.person_distances(probes)
+    col = {nm: i for i, nm in enumerate(matcher.names)}
+    best = d.argmin(axis=1)
+    best_d = d[np.arange(n), best]
+    right = best == np.array([col[o] for o in owners])
+    t = min(_largest_accepting(best_d[~right], math.floor(far * n + 1e-9)),
+            _largest_accepting(imp, math.floor(stranger_far * n + 1e-9)))
+    named = best_d <= t
+    return {"threshold": float(t), "target_far": float(far), "target_stranger_far": float(stranger_far),
+            "far": float(np.mean(imp <= t)), "right": float(np.sum(named & right) / n),
+            "wrong": float(np.sum(named & ~right) / n), "unknown": float(np.sum(~named) / n),
+            "n_probes": n, "n_people": int(len(people))}

@@ -105,9 +105,9 @@ def checkpoint_path(spec: str | Path) -> Path:
     """
     text = str(spec).strip()
     if text in DEFAULT_MODELS:
-        from iznet.recognize import pipeline as pl
+        from iznet.utils.assets import default_detector_spec, default_embedder_spec
 
-        return Path(pl.default_embedder_spec() if DEFAULT_MODELS[text] == "embedder" else pl.default_detector_spec())
+        return Path(default_embedder_spec() if DEFAULT_MODELS[text] == "embedder" else default_detector_spec())
     path = Path(text).expanduser()
     if path.is_dir():
         return _checkpoint_in(path)
@@ -134,7 +134,7 @@ def resolve_source(spec: str | Path, kind: str | None = None) -> SourceModel:
     Raises:
         ModelError: missing file, not an iznet checkpoint, or a checkpoint of another kind.
     """
-    from iznet.engine.checkpoint import load_checkpoint
+    from iznet.utils.checkpoint import load_checkpoint
     from iznet.recognize.gallery import sha256_file
 
     path = checkpoint_path(spec)
@@ -212,7 +212,7 @@ def embedder_metadata(embedder: Any, source: SourceModel | None = None) -> dict[
     holds; galleries may store their own under the tag) and ``iznet.calibration`` (JSON: the checkpoint's
     shipped unknown-face rule, used by galleries that store no threshold).
     """
-    from iznet.recognize.pipeline import embedder_tag
+    from iznet.recognize.tags import embedder_tag
 
     out = _common_metadata("embedder", str(embedder.name), source)
     out.update({

@@ -5,11 +5,10 @@
   ``tag`` is the PyTorch embedder's (stored in the file), so galleries and calibrated thresholds carry over.
 * :class:`OnnxDetector`: ``detect(image) -> Detections`` over an exported detector, with the PyTorch
   detector's letterboxing and post-processing (:mod:`iznet.detect.postprocess`).
-* :func:`load_embedder_runtime` / :func:`load_detector_runtime`: what ``iznet label --runtime onnx`` uses.
-  An ``.onnx`` file is opened as it is; a checkpoint (or the bundled default) is exported once into the ONNX
-  cache (:func:`default_onnx_dir`) under a name made of its kind and SHA-256, and reused while the checkpoint
-  is unchanged; when the cache cannot be written, the export goes to a temporary folder for this run only.
-  Models that are no networks (``raw`` pixels, OpenCV's ``haar`` and ``yunet:PATH``) run as they are.
+* :func:`cached_export`: what ``--runtime onnx`` uses (through :mod:`iznet.loading`). A checkpoint (or the
+  bundled default) is exported once into the ONNX cache (:func:`default_onnx_dir`) under a name made of its
+  kind and SHA-256, and reused while the checkpoint is unchanged; when the cache cannot be written, the export
+  goes to a temporary folder for this run only.
 
 onnxruntime uses as many threads as torch (``torch.get_num_threads()``, so ``OMP_NUM_THREADS`` and
 ``torch.set_num_threads`` govern both) unless ``threads`` is given.
@@ -33,12 +32,11 @@ from iznet.detect.postprocess import PostprocessConfig
 from iznet.detect.results import Detections
 from iznet.detect.tta import detect_images, tta_config
 from iznet.errors import ModelError
-from iznet.export.onnx_export import DEFAULT_MODELS, FORMAT, INSTALL_HINT
-from iznet.recognize.embedder import Embedder, EnsembleEmbedder, ensemble_members
+from iznet.export.onnx_export import FORMAT, INSTALL_HINT
+from iznet.recognize.embedder import Embedder
 
 _logger = logging.getLogger(__name__)
 
-RUNTIMES = ("torch", "onnx")
 ONNX_DIR_ENV = "IZNET_ONNX_DIR"
 T = TypeVar("T")
 
@@ -312,108 +310,11 @@ def cached_export(spec: str | Path, kind: str, onnx_dir: str | Path | None = Non
 
 
 @contextlib.contextmanager
-def _temporary_export(obj: Any, kind: str) -> Iterator[Path]:
+def temporary_export(obj: Any, kind: str) -> Iterator[Path]:
+    """Export a model object (an embedder network or a detector) to a temporary ONNX file for this run."""
     from iznet.export.onnx_export import export_detector, export_embedder
 
     with tempfile.TemporaryDirectory(prefix="iznet-onnx-") as tmp:
         path = Path(tmp) / f"{kind}.onnx"
         (export_embedder if kind == "embedder" else export_detector)(obj, path)
         yield path
-
-
-def _check_runtime(runtime: str) -> str:
-    r = str(runtime).strip().lower()
-    if r not in RUNTIMES:
-        raise ModelError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
-    return r
-
-
-def _is_onnx(text: str) -> bool:
-    return text.lower().endswith(".onnx")
-
-
-def load_embedder_runtime(spec: str | None = None, runtime: str = "torch", onnx_dir: str | Path | None = None,
-                          device: str | None = None, threads: int | None = None) -> Embedder:
-    """The embedder for a ``--embedder`` value on the chosen runtime.
-
-    Args:
-        spec: as for :func:`iznet.recognize.pipeline.load_embedder_spec` (None: the bundled default); with
-            ``runtime="onnx"`` also an exported ``.onnx`` file, and an ensemble (``a.pt+b.pt``) runs each
-            member on onnxruntime.
-        runtime: ``torch`` or ``onnx``.
-        onnx_dir: the ONNX cache (see :func:`cached_export`).
-        device: PyTorch device (torch runtime only; onnxruntime runs on the CPU).
-        threads: onnxruntime threads.
-
-    Raises:
-        ModelError: unknown runtime or spec, an ONNX file on the torch runtime, onnxruntime missing.
-    """
-    from iznet.recognize import pipeline as pl
-    from iznet.recognize.embedder import NetworkEmbedder
-
-    runtime = _check_runtime(runtime)
-    text = str(spec).strip() if spec else ""
-    if runtime == "torch":
-        if _is_onnx(text):
-            raise ModelError(f"embedder {text} is an ONNX file: run it with --runtime onnx")
-        return pl.load_embedder_spec(spec, device=device)
-    require_onnxruntime("for --runtime onnx")
-
-    def opener(p: Path) -> OnnxEmbedder:
-        return OnnxEmbedder(p, threads)
-
-    parts = ensemble_members(text)
-    if parts:  # an ensemble: each member on onnxruntime
-        return EnsembleEmbedder([load_embedder_runtime(p, runtime, onnx_dir, device, threads) for p in parts])
-    if _is_onnx(text):
-        emb: Embedder = opener(Path(text))
-    elif not text or text in DEFAULT_MODELS or Path(text).expanduser().exists():
-        emb = cached_export(text or "default-embedder", "embedder", onnx_dir, opener)
-    else:
-        emb = pl.load_embedder_spec(text, device="cpu")  # 'raw', a model name, or a clear error
-        if isinstance(emb, NetworkEmbedder):  # random weights: nothing worth caching
-            with _temporary_export(emb, "embedder") as path:
-                emb = opener(path)
-        else:
-            _logger.info("embedder %s is not a network: it runs as it is with --runtime onnx", emb.name)
-    if not emb.trained and isinstance(emb, OnnxEmbedder):
-        _logger.warning("embedder %s has random weights (untrained): its names mean nothing", emb.name)
-    return emb
-
-
-def load_detector_runtime(spec: str | None = None, runtime: str = "torch", onnx_dir: str | Path | None = None,
-                          threads: int | None = None, tta: Any = None) -> Any:
-    """The face detector for a ``--detector`` value on the chosen runtime.
-
-    Args:
-        spec: as for :func:`iznet.recognize.pipeline.load_detector_spec` (None: the bundled default); with
-            ``runtime="onnx"`` also an exported ``.onnx`` file. ``haar`` and ``yunet:PATH`` run through OpenCV
-            on either runtime.
-        runtime: ``torch`` or ``onnx``.
-        onnx_dir: the ONNX cache (see :func:`cached_export`).
-        threads: onnxruntime threads.
-        tta: test-time augmentation of iznet detectors (``off``, ``flip``, ``full``; None: ``full``).
-
-    Raises:
-        ModelError: unknown runtime or spec, an ONNX file on the torch runtime, onnxruntime missing.
-    """
-    from iznet.recognize import pipeline as pl
-
-    runtime = _check_runtime(runtime)
-    text = str(spec).strip() if spec else ""
-    opencv = text == "haar" or text.startswith("yunet")
-    if runtime == "torch" or opencv:
-        if _is_onnx(text) and not opencv:
-            raise ModelError(f"detector {text} is an ONNX file: run it with --runtime onnx (or give a YuNet model as"
-                             f" yunet:{text})")
-        return pl.load_detector_spec(spec, tta=tta)
-    require_onnxruntime("for --runtime onnx")
-
-    def opener(p: Path) -> OnnxDetector:
-        return OnnxDetector(p, threads=threads, tta=tta)
-
-    if _is_onnx(text):
-        return opener(Path(text))
-    if text and text not in DEFAULT_MODELS and not Path(text).expanduser().exists():
-        return pl.load_detector_spec(text)  # raises the detector spec's own message
-    return cached_export(text or "default-detector", "detector", onnx_dir, opener)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from iznet.losses.base import LossError, as_index, check_embeddings, zero_loss
-from iznet.losses.distances import row_distances, safe_sqrt
+from iznet.utils.distances import row_distances, safe_sqrt
 
 __all__ = ["ContrastiveLoss", "contrastive_loss"]
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from iznet.losses.base import LossError, as_index, check_embeddings, zero_loss
-from iznet.losses.distances import pairwise_distances
+from iznet.utils.distances import pairwise_distances
 
 __all__ = ["TripletLoss", "REDUCTIONS"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from iznet.errors import IznetError
-from iznet.losses.distances import pairwise_distances
+from iznet.utils.distances import pairwise_distances
 
 __all__ = ["Miner", "MiningError", "IndexTriplets"]
 

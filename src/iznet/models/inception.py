@@ -112,14 +112,11 @@ def load_torchvision_inception(model: InceptionV3Embedder, path: str | Path) -> 
     Raises:
         ModelError: unreadable file, or missing / unexpected / mis-shaped keys (listed).
     """
+    from iznet.utils.checkpoint import safe_load
+
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"inception_v3 weights file {path} does not exist; pass the path of a local "
-                         "torchvision inception_v3 state dict (.pth)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a bad file
-        raise ModelError(f"cannot read {path} as a torchvision state dict ({type(e).__name__}: {e})") from None
+    obj = safe_load(path, "inception_v3 weights file", ModelError,
+                    "pass the path of a local torchvision inception_v3 state dict (.pth)")
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path} holds no state dict (expected a dict of tensors in torchvision's format)")

@@ -101,13 +101,10 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     Raises:
         ModelError: missing or unreadable file, or keys/shapes that do not match (listed in the message).
     """
+    from iznet.utils.checkpoint import safe_load
+
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"weights file {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a bad file
-        raise ModelError(f"cannot read weights file {path} ({type(e).__name__}: {e})") from None
+    obj = safe_load(path, "weights file", ModelError)
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path} holds no state dict (expected a dict of tensors or an iznet checkpoint)")

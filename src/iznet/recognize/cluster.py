@@ -155,8 +155,7 @@ def cluster_photos(photos, out, detector, embedder, *, method: str = "agglomerat
     from iznet.data.crops import FACE_CROP_SCALE, crop_face
     from iznet.data.images import load_image
     from iznet.errors import ImageError
-    from iznet.recognize.pipeline import (NO_FACE_RETRY_PAD, crops_to_batch, detect_faces_with_landmarks,
-                                          embedder_crops)
+    from iznet.recognize.faces import NO_FACE_RETRY_PAD, crops_to_batch, detect_faces_with_landmarks, embedder_crops
     from iznet.utils.io import atomic_path, write_json
 
     out = Path(out)

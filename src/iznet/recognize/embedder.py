@@ -453,7 +453,7 @@ def load_embedder(spec: str, device: str | torch.device | None = None, tta: bool
 
 
 def _from_checkpoint(path: Path, device, tta: bool | None) -> NetworkEmbedder:
-    from iznet.engine.checkpoint import load_checkpoint
+    from iznet.utils.checkpoint import load_checkpoint
     from iznet.models import create_model
 
     ck = load_checkpoint(path, kind="embedder")

@@ -26,7 +26,8 @@ from PIL import Image
 from iznet.data.crops import FACE_CROP_SCALE
 from iznet.data.images import SkipReport, load_image
 from iznet.errors import DataError, ImageError
-from iznet.recognize.pipeline import NO_FACE_RETRY_PAD, detect_faces_with_landmarks, person_folders
+from iznet.recognize.enrol import person_folders
+from iznet.recognize.faces import NO_FACE_RETRY_PAD, detect_faces_with_landmarks
 from iznet.utils.io import atomic_path, write_json
 
 _logger = logging.getLogger(__name__)

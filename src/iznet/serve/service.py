@@ -311,11 +311,12 @@ class RecognitionService:
             embeddings of another embedder.
         """
         from iznet.recognize.gallery import Gallery
-        from iznet.recognize.pipeline import Pipeline, default_gallery_path, load_detector_spec, load_embedder_spec
+        from iznet.loading import load_detector, load_embedder
+        from iznet.recognize.pipeline import Pipeline, default_gallery_path
 
         settings = settings or ServeSettings()
-        emb = embedder if embedder is not None else load_embedder_spec(settings.embedder)
-        det = detector if detector is not None else load_detector_spec(settings.detector)
+        emb = embedder if embedder is not None else load_embedder(spec=settings.embedder)
+        det = detector if detector is not None else load_detector(spec=settings.detector)
         gallery = Gallery(default_gallery_path(settings.gallery), create=True)
         try:
             pipe = Pipeline(det, emb, gallery, prototype_method=settings.prototype_method,

@@ -1,4 +1,5 @@
-"""One-file checkpoints: config, weights and metadata, safe to load (``weights_only=True``).
+"""Reading and writing torch files safely: :func:`safe_load` (the one ``torch.load`` of the library, with
+``weights_only=True``) and one-file checkpoints (config, weights and metadata).
 
 A checkpoint is a dict::
 
@@ -19,7 +20,7 @@ from typing import Any
 
 import torch
 
-from iznet.errors import ModelError
+from iznet.errors import IznetError, ModelError
 from iznet.utils.io import atomic_path
 
 FORMAT = "iznet-checkpoint-v1"
@@ -45,6 +46,30 @@ def save_checkpoint(path: str | Path, *, kind: str, model: str, model_kwargs: di
     return path
 
 
+def safe_load(path: str | Path, what: str, error: type[IznetError] = ModelError, missing_hint: str = "") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: plain containers, numbers, strings and tensors, never
+    an arbitrary pickled object (a file handed in by a user is not trusted).
+
+    Args:
+        path: the file.
+        what: what the file should be, for messages ("iznet checkpoint", "detection pack", ...).
+        error: the error class raised.
+        missing_hint: appended to the message of a missing file (how to make one).
+
+    Raises:
+        ``error``: the file is missing, or torch cannot read it (the first line of torch's reason is kept).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist" + (f"; {missing_hint}" if missing_hint else ""))
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad file, some with pages of advice
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise error(f"{path} is not a readable {what} ({type(e).__name__}: {first}); it is damaged or not "
+                    f"such a file") from None
+
+
 def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
     """Read a checkpoint without unpickling arbitrary objects.
 
@@ -52,14 +77,7 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
         ModelError: missing file, not an iznet checkpoint, or of another kind than ``kind``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"checkpoint {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a bad file, some with pages of advice
-        first = (str(e).strip().splitlines() or [""])[0][:160]
-        raise ModelError(f"{path} is not a readable iznet checkpoint ({type(e).__name__}: {first}); it is "
-                         f"damaged or not a file iznet wrote") from None
+    obj = safe_load(path, "iznet checkpoint")
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise ModelError(f"{path} is not an iznet checkpoint (expected format {FORMAT})")
     if kind is not None and obj.get("kind") != kind:

@@ -1,0 +1,157 @@
+"""From a photo to face pixels: detection (with a padded retry for headshots), crops cut the way the
+embedder was trained (box or aligned), and the batch an embedder takes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from iznet.data.crops import FACE_CROP_SCALE, crop_face
+from iznet.detect.results import Detections
+from iznet.errors import ImageError, ModelError
+
+
+_logger = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------------------------------------- detector glue
+class FaceDetector(Protocol):
+    """What the pipeline needs from a detector."""
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Faces in a uint8 (H, W, 3) RGB image, boxes in its pixels."""
+        ...
+
+
+#: When a picture yields no face, it is tried once more in the middle of a black canvas this many times its
+#: size: a tight crop (the face fills the picture, as in a headshot folder) looks to a detector like a face cut
+#: off at every edge, and with black around it like a face in a photo. Boxes are mapped back (they may reach
+#: outside the picture; crops fill that part with black, as the canvas would).
+NO_FACE_RETRY_PAD = 2.0
+
+
+def detect_on_canvas(detector: Any, image: np.ndarray, pad: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`detect_faces` on ``image`` centred on a black canvas ``pad`` times its size; boxes in ``image``'s
+    pixels."""
+    boxes, scores, _ = _detect_on_canvas(detector, image, pad)
+    return boxes, scores
+
+
+def _detect_on_canvas(detector: Any, image: np.ndarray, pad: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    if not pad >= 1.0:
+        raise ModelError(f"pad must be >= 1 (canvas side / picture side), got {pad}")
+    h, w = image.shape[:2]
+    H, W = int(round(pad * h)), int(round(pad * w))
+    y0, x0 = (H - h) // 2, (W - w) // 2
+    canvas = image
+    if (H, W) != (h, w):
+        canvas = np.zeros((H, W, 3), dtype=np.uint8)
+        canvas[y0:y0 + h, x0:x0 + w] = image
+    boxes, scores, points = detect_faces_with_landmarks(detector, canvas)
+    if points is not None:
+        points = points - np.array([x0, y0], dtype=np.float64)
+    return boxes - np.array([x0, y0, x0, y0], dtype=np.float64), scores, points
+
+
+def detect_faces(detector: Any, image: np.ndarray, retry_pad: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Run a detector (``.detect(image)`` or a callable) and return its faces sorted by score.
+
+    With ``retry_pad`` (e.g. :data:`NO_FACE_RETRY_PAD`), a picture without a face is tried again on a padded
+    canvas (:func:`detect_on_canvas`).
+
+    Returns:
+        ``(boxes, scores)``: float64 (N, 4) ``x1, y1, x2, y2`` pixels and float64 (N,), highest score first.
+        Boxes that are empty or not finite are dropped (logged).
+    """
+    boxes, scores, _ = detect_faces_with_landmarks(detector, image, retry_pad)
+    return boxes, scores
+
+
+def detect_faces_with_landmarks(detector: Any, image: np.ndarray, retry_pad: float | None = None
+                                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`detect_faces`, plus the faces' five landmarks (N, 5, 2) float64 when the detector gives them
+    (None otherwise), in the same order."""
+    fn = detector.detect if hasattr(detector, "detect") else detector
+    if not callable(fn):
+        raise ModelError(f"a detector must have .detect(image) or be callable, got {type(detector).__name__}")
+    dets = fn(image)
+    if dets is None:
+        return np.zeros((0, 4)), np.zeros(0), None
+    points = getattr(dets, "landmarks", None)
+    if isinstance(dets, Detections):
+        xyxy, scores = dets.numpy()
+    else:
+        xyxy, scores = getattr(dets, "xyxy", None), getattr(dets, "scores", None)
+        if xyxy is None or scores is None:
+            raise ModelError(f"the detector returned {type(dets).__name__}; expected a Detections (xyxy, scores)")
+        xyxy = xyxy.detach().cpu().numpy() if isinstance(xyxy, torch.Tensor) else xyxy
+        scores = scores.detach().cpu().numpy() if isinstance(scores, torch.Tensor) else scores
+    boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(boxes) != len(scores):
+        raise ModelError(f"the detector returned {len(boxes)} boxes but {len(scores)} scores")
+    if points is not None:
+        points = points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else points
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2)
+        if len(points) != len(boxes):
+            raise ModelError(f"the detector returned {len(boxes)} boxes but {len(points)} landmark sets")
+    ok = np.isfinite(boxes).all(1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    if points is not None:
+        ok &= np.isfinite(points).all((1, 2))
+    if not ok.all():
+        _logger.warning("dropped %d empty or non-finite box(es) from the detector", int((~ok).sum()))
+        boxes, scores = boxes[ok], scores[ok]
+        points = points[ok] if points is not None else None
+    order = np.argsort(-scores, kind="stable")
+    if len(boxes) == 0 and retry_pad and retry_pad > 1.0:
+        return _detect_on_canvas(detector, image, retry_pad)
+    return boxes[order], scores[order], (points[order] if points is not None else None)
+
+
+def _check_image(image: Any) -> np.ndarray:
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8 or img.shape[0] < 1 or img.shape[1] < 1:
+        raise ImageError("<array>", f"expected a uint8 (H, W, 3) RGB image, got {img.dtype} {img.shape}")
+    return img
+
+
+def crops_to_batch(crops: Sequence[np.ndarray]) -> torch.Tensor:
+    """(S, S, 3) uint8 crops -> the embedders' uint8 (N, 3, S, S) tensor."""
+    if not crops:
+        raise ModelError("no crops to embed")
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
+
+
+def embedder_crops(embedder: Any, image: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray | None,
+                   margin_scale: float = FACE_CROP_SCALE) -> list[np.ndarray]:
+    """The crops ``embedder`` expects for the faces at ``boxes`` (N, 4): box crops, or aligned crops from
+    ``landmarks`` (N, 5, 2) when the embedder was trained on aligned faces. An aligned embedder given faces
+    without landmarks (a detector that gives none) gets box crops, with a warning logged once per call."""
+    return face_crops(image, boxes, landmarks, int(embedder.input_size), getattr(embedder, "face_crop", "box"),
+                      margin_scale)
+
+
+def face_crops(image: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray | None, size: int,
+               convention: str = "box", margin_scale: float = FACE_CROP_SCALE) -> list[np.ndarray]:
+    """:func:`embedder_crops` for a crop ``convention`` and ``size`` given directly."""
+    from iznet.data.align import face_pixels, needs_landmarks
+
+    pts = list(landmarks) if landmarks is not None else [None] * len(boxes)
+    if len(boxes) and needs_landmarks(convention, landmarks):
+        _logger.warning("the embedder expects aligned faces but the detector gives no landmarks; using box crops "
+                        "(use a detector with landmarks, e.g. the bundled one)")
+    return [face_pixels(image, b, p, size, convention, margin_scale) for b, p in zip(boxes, pts)]
+
+
+def whole_image_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """An image that already is a face crop, as a ``size`` x ``size`` crop: its centre square, resized.
+
+    Used for ``--no-detect`` (folders of crops such as :func:`iznet.recognize.extract.extract_faces` writes).
+    """
+    h, w = image.shape[:2]
+    side = min(h, w)
+    x0, y0 = (w - side) / 2, (h - side) / 2
+    return crop_face(image, (x0, y0, x0 + side, y0 + side), size, scale=1.0)
