@@ -24,7 +24,7 @@ FLOORS = [
     {"eval"},
     {"engine"},
     {"export", "reference"},
-    {"loading"},
+    {"loading", "fit"},
     {"serve"},
     {"cli", "__main__", "__init__"},
 ]

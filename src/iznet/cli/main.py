@@ -18,6 +18,7 @@ from iznet.errors import IznetError
 COMMAND_MODULES = [
     "iznet.cli.label_cmds",
     "iznet.cli.gallery_cmds",
+    "iznet.cli.fit_cmds",
     "iznet.cli.cluster_cmds",
     "iznet.cli.detect_cmds",
     "iznet.cli.train_cmds",

@@ -1,0 +1,76 @@
+"""iznet fit: faces cut, a fine-tune, the better model kept on held-out faces, everyone enrolled, resumable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from iznet.errors import DataError
+from iznet.fit import Candidate, fit_group
+from iznet.recognize.gallery import Gallery
+
+
+@pytest.fixture
+def base_ckpt(tmp_path):
+    from iznet.models import create_model
+    from iznet.utils.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("nn4_small", input_size=64)
+    return str(save_checkpoint(tmp_path / "base.pt", kind="embedder", model="nn4_small",
+                               model_kwargs={"input_size": 64}, state_dict=model.state_dict(),
+                               meta={"input_size": 64, "tta": False}))
+
+
+def _group(tmp_path, synth, people=4, per=6):
+    root = tmp_path / "group"
+    for person in range(people):
+        for v in range(1, per + 1):
+            img, _ = synth.make_photo([(person, v, 20 + 7 * v, 30 + 5 * v)], size=(160, 200))
+            synth.save_png(root / f"p{person}" / f"{v}.png", img)
+    return root
+
+
+def test_fit_enrols_everyone_with_the_kept_model_and_resumes(tmp_path, synth, base_ckpt):
+    photos = _group(tmp_path, synth)
+    out = tmp_path / "fit"
+    det = synth.BlobDetector()
+    rep = fit_group(photos, out, init=base_ckpt, detector=det, steps=4, far=0.25, stranger_far=0.5)
+    assert (rep.people, rep.photos, rep.faces, rep.train_faces, rep.held_out_faces) == (4, 24, 24, 16, 8)
+    assert [c.name for c in rep.candidates] == ["base", "fine-tuned"]
+    best = max(rep.candidates, key=lambda c: (c.right, c.name == "base"))
+    assert rep.chosen == best.name and rep.threshold == best.threshold
+    assert all(c.wrong <= 0.25 + 1e-9 and c.strangers_named <= 0.5 + 1e-9 for c in rep.candidates)
+    assert (out / "run" / "best.pt").is_file() and rep.enrolled == 24 and not rep.skipped
+    with Gallery(out / "gallery.db", create=False) as g:
+        assert sorted(p.name for p in g.people()) == ["p0", "p1", "p2", "p3"]
+        (tag,) = g.embedders()
+        assert g.threshold(tag) == pytest.approx(rep.threshold)
+    saved = json.loads((out / "fit.json").read_text())
+    assert saved["chosen"] == rep.chosen and len(saved["candidates"]) == 2
+
+    calls = det.calls
+    again = fit_group(photos, out, init=base_ckpt, detector=det, steps=4, far=0.25, stranger_far=0.5)
+    assert again.candidates == rep.candidates and again.enrolled == 24  # no retraining; all duplicates
+    assert det.calls - calls == 24  # the faces were reused, only the enrolment detected again
+
+
+def test_fit_keeps_the_base_when_fine_tuning_does_not_pay(tmp_path, synth, base_ckpt, monkeypatch):
+    import iznet.fit as fit
+
+    def measure(name, spec, embedder, data, far, stranger_far):
+        right = 0.5 if name == "base" else 0.4
+        return Candidate(name, spec, 0.3, right, 0.0, 1 - right, 0.0)
+
+    monkeypatch.setattr(fit, "_measure", measure)
+    rep = fit_group(_group(tmp_path, synth), tmp_path / "fit", init=base_ckpt, detector=synth.BlobDetector(),
+                    steps=2)
+    assert rep.chosen == "base" and rep.embedder == base_ckpt and rep.threshold == 0.3
+
+
+def test_fit_needs_two_people_with_three_photos(tmp_path, synth, base_ckpt):
+    with pytest.raises(DataError, match="two or more people"):
+        fit_group(_group(tmp_path, synth, people=1), tmp_path / "fit", init=base_ckpt,
+                  detector=synth.BlobDetector(), steps=2)
