@@ -44,6 +44,7 @@ def test_fit_enrols_everyone_with_the_kept_model_and_resumes(tmp_path, synth, ba
     assert rep.chosen == best.name and rep.threshold == best.threshold
     assert all(c.wrong <= 0.25 + 1e-9 and c.strangers_named <= 0.5 + 1e-9 for c in rep.candidates)
     assert (out / "run" / "best.pt").is_file() and rep.enrolled == 24 and not rep.skipped
+    assert len(rep.warnings) == 1 and "2.0 held-out faces a person" in rep.warnings[0]
     with Gallery(out / "gallery.db", create=False) as g:
         assert sorted(p.name for p in g.people()) == ["p0", "p1", "p2", "p3"]
         (tag,) = g.embedders()

@@ -227,3 +227,78 @@ def group(
     if json_out is not None:
         write_json(json_out, rep.to_json())
         typer.echo(f"wrote {json_out}")
+
+
+@eval_app.command("view2")
+def view2_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="the run folder (OUT/fold0 ... fold9); view2.json goes there"),
+    train: bool = typer.Option(False, "--train", help="first train the fold models that are missing (one per fold, "
+                               "on the LFW people outside it; resumable); needs --pack and --data-root"),
+    pack: Optional[Path] = typer.Option(None, "--pack", help="LFW pack (`iznet pack lfw`), for --train"),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="folder holding lfw/, for --train"),
+    folds: str = typer.Option("0,1,2,3,4,5,6,7,8,9", "--folds", help="comma-separated fold numbers"),
+    model: str = typer.Option("nn4_small", "--model", help="registered model (for --train)"),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help="the model's input size (for --train)"),
+    mining: str = typer.Option("semi-hard", "--mining", help="triplet mining (for --train)"),
+    p: int = typer.Option(32, "--p", help="people per batch (for --train)"),
+    k: int = typer.Option(4, "--k", help="images per person (for --train)"),
+    lr: float = typer.Option(0.05, "--lr", help="learning rate (for --train)"),
+    steps: int = typer.Option(3000, "--steps", help="steps per fold (for --train)"),
+    warmup: int = typer.Option(200, "--warmup", help="warm-up steps (for --train)"),
+    seed: int = typer.Option(0, "--seed", help="base seed; fold k uses seed + k (for --train)"),
+    cpu_bf16: bool = typer.Option(False, "--cpu-bf16", help="bf16 autocast of CPU steps (for --train)"),
+    fuse_runs: Optional[str] = typer.Option(None, "--fuse", help="RUN,RUN,...: score the ensemble of these runs "
+                                            "(folders or view2_distances.npz files) into OUT, no training"),
+    sizes: bool = typer.Option(False, "--sizes", help="with --fuse: every subset of the runs, per ensemble size"),
+    stored: Optional[Path] = typer.Option(None, "--stored", help="this run's view2_distances.npz, read for the "
+                                          "folds with no folder in OUT"),
+) -> None:
+    """LFW View 2 unrestricted with no outside data: one model per fold trained on the people outside it
+    (--train), then the 10-fold table of the run (or of an ensemble of runs, --fuse)."""
+    from iznet.errors import DataError
+    from iznet.eval import view2
+    from iznet.utils.io import write_json
+
+    try:
+        fold_list = [int(f) for f in folds.split(",") if f.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{folds!r}: give fold numbers like 0,1,2", param_hint="--folds") from None
+    if fuse_runs:
+        runs = [Path(r) for r in fuse_runs.split(",") if r.strip()]
+        if sizes:
+            res = view2.ensemble_sizes(runs, fold_list)
+            write_json(out / "ensemble_sizes.json", res)
+            for z in res["sizes"]:
+                typer.echo(f"{z['size']} runs ({z['subsets']} subsets): accuracy {_pct(z['accuracy_mean'])} "
+                           f"[{_pct(z['accuracy_min'])}, {_pct(z['accuracy_max'])}]")
+            return
+        res = view2.fuse(runs, fold_list)
+        write_json(out / "view2.json", res)
+    else:
+        if sizes:
+            raise typer.BadParameter("--sizes goes with --fuse", param_hint="--sizes")
+        if train:
+            if pack is None or data_root is None:
+                raise DataError("--train needs --pack and --data-root")
+            from iznet.engine.config import TrainConfig
+            from iznet.engine.view2 import train_folds
+
+            cfg = TrainConfig(model=model, model_kwargs={"input_size": input_size} if input_size else {},
+                              mining=mining, p=p, k=k, lr=lr, steps=steps, warmup_steps=warmup, seed=seed,
+                              eval_every=0, cpu_bf16=cpu_bf16)
+
+            def report(e: dict) -> None:
+                if e.get("skipped"):
+                    typer.echo(f"fold {e['fold']}: trained already", err=True)
+                else:
+                    s = e["summary"]
+                    typer.echo(f"fold {e['fold']}: test accuracy {_pct(s['test']['acc_at_threshold'])} at the dev "
+                               f"threshold, {s['steps']} steps, {e['seconds']:.0f} s", err=True)
+
+            train_folds(out, fold_list, cfg, pack=pack, data_root=data_root, command="iznet eval view2 --train",
+                        on_fold=report)
+        res = view2.aggregate(out, fold_list, stored)
+        write_json(out / "view2.json", res)
+        typer.echo(f"distances kept in {res['distances_file']}")
+    typer.echo(f"LFW View 2 ({len(fold_list)} folds): accuracy {_pct(res['accuracy'])} ± "
+               f"{_pct(res['accuracy_std'])}, AUC {res['auc']:.4f}, EER {_pct(res['eer'])} -> {out / 'view2.json'}")

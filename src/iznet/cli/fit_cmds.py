@@ -49,6 +49,8 @@ def fit_cmd(
                f"face); trained on {rep.train_faces}, held out {rep.held_out_faces}")
     typer.echo(rep.table())
     typer.echo(f"enrolled {rep.enrolled} photos into {rep.gallery} with the {rep.chosen} embedder")
+    for w in rep.warnings:
+        typer.echo(f"warning: {w}", err=True)
     for path, why in rep.skipped:
         typer.echo(f"  skipped {path}: {why}", err=True)
     typer.echo(f"label new photos: iznet label PHOTOS -g {rep.gallery} -e {rep.embedder}")
