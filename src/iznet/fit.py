@@ -7,7 +7,9 @@
 2. ``run/``: the base embedder fine-tuned on those faces (:class:`iznet.engine.train.Trainer`: triplet loss,
    semi-hard mining, a low learning rate, photo augmentation; the last 20% of each person's faces are held
    out, pick ``best.pt`` by development AUC, and give it an unknown-face rule; optional rehearsal);
-3. a comparison on the held-out faces, which neither model trained on: each model's unknown-face threshold is
+3. a comparison on the held-out faces, which neither model trained on (they did pick ``best.pt``, which
+   favours the fine-tuned model a little; with two held-out faces a person the comparison is rough and the
+   report warns): each model's unknown-face threshold is
    chosen there (at most ``far`` of them named as another person, at most ``stranger_far`` named with their
    person left out: :func:`iznet.eval.openset.held_out_calibration`) and the one that names more of them
    right is kept: the fine-tuned model, or the base one when fine-tuning did not pay (few photos a person);
@@ -45,6 +47,7 @@ class Candidate:
     wrong: float
     unknown: float
     strangers_named: float
+    nearest_right: float | None = None  # the nearest person is the right one, at any distance
 
 
 @dataclass
@@ -76,11 +79,12 @@ class FitReport:
         """The comparison as a small text table."""
         lines = [f"held-out faces: {self.held_out_faces} of {self.people} people (never trained on)",
                  f"{'embedder':12s} {'right':>7s} {'wrong':>7s} {'unknown':>8s} {'strangers named':>16s} "
-                 f"{'threshold':>10s}"]
+                 f"{'threshold':>10s} {'nearest right':>14s}"]
         for c in self.candidates:
             mark = "  <- kept" if c.name == self.chosen else ""
+            nearest = "" if c.nearest_right is None else f"{c.nearest_right:.1%}"
             lines.append(f"{c.name:12s} {c.right:7.1%} {c.wrong:7.1%} {c.unknown:8.1%} {c.strangers_named:16.1%} "
-                         f"{c.threshold:10.4f}{mark}")
+                         f"{c.threshold:10.4f} {nearest:>14s}{mark}")
         return "\n".join(lines)
 
 
@@ -91,7 +95,8 @@ def _measure(name: str, spec: str, embedder: Any, data: Any, far: float, strange
     e_t = embedder.embed(data.images[train.indices])
     e_h = embedder.embed(data.images[held.indices])
     cal = held_out_calibration(e_t, train.labels, e_h, held.labels, far, stranger_far)
-    return Candidate(name, spec, cal["threshold"], cal["right"], cal["wrong"], cal["unknown"], cal["far"])
+    return Candidate(name, spec, cal["threshold"], cal["right"], cal["wrong"], cal["unknown"], cal["far"],
+                     cal["nearest_right"])
 
 
 def fit_group(photos: str | Path, out: str | Path, *, init: str = "bundled", detector: Any = None,
@@ -101,7 +106,7 @@ def fit_group(photos: str | Path, out: str | Path, *, init: str = "bundled", det
     """Fine-tune on a group's photos, keep the better embedder on held-out faces, enrol everyone.
 
     Args:
-        photos: ``<person>/<photo>`` folders (at least two people with three or more photos each).
+        photos: ``<person>/<photo>`` folders (at least two people with four or more photos each).
         out: the output folder (created; rerun the same command to resume).
         init: the base embedder checkpoint (``bundled``: the shipped one).
         detector: a detector object (default: the bundled detector).
@@ -133,9 +138,9 @@ def fit_group(photos: str | Path, out: str | Path, *, init: str = "bundled", det
 
     emit({"event": "stage", "stage": "faces"})
     ext = extract_faces(photos, out / FACES, det, size=int(base.input_size), crop=base.face_crop)
-    usable = [p for p, files in person_folders(out / FACES) if len(files) >= 3]
+    usable = [p for p, files in person_folders(out / FACES) if len(files) >= 4]
     if len(usable) < 2:
-        raise DataError(f"{photos}: fitting needs two or more people with three or more photos in which a face "
+        raise DataError(f"{photos}: fitting needs two or more people with four or more photos in which a face "
                         f"is found; {len(usable)} of {ext.people} have them ({ext.crops_total} faces in all)")
     data = build_train_data(str(out / FACES), size=int(base.input_size), seed=seed)
     held = data.held_out

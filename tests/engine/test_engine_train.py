@@ -362,3 +362,19 @@ def test_rehearsal_batches_hold_base_people_labelled_apart_and_resume_exactly(tm
 def test_rehearsal_refuses_batches_it_cannot_extend(bad):
     with pytest.raises(TrainingError, match="rehears"):
         _cfg(rehearse="x.pt", **bad).validate()
+
+
+def test_group_needs_a_same_person_development_pair(tmp_path):
+    """Three images a person hold out one each: no same-person pair, a clear error instead of a sampler's."""
+    from iznet.data.pack import pack_images
+    from iznet.engine.data import build_train_data
+    from iznet.errors import DataError
+
+    rng = np.random.default_rng(0)
+    items = [(f"p{i}/{j}.jpg", i, rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for i in range(3) for j in range(3)]
+    pack_images(items, tmp_path / "g.pt", 32, classes=[f"p{i}" for i in range(3)])
+    with pytest.raises(DataError, match="a person with 4\\+ images"):
+        build_train_data(str(tmp_path / "g.pt"), dev_pairs=10)
+    items += [(f"p0/{j}.jpg", 0, rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for j in range(3, 5)]
+    pack_images(items, tmp_path / "g2.pt", 32, classes=[f"p{i}" for i in range(3)])
+    assert build_train_data(str(tmp_path / "g2.pt"), dev_pairs=10).held_out is not None  # p0 holds out two

@@ -114,6 +114,7 @@ def test_held_out_calibration_matches_a_loop():
         assert wrong <= far + 1e-9 and named <= strangers + 1e-9
         assert got["right"] == pytest.approx(right) and got["wrong"] == pytest.approx(wrong)
         assert got["far"] == pytest.approx(named)
+        assert got["nearest_right"] == pytest.approx(sum(b == o for b, _, o in best) / n)
         assert got["right"] + got["wrong"] + got["unknown"] == pytest.approx(1.0)
         # the largest such threshold: the next distance up breaks one of the two targets
         nxt = min(d for _, d, _ in best + [(None, v, None) for v in imp] if d > t + 2e-6) + 1e-6

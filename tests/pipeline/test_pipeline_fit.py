@@ -71,7 +71,8 @@ def test_fit_keeps_the_base_when_fine_tuning_does_not_pay(tmp_path, synth, base_
     assert rep.chosen == "base" and rep.embedder == base_ckpt and rep.threshold == 0.3
 
 
-def test_fit_needs_two_people_with_three_photos(tmp_path, synth, base_ckpt):
-    with pytest.raises(DataError, match="two or more people"):
-        fit_group(_group(tmp_path, synth, people=1), tmp_path / "fit", init=base_ckpt,
+@pytest.mark.parametrize("people, per", [(1, 6), (3, 3)])
+def test_fit_needs_two_people_with_four_photos(tmp_path, synth, base_ckpt, people, per):
+    with pytest.raises(DataError, match="two or more people with four or more photos"):
+        fit_group(_group(tmp_path, synth, people=people, per=per), tmp_path / "fit", init=base_ckpt,
                   detector=synth.BlobDetector(), steps=2)

@@ -179,6 +179,9 @@ def _build_group(spec: str, images: torch.Tensor, names: list[str], dev_pairs: i
     if len(dev_idx) < 2:
         raise DataError(f"{spec}: too few images to hold out a development set (need 3+ per person)")
     dev_labels, _ = _relabel(list(names_arr[dev_idx]))
+    if np.bincount(dev_labels).max() < 2 or dev_labels.max() < 1:
+        raise DataError(f"{spec}: the development pairs need a person with 4+ images (who holds out two) and a "
+                        f"second with 3+; give two or more people with 4+ images each")
     pairs = sample_pairs(dev_labels, dev_pairs, dev_pairs, rng)
     dev = PairSet(dev_idx[pairs.idx1], dev_idx[pairs.idx2], pairs.same)
     lut = {c: i for i, c in enumerate(classes)}

@@ -162,7 +162,7 @@ def held_out_calibration(enrolled: np.ndarray, enrolled_labels: np.ndarray, prob
 
     Returns:
         ``{"threshold", "target_far", "target_stranger_far", "far" (strangers named), "right", "wrong",
-        "unknown", "n_probes", "n_people"}``.
+        "unknown", "nearest_right" (the nearest person is the right one, any distance), "n_probes", "n_people"}``.
 
     Raises:
         ValueError: fewer than two people, no probe, or a probe's person with no enrolled photo.
@@ -198,4 +198,4 @@ def held_out_calibration(enrolled: np.ndarray, enrolled_labels: np.ndarray, prob
     return {"threshold": float(t), "target_far": float(far), "target_stranger_far": float(stranger_far),
             "far": float(np.mean(imp <= t)), "right": float(np.sum(named & right) / n),
             "wrong": float(np.sum(named & ~right) / n), "unknown": float(np.sum(~named) / n),
-            "n_probes": n, "n_people": int(len(people))}
+            "nearest_right": float(np.mean(right)), "n_probes": n, "n_people": int(len(people))}
