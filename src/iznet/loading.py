@@ -236,3 +236,33 @@ def parse_threshold(value: Threshold) -> Threshold:
     if not (math.isfinite(number) and 0.0 <= number <= 2.0):  # distances between unit vectors lie in 0..2
         raise ModelError(f"unknown-face threshold {value!r}: a distance between face embeddings lies in 0..2")
     return number
+
+
+def gallery_embedder(gallery: str | Path) -> str | None:
+    """The checkpoint a gallery was enrolled with, when it holds one embedder's vectors and recorded that
+    embedder's file (which still exists); None otherwise (a new gallery, several embedders, a baseline, the
+    bundled embedder).
+
+    Commands that take ``--embedder`` use it when none is given, so a gallery made with a fine-tuned model
+    (``iznet fit``) is labelled with that model without naming it again.
+    """
+    from iznet.errors import GalleryError
+    from iznet.recognize.gallery import Gallery
+
+    path = Path(gallery)
+    if not path.is_file():
+        return None
+    try:
+        with Gallery(path, create=False, readonly=True) as g:
+            tags = list(g.embedders())
+            source = g.embedder_source(tags[0]) if len(tags) == 1 else None
+    except GalleryError:
+        return None  # unreadable here: the command's own opening of the gallery says why
+    if not source or not Path(source).is_file():
+        return None
+    try:
+        if Path(source).resolve() == Path(default_embedder_spec()).resolve():
+            return None  # the bundled one: the default already
+    except ModelError:
+        pass
+    return source

@@ -7,7 +7,10 @@ import json
 import pytest
 import torch
 
-from iznet.errors import DataError
+from pathlib import Path
+
+from iznet.errors import DataError, GalleryError
+from iznet.loading import gallery_embedder
 from iznet.fit import Candidate, fit_group
 from iznet.recognize.gallery import Gallery
 
@@ -49,6 +52,7 @@ def test_fit_enrols_everyone_with_the_kept_model_and_resumes(tmp_path, synth, ba
         assert sorted(p.name for p in g.people()) == ["p0", "p1", "p2", "p3"]
         (tag,) = g.embedders()
         assert g.threshold(tag) == pytest.approx(rep.threshold)
+    assert gallery_embedder(out / "gallery.db") == str(Path(rep.embedder).resolve())  # recorded at enrolment
     saved = json.loads((out / "fit.json").read_text())
     assert saved["chosen"] == rep.chosen and len(saved["candidates"]) == 2
 
@@ -76,3 +80,24 @@ def test_fit_needs_two_people_with_four_photos(tmp_path, synth, base_ckpt, peopl
     with pytest.raises(DataError, match="two or more people with four or more photos"):
         fit_group(_group(tmp_path, synth, people=people, per=per), tmp_path / "fit", init=base_ckpt,
                   detector=synth.BlobDetector(), steps=2)
+
+
+def test_label_uses_the_embedder_a_gallery_was_enrolled_with(tmp_path, synth, base_ckpt, fake_detector_spec):
+    from typer.testing import CliRunner
+
+    from iznet.cli.app import app
+    from iznet.cli.main import _register
+
+    _register()
+    photos = _group(tmp_path, synth, people=2, per=4)
+    db = tmp_path / "g.db"
+    r = CliRunner().invoke(app, ["enroll", "--from-folder", str(photos), "-g", str(db), "-e", base_ckpt,
+                                 "-d", "blobs"])
+    assert r.exit_code == 0, r.output
+    assert gallery_embedder(db) == str(Path(base_ckpt).resolve())
+    photo = photos / "p1" / "2.png"
+    r = CliRunner().invoke(app, ["label", str(photo), "-g", str(db), "-d", "blobs", "--json", "-t", "none"])
+    assert r.exit_code == 0, r.output  # no -e: the recorded checkpoint, not the bundled embedder
+    assert "the one this gallery was enrolled with" in r.output and '"name": "p1"' in r.output
+    r = CliRunner().invoke(app, ["label", str(photo), "-g", str(db), "-d", "blobs", "-e", "raw:16"])
+    assert isinstance(r.exception, GalleryError) and f"--embedder {Path(base_ckpt).resolve()}" in str(r.exception)

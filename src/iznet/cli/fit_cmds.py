@@ -53,4 +53,5 @@ def fit_cmd(
         typer.echo(f"warning: {w}", err=True)
     for path, why in rep.skipped:
         typer.echo(f"  skipped {path}: {why}", err=True)
-    typer.echo(f"label new photos: iznet label PHOTOS -g {rep.gallery} -e {rep.embedder}")
+    typer.echo(f"label new photos: iznet label PHOTOS -g {rep.gallery}   (the gallery remembers its embedder, "
+               f"{rep.embedder})")

@@ -77,6 +77,11 @@ def enroll_cmd(
         raise typer.BadParameter("give either NAME IMAGES... or --from-folder ROOT, not both")
     if from_folder is None and (not name or not images):
         raise typer.BadParameter("give NAME and at least one image (or --from-folder ROOT)")
+    if embedder is None:  # the model this gallery was enrolled with (e.g. by `iznet fit`), if it recorded one
+        from iznet.loading import gallery_embedder
+
+        if (embedder := gallery_embedder(pl.default_gallery_path(gallery))) is not None:
+            typer.echo(f"embedder: {embedder} (the one this gallery was enrolled with)", err=True)
     emb = load_embedder(spec=embedder, runtime=runtime, onnx_dir=onnx_dir)
     det = None if no_detect else load_detector(spec=detector, runtime=runtime, onnx_dir=onnx_dir)
     with _open(gallery, create=True) as g:

@@ -95,6 +95,12 @@ def label_cmd(
         inputs, gallery = [str(assets.photo)], assets.gallery
     if not inputs:
         raise typer.BadParameter("give at least one photo, folder or pattern (or --demo)")
+    if embedder is None and not demo:  # the model this gallery was enrolled with (e.g. by `iznet fit`)
+        from iznet.loading import gallery_embedder
+
+        if (recorded := gallery_embedder(pl.default_gallery_path(gallery))) is not None:
+            typer.echo(f"embedder: {recorded} (the one this gallery was enrolled with)", err=True)
+            emb_options = option_value(EmbedderOptions, recorded, runtime=runtime, onnx_dir=onnx_dir)
     files, problems = expand_inputs(inputs)
     if out is None and not as_json:
         out = Path("labelled")

@@ -66,10 +66,13 @@ class Embedder:
             used by galleries that store none of their own; None when there is none.
         face_crop: the face crop convention it was trained on (:data:`iznet.data.align.CROP_CONVENTIONS`): ``box``
             (the 1.3× box crop) or ``aligned`` (five landmarks onto the 112×112 template).
+        source: the checkpoint file it was loaded from (None for baselines and ensembles); a gallery records
+            it, so ``iznet label`` can find the embedder a gallery was enrolled with.
     """
 
     name: str = "embedder"
     face_crop: str = "box"
+    source: str | None = None
     needs_fit: bool = False
     trained: bool = True
     calibrated_threshold: float | None = None
@@ -474,6 +477,7 @@ def _from_checkpoint(path: Path, device, tta: bool | None) -> NetworkEmbedder:
         emb.calibrated_threshold = float(cal["threshold"])
         emb.calibration = dict(cal)
     emb.face_crop = _crop_convention(meta.get("crop", "box"), path)
+    emb.source = str(path.resolve())  # recorded by the galleries it enrols into
     return emb
 
 

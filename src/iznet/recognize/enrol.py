@@ -158,6 +158,7 @@ def enroll_files(
     # the crop records go in the enrolment's own transaction: a crash cannot keep one without the other
     sources = {c.sha256: _source_record(c, margin_scale) for c in crops}
     res = gallery.enroll(name, items, embedder_tag=tag, method=method, k=k, sources=sources)
+    gallery.record_embedder_source(tag, getattr(embedder, "source", None))
     by_label = {str(c.path.resolve()): c for c in crops}
     report.name, report.created = res.name, res.created
     report.added = [by_label[a].path for a in res.added]
@@ -319,4 +320,5 @@ def rebuild_embeddings(gallery: Gallery, embedder: Embedder,
         raise GalleryError(f"gallery {gallery.path} has no images to rebuild; {ENROLL_HINT}")
     vecs = embedder.embed(crops_to_batch(crops), batch_size=64)
     report.written = gallery.replace_embeddings(tag, dict(zip(ids, vecs)))
+    gallery.record_embedder_source(tag, getattr(embedder, "source", None))
     return report

@@ -689,9 +689,13 @@ class Gallery:
         tags = self._embedders(cur)
         if not tags:
             raise GalleryError(EMPTY_MESSAGE)
+        held = []
+        for t in tags:
+            row = cur.execute("SELECT value FROM meta WHERE key = ?", (f"embedder_source/{t}",)).fetchone()
+            held.append(f"{t!r} (--embedder {json.loads(row[0])})" if row else repr(t))
         raise GalleryError(
-            f"gallery {self.path} has no embeddings from embedder {tag!r}; it holds"
-            f" {', '.join(repr(t) for t in tags)}. Use one of those, or rebuild the gallery's embeddings with {tag!r}"
+            f"gallery {self.path} has no embeddings from embedder {tag!r}; it holds {', '.join(held)}. Use one of"
+            f" those, or rebuild the gallery's embeddings with {tag!r}"
         )
 
     @staticmethod
@@ -836,6 +840,15 @@ class Gallery:
                 cur.execute("DELETE FROM meta WHERE key = ?", (key,))
             else:
                 cur.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    def embedder_source(self, embedder_tag: str) -> str | None:
+        """The checkpoint file an embedder's vectors came from, as recorded when they were written, or None."""
+        return self.get_meta(f"embedder_source/{_check_tag(embedder_tag)}")
+
+    def record_embedder_source(self, embedder_tag: str, source: str | None) -> None:
+        """Remember which checkpoint file wrote an embedder's vectors (nothing for sources that are no file)."""
+        if source and self.embedder_source(embedder_tag) != source:
+            self.set_meta(f"embedder_source/{_check_tag(embedder_tag)}", str(source))
 
     def threshold(self, embedder_tag: str) -> float | None:
         """The calibrated unknown-face threshold stored for an embedder, or None."""
