@@ -79,7 +79,7 @@ def build_demo(lfw_root: Path, threshold: float) -> dict:
     from iznet.data.images import load_image
     from iznet.recognize.gallery import Gallery
     from iznet.loading import load_detector, load_embedder
-    from iznet.recognize.pipeline import Pipeline, embedder_tag, enroll_files
+    from iznet.recognize.pipeline import enroll_files
 
     demo = ASSETS / "demo"
     demo.mkdir(parents=True, exist_ok=True)
@@ -113,31 +113,61 @@ def build_demo(lfw_root: Path, threshold: float) -> dict:
     con.execute("PRAGMA journal_mode = DELETE")
     con.close()
     # Stored paths point into the shared LFW folder; the demo only needs the embeddings.
-    with Gallery(gpath) as g:
-        pipe = Pipeline(detector, embedder, g)
-        result = pipe.label_file(demo / "photo.jpg")
     expected = {"tiles": {p.replace("_", " "): where[p] for p in people},
-                "enrolled": [p.replace("_", " ") for p in DEMO_PEOPLE], "stranger": STRANGER.replace("_", " "),
-                "labelled": result.to_json()}
+                "enrolled": [p.replace("_", " ") for p in DEMO_PEOPLE], "stranger": STRANGER.replace("_", " ")}
+    return {"enrolled": enrolled, "faces": record_demo_answers(expected)}
+
+
+def record_demo_answers(expected: dict | None = None) -> list:
+    """Label the demo photo with the demo gallery as the pipeline does by default (storing the default
+    prototypes in the gallery first) and write the answers into ``demo/expected.json`` (``expected``: the
+    rest of that file; None keeps the file's tiles and people)."""
+    from iznet.loading import load_detector, load_embedder
+    from iznet.recognize.gallery import Gallery
+    from iznet.recognize.pipeline import Pipeline, embedder_tag
+    from iznet.recognize.prototypes import DEFAULT_METHOD
+
+    demo = ASSETS / "demo"
+    if expected is None:
+        expected = json.loads((demo / "expected.json").read_text())
+    embedder = load_embedder(spec=str(ASSETS / "embedder.pt"), device="cpu")
+    detector = load_detector(spec=str(ASSETS / "detector.pt"))
+    with Gallery(demo / "gallery.db") as g:
+        g.rebuild_prototypes(embedder_tag(embedder), DEFAULT_METHOD)
+        result = Pipeline(detector, embedder, g).label_file(demo / "photo.jpg")
+    import sqlite3
+
+    con = sqlite3.connect(demo / "gallery.db")  # a rollback journal: reading the demo makes no -wal/-shm files
+    con.execute("PRAGMA journal_mode = DELETE")
+    con.close()
+    expected["labelled"] = result.to_json()
     (demo / "expected.json").write_text(json.dumps(expected, indent=2) + "\n")
-    return {"enrolled": enrolled, "faces": [(f.name, round(f.distance, 3)) for f in result.faces]}
+    return [(f.name, round(f.distance, 3)) for f in result.faces]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--embedder-run", type=Path, required=True)
+    ap.add_argument("--embedder-run", type=Path)
     ap.add_argument("--detector", type=Path, default=ASSETS / "detector.pt")
-    ap.add_argument("--pack", type=Path, required=True, help="LFW pack, for a run trained on an LFW spec "
+    ap.add_argument("--pack", type=Path, help="LFW pack, for a run trained on an LFW spec "
                                                              "(a run on a collection pack reads its own pack)")
-    ap.add_argument("--lfw", type=Path, required=True)
+    ap.add_argument("--lfw", type=Path)
     ap.add_argument("--target-far", type=float, default=0.01)
     ap.add_argument("--gallery-far", type=float, default=None,
                     help="shipped rule: tighten the threshold to the gallery's own look-alikes at this rate "
                          "(chosen with scripts/openset_rules.py on development people)")
     ap.add_argument("--margin", type=float, default=None, help="shipped rule: runner-up margin")
+    ap.add_argument("--demo-answers-only", action="store_true",
+                    help="only relabel the demo photo with the demo gallery as the pipeline does now (e.g. after "
+                         "a change of the default prototypes) and rewrite demo/expected.json")
     ap.add_argument("--calibrate-only", action="store_true",
                     help="print the run's development threshold as JSON and write nothing")
     a = ap.parse_args()
+    if a.demo_answers_only:  # needs neither a run nor LFW
+        print(json.dumps(record_demo_answers()))
+        return
+    if a.embedder_run is None or a.pack is None or a.lfw is None:
+        ap.error("--embedder-run, --pack and --lfw are needed (all but --demo-answers-only)")
     torch.set_num_threads(2)
     if a.calibrate_only:
         print(json.dumps(dev_threshold(a.embedder_run, a.pack, a.lfw, a.target_far, a.embedder_run / "model.pt")))

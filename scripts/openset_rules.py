@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--max-wrong", type=float, default=0.03)
     ap.add_argument("--max-strangers-named", type=float, default=0.1)
+    ap.add_argument("--method", default="medoid", choices=("medoid", "centroid"), help="prototypes")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -66,7 +67,7 @@ def main() -> None:
     for far in [float(x) for x in a.far.split(",")]:
         for margin in [float(x) for x in a.margin.split(",")]:
             out = simulate_groups(emb, labels, RuleSettings(a.threshold, far, margin), group_size=a.group_size,
-                                  k=a.k, strangers=a.strangers, rounds=a.rounds)
+                                  k=a.k, strangers=a.strangers, rounds=a.rounds, method=a.method)
             for rule in RULES:
                 key = (rule, far if "gallery" in rule else None, margin if "margin" in rule else None)
                 rows.setdefault(key, {"rule": rule, "far": key[1], "margin": key[2], **out["rules"][rule]})

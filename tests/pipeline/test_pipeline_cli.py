@@ -89,7 +89,7 @@ def test_gallery_list_show_rename_remove(run, enrolled):
     assert [p["name"] for p in doc["people"]] == ["ann", "bob", "cy"] and doc["embedders"][0]["threshold"] == 0.2
 
     r = run("gallery", "show", "bob", "--gallery", enrolled)
-    assert r.exit_code == 0 and "bob: 3 image(s)" in r.stdout and "prototypes medoid" in r.stdout
+    assert r.exit_code == 0 and "bob: 3 image(s)" in r.stdout and "prototypes centroid" in r.stdout
     assert "bob1.png" in r.stdout
 
     assert run("gallery", "rename", "bob", "Robert", "--gallery", enrolled).exit_code == 0

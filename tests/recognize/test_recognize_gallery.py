@@ -50,7 +50,7 @@ def test_round_trip(tmp_path, rng):
         info = g.person("alice")  # names are looked up case-insensitively
         assert info.name == "Alice" and info.n_images == 4
         assert [im.path for im in info.images] == [a[0] for a in alice]
-        assert info.prototypes == [(TAG, "medoid", 1, 1)]
+        assert info.prototypes == [(TAG, "centroid", 1, 1)]  # the default prototype
         assert g.rename("Bob", "Robert") == "Robert"
         assert "Robert" in g and "Bob" not in g
         assert g.remove("Robert") == 3
@@ -283,7 +283,7 @@ def test_replace_embeddings_rebuild(tmp_path, rng):
         assert X.tobytes() == np.stack([new[i] for i in ids]).tobytes()
         # the prototype sets stored for the old tag were computed for the new one too
         protos = g.person("Alice").prototypes
-        assert ("big@2", "kmeans", 2, 2) in protos and ("big@2", "medoid", 1, 1) in protos
+        assert ("big@2", "kmeans", 2, 2) in protos and ("big@2", "centroid", 1, 1) in protos
         P, pnames = g.prototypes("big@2", "medoid")
         assert P.shape == (2, 32) and pnames == ["Alice", "Bob"]
         # enrolling with one tag leaves the other incomplete; missing_embeddings lists what to fill

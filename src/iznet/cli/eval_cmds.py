@@ -150,7 +150,7 @@ def group(
     threshold: Optional[str] = typer.Option(None, "--threshold", "-t",
                                             help="unknown-face distance, or 'none' (default: the bundled "
                                                  "embedder's calibrated one; 0.6 for dlib)"),
-    method: str = typer.Option("medoid", "--method", help="prototypes: medoid, all (nearest picture), centroid, "
+    method: str = typer.Option("centroid", "--method", help="prototypes: centroid, medoid, all (nearest picture), "
                                                           "kmeans"),
     max_probes: Optional[int] = typer.Option(None, "--max-probes", min=1, help="at most this many probes per "
                                                                                "person (default: all)"),
@@ -208,7 +208,7 @@ def group(
         "--data": data, "--enroll": enroll, "--embedder": embedder, "--detector": detector,
         "--system": system if system != "iznet" else None, "--no-detect": no_detect,
         "--pad": pad if (pad != 2.0 and not no_detect) else None, "--threshold": threshold,
-        "--method": method if method != "medoid" else None, "--max-probes": max_probes})
+        "--method": method if method != "centroid" else None, "--max-probes": max_probes})
     c, s = rep.counts(), rep.shares()
     n_enr = sum(rep.enrolled.values())
     thr_txt = "none" if rep.settings["threshold"] is None else f"{rep.settings['threshold']:.4f}"

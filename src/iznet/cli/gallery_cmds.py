@@ -59,7 +59,7 @@ def enroll_cmd(
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help=DETECTOR_HELP),
     no_detect: bool = typer.Option(False, "--no-detect", help="the images already are face crops: use each whole "
                                                              "image (its centre square) as the face"),
-    method: str = typer.Option("medoid", "--method", help="prototypes stored: medoid, centroid, kmeans"),
+    method: str = typer.Option("centroid", "--method", help="prototypes stored: centroid, medoid, kmeans"),
     k: int = typer.Option(3, "--k", min=1, help="centres per person for --method kmeans"),
     runtime: str = typer.Option("torch", "--runtime", help="torch, or onnx: run the networks with onnxruntime "
                                 "(the same embedder tag: galleries are shared between the two)"),

@@ -57,7 +57,7 @@ def label_cmd(
     threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="unknown-face distance: a number, "
                                                                             "'stored' (default: the calibrated "
                                                                             "one) or 'none'"),
-    method: str = typer.Option("medoid", "--method", help="prototypes: medoid, centroid, kmeans, all"),
+    method: str = typer.Option("centroid", "--method", help="prototypes: centroid, medoid, kmeans, all"),
     landmarks: bool = typer.Option(False, "--landmarks", help="also draw each face's five landmarks as dots "
                                                               "(detectors that give them; the JSON always "
                                                               "carries them)"),

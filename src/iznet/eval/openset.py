@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from iznet.recognize.matcher import Matcher, gallery_threshold
-from iznet.recognize.prototypes import medoid, pairwise_distances
+from iznet.recognize.prototypes import DEFAULT_METHOD, centroid, medoid, pairwise_distances
 
 RULES = ("fixed", "gallery", "margin", "gallery+margin")
 
@@ -54,7 +54,8 @@ def decide(best: np.ndarray, second: np.ndarray, rule: str, t: float, t_gallery:
 
 
 def simulate_groups(emb: np.ndarray, labels: np.ndarray, settings: RuleSettings, *, group_size: int = 12,
-                    k: int = 5, strangers: int = 12, rounds: int = 50, seed: int = 0) -> dict:
+                    k: int = 5, strangers: int = 12, rounds: int = 50, seed: int = 0,
+                    method: str = "medoid") -> dict:
     """Right / wrong / unknown shares of each rule over ``rounds`` simulated galleries.
 
     Args:
@@ -66,11 +67,14 @@ def simulate_groups(emb: np.ndarray, labels: np.ndarray, settings: RuleSettings,
         strangers: people not enrolled whose photos are labelled too (drawn from everyone else).
         rounds: galleries simulated.
         seed: seeds the draws.
+        method: ``medoid`` (the pipeline's default) or ``centroid`` prototypes, one per person.
 
     Returns:
         ``{"rules": {rule: {"right", "wrong", "unknown", "strangers_rejected", "strangers_named"}}, "members": n,
         "strangers": n, "rounds": rounds, ...}``; shares are pooled over all rounds.
     """
+    if method not in ("medoid", "centroid"):
+        raise ValueError(f"unknown prototype method {method!r}: choose medoid or centroid")
     emb = np.asarray(emb, dtype=np.float64)
     labels = np.asarray(labels)
     people, inv = np.unique(labels, return_inverse=True)
@@ -90,7 +94,7 @@ def simulate_groups(emb: np.ndarray, labels: np.ndarray, settings: RuleSettings,
         protos, enrolled, owner = [], [], []
         for j, p in enumerate(members):
             e = emb[rows[p][:k]]
-            protos.append(e[medoid(e)[0]])
+            protos.append(e[medoid(e)[0]] if method == "medoid" else centroid(e))
             enrolled.append(e)
             owner += [j] * k
         P = np.stack(protos)
@@ -137,7 +141,7 @@ def _largest_accepting(distances: np.ndarray, allowed: int) -> float:
 
 def held_out_calibration(enrolled: np.ndarray, enrolled_labels: np.ndarray, probes: np.ndarray,
                          probe_labels: np.ndarray, far: float, stranger_far: float = 0.1,
-                         method: str = "medoid") -> dict:
+                         method: str = DEFAULT_METHOD) -> dict:
     """An unknown-face threshold chosen on a group's held-out photos, for a model trained on that group.
 
     A model fine-tuned on a group has seen the photos it will be enrolled with: their distances to the other

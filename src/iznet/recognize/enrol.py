@@ -14,6 +14,7 @@ from iznet.data.images import list_images, load_image
 from iznet.errors import DataError, GalleryError, ImageError
 from iznet.recognize.embedder import Embedder
 from iznet.recognize.gallery import SOURCE_META_PREFIX, Gallery, sha256_file, validate_name
+from iznet.recognize.prototypes import DEFAULT_METHOD
 from iznet.recognize.faces import (NO_FACE_RETRY_PAD, crops_to_batch, detect_faces_with_landmarks, embedder_crops,
                                    face_crops, whole_image_crop)
 from iznet.recognize.tags import embedder_tag
@@ -100,7 +101,7 @@ def enroll_files(
     paths: Iterable[str | Path],
     embedder: Embedder,
     detector: Any | None = None,
-    method: str = "medoid",
+    method: str = DEFAULT_METHOD,
     k: int = 3,
     margin_scale: float = FACE_CROP_SCALE,
     progress: Callable[[int], None] | None = None,
@@ -222,7 +223,7 @@ def enroll_folder(
     root: str | Path,
     embedder: Embedder,
     detector: Any | None = None,
-    method: str = "medoid",
+    method: str = DEFAULT_METHOD,
     k: int = 3,
     margin_scale: float = FACE_CROP_SCALE,
     progress: Callable[[int], None] | None = None,

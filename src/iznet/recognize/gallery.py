@@ -33,7 +33,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from iznet.errors import GalleryError
-from iznet.recognize.prototypes import METHODS, compute_prototypes
+from iznet.recognize.prototypes import DEFAULT_METHOD, METHODS, compute_prototypes
 
 _logger = logging.getLogger(__name__)
 
@@ -543,7 +543,7 @@ class Gallery:
         name: str,
         items: Iterable[tuple[str, str, Any]],
         embedder_tag: str,
-        method: str = "medoid",
+        method: str = DEFAULT_METHOD,
         k: int = 3,
         sources: Mapping[str, Any] | None = None,
     ) -> EnrollResult:
@@ -772,7 +772,7 @@ class Gallery:
         return len(vecs)
 
     # ------------------------------------------------------------------ prototypes
-    def rebuild_prototypes(self, embedder_tag: str, method: str = "medoid", k: int = 3) -> int:
+    def rebuild_prototypes(self, embedder_tag: str, method: str = DEFAULT_METHOD, k: int = 3) -> int:
         """Recompute and store one prototype set for everyone (one transaction); returns the number of people."""
         tag = _check_tag(embedder_tag)
         method, k = _norm_method(method, k)
@@ -784,7 +784,7 @@ class Gallery:
                 self._store_prototypes(cur, pid, tag, method, k)
             return len(pids)
 
-    def prototypes(self, embedder_tag: str, method: str = "medoid", k: int = 3) -> tuple[np.ndarray, list[str]]:
+    def prototypes(self, embedder_tag: str, method: str = DEFAULT_METHOD, k: int = 3) -> tuple[np.ndarray, list[str]]:
         """Prototype vectors of everyone who has embeddings from ``embedder_tag``.
 
         Stored sets are read as they are; for a person without a stored set of this method and k the set is

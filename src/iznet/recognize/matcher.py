@@ -18,7 +18,7 @@ import numpy as np
 
 from iznet.errors import GalleryError
 from iznet.recognize.gallery import EMPTY_MESSAGE
-from iznet.recognize.prototypes import pairwise_distances
+from iznet.recognize.prototypes import DEFAULT_METHOD, pairwise_distances
 
 if TYPE_CHECKING:
     from iznet.recognize.gallery import Gallery
@@ -138,7 +138,7 @@ class Matcher:
         cls,
         gallery: Gallery,
         embedder_tag: str,
-        method: str = "medoid",
+        method: str = DEFAULT_METHOD,
         k: int = 3,
         threshold: float | None | str = "stored",
         min_margin: float = 0.0,

@@ -38,6 +38,7 @@ from iznet.errors import GalleryError, ModelError
 from iznet.recognize.embedder import Embedder
 from iznet.recognize.gallery import EMPTY_MESSAGE, SOURCE_META_PREFIX, Gallery
 from iznet.recognize.matcher import Match, Matcher, gallery_threshold
+from iznet.recognize.prototypes import DEFAULT_METHOD
 from iznet.utils.assets import (ASSETS_DIR, DEFAULT_DETECTOR_FILE, DEFAULT_EMBEDDER_FILE, DEMO_DIR, DEMO_GALLERY,
                                 DEMO_PHOTO, DemoAssets, default_detector_spec, default_embedder_spec, demo_assets)
 
@@ -99,7 +100,7 @@ class Pipeline:
         detector: Any,
         embedder: Embedder,
         gallery: Gallery | str | Path,
-        prototype_method: str = "medoid",
+        prototype_method: str = DEFAULT_METHOD,
         k: int = 3,
         threshold: float | str | None = "stored",
         margin_scale: float = FACE_CROP_SCALE,

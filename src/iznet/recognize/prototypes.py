@@ -29,6 +29,13 @@ METHODS = ("medoid", "centroid", "kmeans", "all")
 _BLOCK = 1024  # rows per block when summing pairwise distances, to bound memory at _BLOCK * N floats
 
 
+DEFAULT_METHOD = "centroid"
+"""The prototype every command uses unless told otherwise: the unit mean of a person's embeddings. Chosen on the
+collection's development people (``scripts/openset_rules.py --part dev --method centroid|medoid``): under
+the shipped unknown-face rule it names more of them right than the medoid (48.7% vs 44.7% with 5 photos a
+person, 45.8% vs 39.8% with 10) with no more wrong names (2.1% vs 2.4%, 3.1% vs 3.1%)."""
+
+
 def _as_matrix(X) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from iznet.recognize.matcher import UNKNOWN, Match
+from iznet.recognize.prototypes import DEFAULT_METHOD
 
 
 LABEL_SCHEMA = "iznet-label-v1"
@@ -105,7 +106,7 @@ class LabelResult:
     image_size: tuple[int, int]
     source: str | None = None
     embedder: str | None = None
-    prototype_method: str = "medoid"
+    prototype_method: str = DEFAULT_METHOD
     threshold: float | None = None
     warnings: list[str] = field(default_factory=list)
 

@@ -36,6 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from iznet.errors import GalleryError, ImageError, IznetError
+from iznet.recognize.prototypes import DEFAULT_METHOD
 
 _logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class ServeSettings:
     embedder: str | None = None
     detector: str | None = None
     threshold: float | str | None = "stored"
-    prototype_method: str = "medoid"
+    prototype_method: str = DEFAULT_METHOD
     max_upload_bytes: int = 16 * 1024 * 1024
     max_pixels: int = 40_000_000
     max_files: int = 20
