@@ -28,7 +28,7 @@ from iznet.engine.augment import augment_batch, normalise
 from iznet.engine.config import TrainConfig
 from iznet.utils.checkpoint import load_checkpoint, save_checkpoint
 from iznet.engine.data import PairSet, TrainData
-from iznet.errors import TrainingError
+from iznet.errors import DataError, TrainingError
 from iznet.utils.device import autocast, cpu_channels_last, default_device
 from iznet.utils.io import write_json
 
@@ -257,7 +257,10 @@ class Trainer:
         if cfg.rehearse:
             from iznet.engine.data import build_train_data
 
-            self._rehearsal = build_train_data(cfg.rehearse, device=data.images.device, seed=cfg.seed)
+            try:
+                self._rehearsal = build_train_data(cfg.rehearse, device=data.images.device, seed=cfg.seed)
+            except DataError as e:
+                raise TrainingError(f"--rehearse {cfg.rehearse}: {e}") from None
             self._rehearse_batches = _Batches(self._rehearsal.train.labels, cfg.rehearse_p, cfg.k, cfg.seed + 1)
         self._snapshot_left = sorted(int(s) for s in cfg.snapshot_at)
         self._snapshot_idx = self._snapshot_set()
