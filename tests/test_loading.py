@@ -11,7 +11,7 @@ from iznet.utils.assets import DEFAULT_DETECTOR_FILE, DEFAULT_EMBEDDER_FILE
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"runtime": "tensorrt"}, "choose one of torch, onnx"),
+    ({"runtime": "tensorrt"}, "choose one of auto, torch, onnx"),
     ({"tta": "mirror"}, "choose one of off, flip, full"),
     ({"conf": 1.5}, "must lie in 0..1"),
     ({"conf": float("nan")}, "must lie in 0..1"),
@@ -26,7 +26,7 @@ def test_detector_options_refuse_bad_values(kwargs, message):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"runtime": "gpu"}, "choose one of torch, onnx"),
+    ({"runtime": "gpu"}, "choose one of auto, torch, onnx"),
     ({"runtime": "onnx", "tta": True}, "set when an embedder is exported"),
     ({"runtime": "onnx", "device": "cuda:0"}, "runs on the CPU"),
     ({"threads": -1}, "threads must be 1 or more"),
@@ -78,3 +78,16 @@ def test_parse_threshold(value, want):
 def test_parse_threshold_refuses(value):
     with pytest.raises(ModelError, match="unknown-face threshold"):
         parse_threshold(value)
+
+
+def test_auto_runtime_is_onnx_where_it_can_run_and_torch_otherwise(monkeypatch):
+    import iznet.loading as loading
+
+    monkeypatch.setattr(loading, "_onnx_available", lambda: True)
+    assert loading._concrete(DetectorOptions(runtime="auto")).runtime == "onnx"
+    assert loading._concrete(DetectorOptions(runtime="auto", device="cuda")).runtime == "torch"
+    assert loading._concrete(EmbedderOptions(runtime="auto")).runtime == "onnx"
+    assert loading._concrete(EmbedderOptions(runtime="auto", tta=True)).runtime == "torch"  # fixed at export
+    assert loading._concrete(EmbedderOptions(runtime="torch")).runtime == "torch"
+    monkeypatch.setattr(loading, "_onnx_available", lambda: False)
+    assert loading._concrete(DetectorOptions(runtime="auto")).runtime == "torch"

@@ -44,11 +44,11 @@ def demo_labels(tmp_path_factory):
             stamps.append(sorted((p.name, p.stat().st_mtime_ns) for p in cache.glob("*.onnx")))
     finally:
         torch.set_num_threads(before)
-    return runs, stamps
+    return runs, stamps, cache
 
 
 def test_label_onnx_gives_the_same_boxes_and_names_as_torch(demo_labels):
-    runs, _ = demo_labels
+    runs, _, _ = demo_labels
     ref, got = runs["torch"], runs["onnx"]
     assert len(ref["faces"]) >= 6, "the demo photo has six people in front (some tiles show one more behind)"
     assert got["embedder"] == ref["embedder"] and got["threshold"] == ref["threshold"]
@@ -61,11 +61,27 @@ def test_label_onnx_gives_the_same_boxes_and_names_as_torch(demo_labels):
 
 
 def test_label_onnx_exports_once_into_the_cache(demo_labels):
-    runs, (after_torch, after_first, after_second) = demo_labels
+    runs, (after_torch, after_first, after_second), _ = demo_labels
     assert after_torch == []  # the torch runtime writes no ONNX file
     assert sorted(name.split("-")[0] for name, _ in after_first) == ["detector", "embedder"]
     assert after_second == after_first  # reused, not exported again
-    assert runs["onnx_again"]["faces"] == runs["onnx"]["faces"]
+    assert runs["onnx_again"]["faces"] == runs["onnx"]["faces"]  # from the cache, the torch-free path
+
+
+def test_label_from_the_cache_never_imports_torch(demo_labels, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    runs, _, cache = demo_labels
+    code = ("import sys\nfrom iznet.cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\nassert 'torch' not in sys.modules, 'torch was imported'\n")
+    for runtime in ("auto", "onnx"):
+        res = subprocess.run([sys.executable, "-c", code, "label", "--demo", "--json", "--runtime", runtime,
+                              "--onnx-dir", str(cache)], capture_output=True, text=True, cwd=tmp_path,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert json.loads(res.stdout.strip().splitlines()[-1])["faces"] == runs["onnx_again"]["faces"]
 
 
 def test_export_command_writes_a_checked_file(capsys, tmp_path):
@@ -83,8 +99,10 @@ def test_export_command_writes_a_checked_file(capsys, tmp_path):
     (["export", "{tmp}/missing.pt", "--out", "{tmp}/x.onnx"], "no such file or folder"),
     (["export", "default-embedder", "--format", "tflite", "--out", "{tmp}/x.onnx"], "only onnx"),
     (["export", "default-embedder", "--out", "{tmp}"], "is a folder"),
-    (["label", "--demo", "--json", "--runtime", "tensorrt"], "choose one of torch, onnx"),
-    (["label", "--demo", "--json", "-e", "{tmp}/e.onnx"], "is an ONNX file: run it with --runtime onnx"),
+    (["label", "--demo", "--json", "--runtime", "tensorrt"], "choose one of auto, torch, onnx"),
+    (["label", "--demo", "--json", "--runtime", "torch", "-e", "{tmp}/e.onnx"],
+     "is an ONNX file: run it with --runtime onnx"),
+    (["label", "--demo", "--json", "-e", "{tmp}/e.onnx"], "does not exist"),  # auto: onnxruntime is installed
     (["label", "--demo", "--json", "--runtime", "onnx", "-e", "{tmp}/e.onnx"], "does not exist"),
     (["label", "--demo", "--json", "--runtime", "onnx", "-d", "{tmp}/none.pt"], "neither 'haar'"),
 ])

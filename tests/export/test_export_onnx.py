@@ -125,7 +125,9 @@ def test_detector_with_landmarks_exports_them(tmp_path, refiner, caplog):
     photo = np.random.default_rng(4).integers(0, 256, (150, 200, 3), dtype=np.uint8)
     td, od = torch_det.detect(photo), onnx_det.detect(photo)
     assert len(td) > 0 and len(od) == len(td) and td.landmarks is not None and od.landmarks is not None
-    np.testing.assert_allclose(od.landmarks.numpy(), td.landmarks.numpy(), atol=0.5)
+    # this untrained network scores nearly every box 0.5: compare face by face in box order, not score order
+    o_order, t_order = (np.lexsort(d.xyxy.numpy().T[::-1].round(1)) for d in (od, td))
+    np.testing.assert_allclose(od.landmarks.numpy()[o_order], td.landmarks.numpy()[t_order], atol=0.5)
     side = tmp_path / "lm.refiner.onnx"
     assert side.exists() == refiner and (onnx_det.refiner is not None) == refiner
     if refiner:  # the refined points differ from the coarse ones, and the file without its refiner warns

@@ -26,6 +26,9 @@ DETECTOR_TTA_HELP = ("test-time augmentation of iznet detectors: full (input sid
 
 RUNTIME_HELP = ("torch, or onnx: run the networks with onnxruntime (checkpoints are exported once into the ONNX "
                 "cache; -e/-d also take .onnx files)")
+LABEL_RUNTIME_HELP = ("auto (default): onnxruntime when installed, else torch; torch; or onnx. With onnxruntime the "
+                      "checkpoints are exported once into the ONNX cache, and later runs start without importing "
+                      "torch (-e/-d also take .onnx files)")
 ONNX_DIR_HELP = "ONNX cache for --runtime onnx (default: $IZNET_ONNX_DIR, else ~/.cache/iznet/onnx)"
 CONF_HELP = "detector confidence threshold (iznet detectors; default 0.3)"
 

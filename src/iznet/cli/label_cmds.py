@@ -13,7 +13,7 @@ from typing import List, Optional
 import typer
 
 from iznet.cli.app import app
-from iznet.cli.detect_cmds import CONF_HELP, DETECTOR_TTA_HELP, ONNX_DIR_HELP, RUNTIME_HELP
+from iznet.cli.detect_cmds import CONF_HELP, DETECTOR_TTA_HELP, LABEL_RUNTIME_HELP, ONNX_DIR_HELP
 from iznet.cli.gallery_cmds import DETECTOR_HELP, EMBEDDER_HELP, GALLERY_HELP, _echo_list
 from iznet.cli.inputs import expand_inputs, option_value
 
@@ -62,7 +62,7 @@ def label_cmd(
                                                               "(detectors that give them; the JSON always "
                                                               "carries them)"),
     demo: bool = typer.Option(False, "--demo", help="label the bundled demo photo with the bundled demo gallery"),
-    runtime: str = typer.Option("torch", "--runtime", help=RUNTIME_HELP),
+    runtime: str = typer.Option("auto", "--runtime", help=LABEL_RUNTIME_HELP),
     onnx_dir: Optional[Path] = typer.Option(None, "--onnx-dir", help=ONNX_DIR_HELP),
 ) -> None:
     """Find the faces in photos, name them from the gallery, and draw a red box and name on each.
@@ -78,7 +78,7 @@ def label_cmd(
     from iznet.recognize import pipeline as pl
     from iznet.utils.io import write_json
 
-    from iznet.loading import DetectorOptions, EmbedderOptions, load_detector, load_embedder, parse_threshold
+    from iznet.loading import DetectorOptions, EmbedderOptions, load_for_labelling, parse_threshold
 
     thr = option_value(parse_threshold, threshold, hint="--threshold")
     det_options = option_value(DetectorOptions, detector, runtime=runtime, tta=detector_tta, conf=conf,
@@ -112,8 +112,8 @@ def label_cmd(
         except OSError as e:
             raise typer.BadParameter(f"cannot create the folder {out}: {e.strerror or e}; give a folder you can "
                                      "write", param_hint="--out") from None
-    pipe = pl.Pipeline(load_detector(det_options), load_embedder(emb_options), pl.default_gallery_path(gallery),
-                       prototype_method=method, threshold=thr)
+    det, emb = load_for_labelling(det_options, emb_options)
+    pipe = pl.Pipeline(det, emb, pl.default_gallery_path(gallery), prototype_method=method, threshold=thr)
     for w in pipe.warnings:
         typer.echo(f"warning: {w}", err=True)
     for arg, why in problems:

@@ -23,10 +23,11 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from iznet.detect.settings import STRIDE
 from iznet.detect.targets import DEFAULT_ANCHORS
 from iznet.errors import ModelError
 
-STRIDE = 32
+
 _REGISTRY: dict[str, Callable[..., "YoloDetector"]] = {}
 
 

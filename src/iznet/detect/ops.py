@@ -1,7 +1,9 @@
-"""Box IoU and non-maximum suppression in plain PyTorch.
+"""Box IoU and non-maximum suppression on tensors.
 
 The same results as ``torchvision.ops.box_iou`` and ``torchvision.ops.nms`` (tested against them), without
-importing torchvision: its import takes over a second, most of ``iznet label``'s start-up otherwise.
+importing torchvision: its import takes over a second, most of ``iznet label``'s start-up otherwise. NMS is
+a greedy loop on the CPU either way; it runs the numpy implementation (:func:`iznet.detect.numpy_post.nms`)
+that the torch-free label path uses.
 """
 
 from __future__ import annotations
@@ -33,16 +35,9 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     Returns:
         int64 (K,) indices into ``boxes``, by decreasing score.
     """
+    from iznet.detect.numpy_post import nms as nms_arrays  # the one implementation (numpy)
+
     if boxes.numel() == 0:
         return torch.zeros(0, dtype=torch.int64, device=boxes.device)
-    order = torch.argsort(scores, descending=True, stable=True)
-    iou = box_iou(boxes[order], boxes[order]).cpu()
-    n = len(order)
-    suppressed = torch.zeros(n, dtype=torch.bool)
-    keep = []
-    for i in range(n):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        suppressed |= iou[i] > iou_threshold
-    return order[torch.tensor(keep, dtype=torch.int64, device=order.device)]
+    keep = nms_arrays(boxes.detach().float().cpu().numpy(), scores.detach().float().cpu().numpy(), iou_threshold)
+    return torch.from_numpy(keep).to(boxes.device)

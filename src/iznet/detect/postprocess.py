@@ -5,7 +5,6 @@ Defaults are the write-up's (section 4): NMS at IoU 0.4, at most 12 boxes, confi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -15,22 +14,8 @@ from iznet.detect.landmarks import landmark_points
 from iznet.detect.letterbox import Letterbox
 from iznet.detect.loss import activate
 from iznet.detect.results import Detections
+from iznet.detect.settings import PostprocessConfig  # noqa: F401 - re-exported
 from iznet.detect.targets import decode
-
-
-@dataclass(frozen=True)
-class PostprocessConfig:
-    """Thresholds of :func:`postprocess`.
-
-    Attributes:
-        conf_threshold: keep boxes whose confidence is at least this.
-        iou_threshold: NMS drops a box overlapping a higher-scored kept box by more than this IoU.
-        max_detections: keep at most this many boxes per image (highest scores).
-    """
-
-    conf_threshold: float = 0.3
-    iou_threshold: float = 0.4
-    max_detections: int = 12
 
 
 def select(boxes: torch.Tensor, scores: torch.Tensor, config: PostprocessConfig = PostprocessConfig()

@@ -29,83 +29,20 @@ arithmetic).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from iznet.detect.ops import box_iou, nms
 
 from iznet.detect.landmarks import flip_landmarks, landmark_points
 from iznet.detect.letterbox import Letterbox, letterbox
 from iznet.detect.loss import activate
-from iznet.detect.model import STRIDE
-from iznet.detect.postprocess import PostprocessConfig, postprocess
+from iznet.detect.postprocess import postprocess
 from iznet.detect.results import Detections
+# the settings live in a torch-free module (the fast label path reads them); re-exported here
+from iznet.detect.settings import (DEFAULT_TTA_MODE, TTA_MODES, PostprocessConfig, TTAConfig,  # noqa: F401
+                                   tta_config, tta_mode_name)
 from iznet.detect.targets import decode
-
-
-@dataclass(frozen=True)
-class TTAConfig:
-    """Which passes a detector runs and how they are fused.
-
-    Attributes:
-        scales: input sides as multiples of the trained side (each rounded to a multiple of 32).
-        flip: also run every side on the mirror image.
-        vote_iou: candidates overlapping a kept box at least this much vote on its coordinates.
-        candidate_threshold: lowest confidence of a candidate (the operating threshold, if lower, wins).
-    """
-
-    scales: tuple[float, ...] = (1.0, 1.3)
-    flip: bool = True
-    vote_iou: float = 0.5
-    candidate_threshold: float = 0.01
-
-    def __post_init__(self) -> None:
-        if not self.scales or any(not (0.25 <= float(s) <= 4.0) for s in self.scales):
-            raise ValueError(f"TTA scales must be between 0.25 and 4 (at least one), got {self.scales}")
-        if not 0.0 < self.vote_iou <= 1.0:
-            raise ValueError(f"vote_iou must be in (0, 1], got {self.vote_iou}")
-        if not 0.0 <= self.candidate_threshold < 1.0:
-            raise ValueError(f"candidate_threshold must be in [0, 1), got {self.candidate_threshold}")
-
-    def sides(self, trained: int) -> tuple[int, ...]:
-        """The input sides for a detector trained at ``trained`` pixels (distinct, ascending)."""
-        return tuple(sorted({max(STRIDE, STRIDE * round(float(s) * trained / STRIDE)) for s in self.scales}))
-
-    def passes(self, trained: int) -> int:
-        """How many forward passes one image takes."""
-        return len(self.sides(trained)) * (2 if self.flip else 1)
-
-    def is_single_pass(self, trained: int) -> bool:
-        return self.sides(trained) == (trained,) and not self.flip
-
-
-TTA_MODES = {
-    "off": TTAConfig(scales=(1.0,), flip=False),
-    "flip": TTAConfig(scales=(1.0,), flip=True),
-    "full": TTAConfig(scales=(1.0, 1.3), flip=True),
-}
-DEFAULT_TTA_MODE = "full"
-
-
-def tta_config(mode: str | TTAConfig | None) -> TTAConfig:
-    """A :class:`TTAConfig` from a mode name (``off``, ``flip``, ``full``; None: the default, ``full``).
-
-    Raises:
-        ValueError: an unknown mode name.
-    """
-    if isinstance(mode, TTAConfig):
-        return mode
-    key = DEFAULT_TTA_MODE if mode is None else str(mode).strip().lower()
-    if key not in TTA_MODES:
-        raise ValueError(f"unknown test-time augmentation {mode!r}; choose one of {', '.join(TTA_MODES)}")
-    return TTA_MODES[key]
-
-
-def tta_mode_name(tta: TTAConfig) -> str:
-    """The mode name of ``tta``, or ``custom``."""
-    return next((k for k, v in TTA_MODES.items() if v == tta), "custom")
 
 
 Pass = tuple  # (boxes (M, 4), scores (M,)) or (boxes, scores, points (M, 5, 2))
@@ -152,35 +89,14 @@ def fuse_passes_with_points(passes: Sequence[Pass], config: PostprocessConfig, t
 
     A kept face's points are the same confidence-weighted mean over the voting candidates as its box.
     """
+    from iznet.detect.numpy_post import fuse_passes as fuse_arrays  # the one implementation (numpy)
+
     if not passes:
         raise ValueError("fuse_passes needs at least one pass")
-    with_points = all(len(p) == 3 for p in passes)
-    boxes = torch.cat([p[0].reshape(-1, 4).float() for p in passes])
-    scores = torch.cat([p[1].reshape(-1).float() for p in passes])
-    points = torch.cat([p[2].reshape(-1, 10).float() for p in passes]) if with_points else None
-    owner = torch.cat([torch.full((len(p[1].reshape(-1)),), i, dtype=torch.long) for i, p in enumerate(passes)])
-    floor = min(tta.candidate_threshold, config.conf_threshold)
-    keep = scores >= floor
-    boxes, scores, owner = boxes[keep], scores[keep], owner[keep]
-    if len(scores) == 0:
-        return torch.zeros(0, 4), torch.zeros(0), (torch.zeros(0, 5, 2) if with_points else None)
-    kept = nms(boxes, scores, config.iou_threshold)
-    weight = (box_iou(boxes[kept], boxes) >= tta.vote_iou).float() * scores[None]  # (K, M), the kept box included
-    norm = weight.sum(1, keepdim=True)
-    fused_boxes = (weight @ boxes) / norm
-    fused_points = (weight @ points[keep]) / norm if points is not None else None
-    best = torch.zeros(len(kept), len(passes))
-    for i in range(len(passes)):
-        cols = weight[:, owner == i]
-        if cols.shape[1]:
-            best[:, i] = cols.max(1).values
-    fused_scores = best.mean(1)
-    ok = fused_scores >= config.conf_threshold
-    fused_boxes, fused_scores = fused_boxes[ok], fused_scores[ok]
-    again = nms(fused_boxes, fused_scores, config.iou_threshold)[: config.max_detections]  # by score
-    if fused_points is None:
-        return fused_boxes[again], fused_scores[again], None
-    return fused_boxes[again], fused_scores[again], fused_points[ok][again].reshape(-1, 5, 2)
+    arrays = [tuple(np.asarray(x.detach().cpu().float() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
+                    for x in p) for p in passes]
+    b, s, pts = fuse_arrays(arrays, config, tta)
+    return torch.from_numpy(b), torch.from_numpy(s), None if pts is None else torch.from_numpy(pts)
 
 
 def detect_images(forward: Callable[[torch.Tensor], torch.Tensor], images: Sequence[np.ndarray], trained: int,

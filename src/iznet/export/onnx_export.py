@@ -42,8 +42,7 @@ from torch import nn
 
 from iznet.errors import ModelError
 
-FORMAT = "iznet-onnx-v1"
-"""Value of the ``iznet.format`` metadata key; bumped when the graph contract changes."""
+from iznet.export.lite import FORMAT, INSTALL_HINT, checkpoint_in_folder  # noqa: E402 - torch-free
 
 OPSET = 17
 EMBEDDER_INPUT, EMBEDDER_OUTPUT = "input", "embedding"
@@ -52,7 +51,6 @@ KINDS = ("embedder", "detector")
 DEFAULT_MODELS = {"default-embedder": "embedder", "default-detector": "detector"}
 """Names that stand for the bundled models (``src/iznet/assets``)."""
 
-INSTALL_HINT = "install the ONNX extra: pip install 'iznet[onnx]' (./setup.sh installs it by default)"
 RTOL = 1e-4
 """Largest accepted ORT-vs-PyTorch difference, relative to ``max(1, max |output|)``."""
 
@@ -89,14 +87,6 @@ class SourceModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def _checkpoint_in(folder: Path) -> Path:
-    for name in ("model.pt", "best.pt"):
-        if (folder / name).is_file():
-            return folder / name
-    raise ModelError(f"{folder} is a folder without model.pt (embedder run) or best.pt (detector run); give a "
-                     "checkpoint file, a run folder, 'default-embedder' or 'default-detector'")
-
-
 def checkpoint_path(spec: str | Path) -> Path:
     """The checkpoint a MODEL argument names: ``default-embedder``, ``default-detector``, a file or a run folder.
 
@@ -110,7 +100,7 @@ def checkpoint_path(spec: str | Path) -> Path:
         return Path(default_embedder_spec() if DEFAULT_MODELS[text] == "embedder" else default_detector_spec())
     path = Path(text).expanduser()
     if path.is_dir():
-        return _checkpoint_in(path)
+        return checkpoint_in_folder(path)
     from iznet.recognize.embedder import ensemble_members
 
     if ensemble_members(text):

@@ -11,7 +11,8 @@
   goes to a temporary folder for this run only.
 
 onnxruntime uses as many threads as torch (``torch.get_num_threads()``, so ``OMP_NUM_THREADS`` and
-``torch.set_num_threads`` govern both) unless ``threads`` is given.
+``torch.set_num_threads`` govern both) unless ``threads`` is given. The session helpers and the cache's names
+live in :mod:`iznet.export.lite` (torch-free), which also runs exported models without torch for ``iznet label``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
@@ -30,72 +30,17 @@ import torch
 
 from iznet.detect.postprocess import PostprocessConfig
 from iznet.detect.results import Detections
-from iznet.detect.tta import detect_images, tta_config
+from iznet.detect.tta import tta_config
 from iznet.errors import ModelError
-from iznet.export.onnx_export import FORMAT, INSTALL_HINT
+# the session helpers and the cache's names are torch-free (the fast label path uses them); re-exported here
+from iznet.export.lite import (ONNX_DIR_ENV, cache_name, default_onnx_dir, embedder_metadata,  # noqa: F401
+                               flag as _flag, make_session, open_exported as _open, read_onnx_metadata,
+                               require_onnxruntime)
 from iznet.recognize.embedder import Embedder
 
 _logger = logging.getLogger(__name__)
 
-ONNX_DIR_ENV = "IZNET_ONNX_DIR"
 T = TypeVar("T")
-
-
-def require_onnxruntime(why: str = "") -> Any:
-    """The ``onnxruntime`` module, or a :class:`ModelError` saying how to install it."""
-    try:
-        import onnxruntime
-    except ImportError as e:
-        need = f" {why}" if why else ""
-        raise ModelError(f"onnxruntime is needed{need} but cannot be imported ({e}); {INSTALL_HINT}") from None
-    return onnxruntime
-
-
-def make_session(path: str | Path, threads: int | None = None) -> Any:
-    """An onnxruntime CPU session for ``path``.
-
-    Args:
-        path: the ONNX file.
-        threads: intra-op threads (default: ``torch.get_num_threads()``).
-
-    Raises:
-        ModelError: onnxruntime missing, file missing, or not a model onnxruntime can load.
-    """
-    ort = require_onnxruntime()
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"ONNX file {path} does not exist")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads) if threads else max(1, torch.get_num_threads())
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3  # errors only
-    try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{path} is not an ONNX model onnxruntime can load ({first})") from None
-
-
-def _open(path: str | Path, kind: str, threads: int | None) -> tuple[Path, Any, dict[str, str]]:
-    path = Path(path).expanduser()
-    session = make_session(path, threads)
-    metadata = dict(session.get_modelmeta().custom_metadata_map)
-    if metadata.get("iznet.format") != FORMAT:
-        raise ModelError(f"{path} is not an iznet ONNX file (no iznet.format={FORMAT} metadata); export one with"
-                         " `iznet export MODEL --format onnx --out FILE.onnx`")
-    got = metadata.get("iznet.kind")
-    if got != kind:
-        raise ModelError(f"{path} holds an exported {got or 'model of unknown kind'}, expected an exported {kind}")
-    return path, session, metadata
-
-
-def read_onnx_metadata(path: str | Path) -> dict[str, str]:
-    """The ``metadata_props`` of an ONNX file (loaded with onnxruntime)."""
-    return dict(make_session(path, threads=1).get_modelmeta().custom_metadata_map)
-
-
-def _flag(value: str | None, default: bool) -> bool:
-    return default if value is None else value.strip().lower() == "true"
 
 
 class OnnxEmbedder(Embedder):
@@ -119,28 +64,12 @@ class OnnxEmbedder(Embedder):
 
     def __init__(self, path: str | Path, threads: int | None = None):
         self.path, self.session, self.metadata = _open(path, "embedder", threads)
-        md = self.metadata
-        try:
-            self.input_size = int(md["iznet.input_size"])
-            self._dim = int(md["iznet.embedding_dim"])
-        except (KeyError, ValueError) as e:
-            raise ModelError(f"{self.path}: bad or missing iznet metadata ({e}); export it again") from None
-        self.name = md.get("iznet.name", self.path.name)
-        self.tta = _flag(md.get("iznet.tta"), False)
-        self.trained = _flag(md.get("iznet.trained"), True)
-        self.tag = md.get("iznet.tag") or None
-        from iznet.recognize.embedder import _crop_convention
-
-        self.face_crop = _crop_convention(md.get("iznet.crop", "box"), self.path)
-        self.threshold = float(md["iznet.threshold"]) if "iznet.threshold" in md else None
-        self.calibration = None
-        if "iznet.calibration" in md:
-            try:
-                cal = json.loads(md["iznet.calibration"])
-            except ValueError:
-                cal = None
-            if isinstance(cal, dict) and isinstance(cal.get("threshold"), (int, float)):
-                self.calibration, self.calibrated_threshold = cal, float(cal["threshold"])
+        info = embedder_metadata(self.metadata, self.path)
+        self.input_size, self._dim, self.name = info["input_size"], info["dim"], info["name"]
+        self.tta, self.trained, self.tag, self.face_crop = info["tta"], info["trained"], info["tag"], info["face_crop"]
+        self.threshold, self.calibration = info["threshold"], info["calibration"]
+        if info["calibrated_threshold"] is not None:
+            self.calibrated_threshold = info["calibrated_threshold"]
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
 
@@ -218,11 +147,18 @@ class OnnxDetector:
 
     def detect_batch(self, images: Sequence[np.ndarray], batch_size: int = 16,
                      config: PostprocessConfig | None = None) -> list[Detections]:
-        """Faces in several (H, W, 3) uint8 RGB images; boxes in each image's pixels."""
+        """Faces in several (H, W, 3) uint8 RGB images; boxes in each image's pixels.
+
+        Pre- and post-processing are the numpy ones of the torch-free path (:mod:`iznet.detect.numpy_post`),
+        so both ONNX paths give the same boxes; the landmark refiner, when the file has one, runs after."""
         from iznet.detect.detector import _check_rgb, refine_detections
+        from iznet.detect.numpy_post import detect_arrays
+
         images = [_check_rgb(im) for im in images]
-        found = detect_images(lambda x: torch.from_numpy(self.forward(x.numpy())), images, self.image_size,
-                              config or self.config, self.tta, batch_size)
+        found = [Detections(torch.from_numpy(f.xyxy), torch.from_numpy(f.scores), f.image_size,
+                            None if f.landmarks is None else torch.from_numpy(f.landmarks))
+                 for f in detect_arrays(self.forward, images, self.image_size, config or self.config, self.tta,
+                                        batch_size)]
         return refine_detections(self.refiner, images, found) if self.refiner is not None else found
 
     def detect(self, image: np.ndarray) -> Detections:
@@ -239,23 +175,6 @@ def load_onnx(path: str | Path, threads: int | None = None) -> OnnxEmbedder | On
 
 
 # ---------------------------------------------------------------------------------------------- the cache
-def default_onnx_dir(explicit: str | Path | None = None) -> Path:
-    """Where exported models are cached: ``explicit``, else ``$IZNET_ONNX_DIR``, else
-    ``$XDG_CACHE_HOME/iznet/onnx`` (``XDG_CACHE_HOME`` defaults to ``~/.cache``)."""
-    if explicit:
-        return Path(explicit).expanduser()
-    env = os.environ.get(ONNX_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "iznet" / "onnx"
-
-
-def cache_name(kind: str, sha256: str) -> str:
-    """File name of an exported checkpoint in the cache: ``<kind>-<first 16 hex of its SHA-256>-<format>.onnx``."""
-    return f"{kind}-{sha256[:16]}-{FORMAT.rsplit('-', 1)[-1]}.onnx"
-
-
 def cached_export(spec: str | Path, kind: str, onnx_dir: str | Path | None = None,
                   opener: Callable[[Path], T] | None = None) -> T | Path:
     """The exported ``kind`` of a checkpoint, from the cache, exporting it there first when needed.

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
 from iznet.data.crops import FACE_CROP_SCALE
 from iznet.data.images import list_images, load_image
 from iznet.errors import DataError, GalleryError, ImageError
-from iznet.recognize.embedder import Embedder
 from iznet.recognize.gallery import SOURCE_META_PREFIX, Gallery, sha256_file, validate_name
 from iznet.recognize.prototypes import DEFAULT_METHOD
 from iznet.recognize.faces import (NO_FACE_RETRY_PAD, crops_to_batch, detect_faces_with_landmarks, embedder_crops,
                                    face_crops, whole_image_crop)
 from iznet.recognize.tags import embedder_tag
+
+if TYPE_CHECKING:  # the embedder module imports torch; the label path must not need it
+    from iznet.recognize.embedder import Embedder
 
 ENROLL_HINT = "enrol people with `iznet enroll NAME PHOTOS...` or `iznet enroll --from-folder ROOT`"
 

@@ -4,14 +4,18 @@ embedder was trained (box or aligned), and the batch an embedder takes."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol, Sequence
+import sys
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
-import torch
 
 from iznet.data.crops import FACE_CROP_SCALE, crop_face
-from iznet.detect.results import Detections
 from iznet.errors import ImageError, ModelError
+
+if TYPE_CHECKING:  # torch stays out of this module's imports: the torch-free label path uses it
+    import torch
+
+    from iznet.detect.results import Detections
 
 
 _logger = logging.getLogger(__name__)
@@ -20,7 +24,7 @@ _logger = logging.getLogger(__name__)
 class FaceDetector(Protocol):
     """What the pipeline needs from a detector."""
 
-    def detect(self, image: np.ndarray) -> Detections:
+    def detect(self, image: np.ndarray) -> "Detections":
         """Faces in a uint8 (H, W, 3) RGB image, boxes in its pixels."""
         ...
 
@@ -81,21 +85,15 @@ def detect_faces_with_landmarks(detector: Any, image: np.ndarray, retry_pad: flo
     if dets is None:
         return np.zeros((0, 4)), np.zeros(0), None
     points = getattr(dets, "landmarks", None)
-    if isinstance(dets, Detections):
-        xyxy, scores = dets.numpy()
-    else:
-        xyxy, scores = getattr(dets, "xyxy", None), getattr(dets, "scores", None)
-        if xyxy is None or scores is None:
-            raise ModelError(f"the detector returned {type(dets).__name__}; expected a Detections (xyxy, scores)")
-        xyxy = xyxy.detach().cpu().numpy() if isinstance(xyxy, torch.Tensor) else xyxy
-        scores = scores.detach().cpu().numpy() if isinstance(scores, torch.Tensor) else scores
-    boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    xyxy, scores = getattr(dets, "xyxy", None), getattr(dets, "scores", None)
+    if xyxy is None or scores is None:
+        raise ModelError(f"the detector returned {type(dets).__name__}; expected a Detections (xyxy, scores)")
+    boxes = _as_array(xyxy).reshape(-1, 4)
+    scores = _as_array(scores).reshape(-1)
     if len(boxes) != len(scores):
         raise ModelError(f"the detector returned {len(boxes)} boxes but {len(scores)} scores")
     if points is not None:
-        points = points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else points
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2)
+        points = _as_array(points).reshape(-1, 5, 2)
         if len(points) != len(boxes):
             raise ModelError(f"the detector returned {len(boxes)} boxes but {len(points)} landmark sets")
     ok = np.isfinite(boxes).all(1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
@@ -111,6 +109,13 @@ def detect_faces_with_landmarks(detector: Any, image: np.ndarray, retry_pad: flo
     return boxes[order], scores[order], (points[order] if points is not None else None)
 
 
+def _as_array(x: Any) -> np.ndarray:
+    """A tensor (any device) or array as a float64 numpy array."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
 def _check_image(image: Any) -> np.ndarray:
     img = np.asarray(image)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8 or img.shape[0] < 1 or img.shape[1] < 1:
@@ -118,11 +123,28 @@ def _check_image(image: Any) -> np.ndarray:
     return img
 
 
-def crops_to_batch(crops: Sequence[np.ndarray]) -> torch.Tensor:
+def crops_to_batch(crops: Sequence[np.ndarray]) -> "torch.Tensor":
     """(S, S, 3) uint8 crops -> the embedders' uint8 (N, 3, S, S) tensor."""
+    import torch
+
+    return torch.from_numpy(crops_to_array(crops))
+
+
+def embedder_batch(embedder: Any, crops: Sequence[np.ndarray]) -> Any:
+    """The batch ``embedder.embed`` takes: a uint8 (N, 3, S, S) tensor for an
+    :class:`~iznet.recognize.embedder.Embedder` (its contract), an array for the others (the torch-free
+    exported embedder of :mod:`iznet.export.lite`), so labelling imports torch only when the embedder needs it."""
+    module = sys.modules.get("iznet.recognize.embedder")  # not loaded: the embedder cannot be one of its classes
+    if module is not None and isinstance(embedder, module.Embedder):
+        return crops_to_batch(crops)
+    return crops_to_array(crops)
+
+
+def crops_to_array(crops: Sequence[np.ndarray]) -> np.ndarray:
+    """(S, S, 3) uint8 crops -> a uint8 (N, 3, S, S) array (every embedder takes one)."""
     if not crops:
         raise ModelError("no crops to embed")
-    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
+    return np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2))
 
 
 def embedder_crops(embedder: Any, image: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray | None,

@@ -28,14 +28,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from iznet.data.crops import FACE_CROP_SCALE
 from iznet.data.images import load_image
 from iznet.errors import GalleryError, ModelError
-from iznet.recognize.embedder import Embedder
 from iznet.recognize.gallery import EMPTY_MESSAGE, SOURCE_META_PREFIX, Gallery
 from iznet.recognize.matcher import Match, Matcher, gallery_threshold
 from iznet.recognize.prototypes import DEFAULT_METHOD
@@ -48,10 +47,14 @@ from iznet.recognize.enrol import (ENROLL_HINT, EnrollReport, FaceCrop, RebuildR
                                    count_images, enroll_files, enroll_folder, face_crop_from_file,
                                    ignored_in_folder, person_folders, rebuild_embeddings)
 from iznet.recognize.faces import (NO_FACE_RETRY_PAD, FaceDetector, _check_image, crops_to_batch, detect_faces,
+                                   embedder_batch,
                                    detect_faces_with_landmarks, detect_on_canvas, embedder_crops, face_crops,
                                    whole_image_crop)
 from iznet.recognize.results import LABEL_SCHEMA, FaceResult, LabelResult
 from iznet.recognize.tags import embedder_tag
+
+if TYPE_CHECKING:  # the embedder module imports torch; the label path must not need it
+    from iznet.recognize.embedder import Embedder
 
 _logger = logging.getLogger(__name__)
 
@@ -180,7 +183,7 @@ class Pipeline:
         ``batch_size`` faces; crops follow the embedder's convention (:func:`iznet.data.align.face_pixels`:
         the box crop, or the aligned crop from ``landmarks`` (N, 5, 2) for an embedder trained on those)."""
         crops = embedder_crops(self.embedder, image, boxes, landmarks, self.margin_scale)
-        return self.embedder.embed(crops_to_batch(crops), batch_size=self.batch_size)
+        return self.embedder.embed(embedder_batch(self.embedder, crops), batch_size=self.batch_size)
 
     def label(self, image: np.ndarray, source: str | Path | None = None) -> LabelResult:
         """Find and name every face in ``image``.

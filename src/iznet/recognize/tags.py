@@ -5,15 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
-import torch
 
 from iznet.errors import ModelError
-from iznet.recognize.embedder import Embedder, EnsembleEmbedder, NetworkEmbedder, PCAEmbedder, RawPixelEmbedder
+
+if TYPE_CHECKING:
+    import torch
+
+    from iznet.recognize.embedder import Embedder
 
 
 # ---------------------------------------------------------------------------------------------- embedder tag
-def _hash_state_dict(h: "hashlib._Hash", state: dict[str, torch.Tensor]) -> None:
+def _hash_state_dict(h: "hashlib._Hash", state: "dict[str, torch.Tensor]") -> None:
+    import torch
+
     for key in sorted(state):
         t = state[key].detach().cpu().contiguous()
         h.update(key.encode())
@@ -22,7 +29,7 @@ def _hash_state_dict(h: "hashlib._Hash", state: dict[str, torch.Tensor]) -> None
             h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
-def embedder_tag(embedder: Embedder) -> str:
+def embedder_tag(embedder: "Embedder | Any") -> str:
     """The name under which a gallery stores this embedder's vectors.
 
     The rule, the one place it is defined:
@@ -39,12 +46,16 @@ def embedder_tag(embedder: Embedder) -> str:
 
     Commas become semicolons: the gallery lists a picture's tags comma-separated.
 
+    >>> from iznet.recognize.embedder import RawPixelEmbedder
     >>> embedder_tag(RawPixelEmbedder(size=16))
     'raw(size=16;gray=True;crop=1)'
     """
     tag = getattr(embedder, "tag", None)
     if isinstance(tag, str) and tag.strip():
         return tag.replace(",", ";")
+    # imported here: an embedder that names its tag (an exported one) needs no torch
+    from iznet.recognize.embedder import EnsembleEmbedder, NetworkEmbedder, PCAEmbedder, RawPixelEmbedder
+
     if isinstance(embedder, RawPixelEmbedder):
         return embedder.name.replace(",", ";")
     h = hashlib.sha256()
