@@ -46,14 +46,25 @@ def test_decode_matches_the_torch_decoding():
     assert decode_raw(raw[..., :5].numpy(), 160)[2] is None
 
 
-def test_letterbox_without_torch_agrees_within_a_grey_level():
+def test_letterbox_without_torch_gives_pytorchs_pixels():
     rng = np.random.default_rng(1)
-    for h, w, side in [(120, 200, 64), (300, 90, 128), (50, 50, 96), (33, 71, 160)]:  # shrink and enlarge
-        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    for h, w, side in [(120, 200, 64), (300, 90, 128), (50, 50, 96), (33, 71, 160), (64, 64, 64)]:
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)  # shrink, enlarge, keep
         ref, lb_ref = letterbox(img, side)
         got, lb = letterbox_array(img, side)
         assert lb == lb_ref and got.shape == (side, side, 3)
-        assert np.abs(got.astype(int) - ref.permute(1, 2, 0).numpy().astype(int)).max() <= 1
+        diff = np.abs(got.astype(int) - ref.permute(1, 2, 0).numpy().astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # rounding ties of float sums only
+
+
+def test_a_large_picture_goes_through_pillow_within_a_grey_level(monkeypatch):
+    import iznet.detect.letterbox as lb_module
+
+    monkeypatch.setattr(lb_module, "EXACT_MAX_PIXELS", 1000)  # the same path as a 12-megapixel photo
+    img = np.random.default_rng(2).integers(0, 256, (90, 140, 3), dtype=np.uint8)
+    ref, _ = letterbox(img, 64)
+    got, _ = letterbox_array(img, 64)
+    assert np.abs(got.astype(int) - ref.permute(1, 2, 0).numpy().astype(int)).max() <= 1
 
 
 def test_fusion_of_passes_keeps_its_contract():
@@ -87,8 +98,8 @@ def test_the_bundled_detector_gives_the_same_faces_on_both_paths(bundled, mode):
         with torch.no_grad():
             return det.model(x)
 
-    # at 0.2 no face of these pictures sits within 0.01 of the threshold (at 0.3 one scores 0.302 / 0.299 with
-    # the mirror pass: the network sees the numpy letterbox here, pixels within a grey level of the PyTorch one)
+    # at 0.2 no face of these pictures sits near the threshold (the network sees the numpy letterbox here:
+    # a few pixels may differ by a grey level from PyTorch's)
     config = PostprocessConfig(conf_threshold=0.2)
     ref = detect_images(forward, images, det.model.image_size, config, tta_config(mode))
     got = detect_arrays(lambda x: forward(torch.from_numpy(x)).numpy(), images, det.model.image_size, config,

@@ -36,7 +36,7 @@ def demo_labels(tmp_path_factory):
     cache = tmp_path_factory.mktemp("onnx_cache")
     runs, stamps = {}, []
     try:
-        for key, extra in [("torch", []), ("onnx", ["--runtime", "onnx", "--onnx-dir", str(cache)]),
+        for key, extra in [("torch", ["--runtime", "torch"]), ("onnx", ["--runtime", "onnx", "--onnx-dir", str(cache)]),
                            ("onnx_again", ["--runtime", "onnx", "--onnx-dir", str(cache)])]:
             res = CliRunner().invoke(app, ["label", "--demo", "--json", *extra])
             assert res.exit_code == 0, (extra, res.output, res.exception)

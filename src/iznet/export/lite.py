@@ -5,7 +5,7 @@ faces of a photo. When the bundled models (or the checkpoints a command names) h
 ONNX cache (:func:`default_onnx_dir`; ``--runtime onnx`` or the first ``iznet label`` run fills it),
 ``iznet label`` runs them here:
 
-* :class:`LiteDetector`: letterboxing with Pillow, the network in onnxruntime, the numpy post-processing and
+* :class:`LiteDetector`: letterboxing in numpy, the network in onnxruntime, the numpy post-processing and
   test-time augmentation of :mod:`iznet.detect.numpy_post` (the same steps and settings as the PyTorch
   detector). Detectors with a second landmark stage (a refiner) are not run here.
 * :class:`LiteEmbedder`: the crops as uint8 arrays, the network's input normalisation, onnxruntime, unit
@@ -147,7 +147,7 @@ class LiteEmbedder:
 
     The same contract as :class:`iznet.recognize.embedder.Embedder` for what the pipeline uses (``embed``,
     ``input_size``, ``face_crop``, ``tag``, ``calibration``, ``calibrated_threshold``); crops of another side
-    are resized with Pillow's antialiased bilinear filter (the PyTorch path's ``interpolate(antialias=True)``).
+    are resized with the PyTorch path's antialiased bilinear filter (:func:`iznet.detect.letterbox.resize_antialias`).
 
     Raises:
         ModelError: missing file, not an iznet ONNX embedder, onnxruntime missing.
@@ -183,10 +183,9 @@ class LiteEmbedder:
     def _embed_batch(self, x: np.ndarray) -> np.ndarray:
         s = self.input_size
         if x.shape[2:] != (s, s):
-            from PIL import Image
+            from iznet.detect.letterbox import resize_antialias
 
-            x = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(im.transpose(1, 2, 0)))
-                                     .resize((s, s), Image.BILINEAR)).transpose(2, 0, 1) for im in x])
+            x = np.stack([resize_antialias(im.transpose(1, 2, 0), s, s).transpose(2, 0, 1) for im in x])
         net_in = (x.astype(np.float32) / np.float32(255.0) - np.float32(0.5)) / np.float32(0.5)
         return self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(net_in)})[0]
 
