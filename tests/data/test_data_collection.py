@@ -154,6 +154,7 @@ def test_build_collection_end_to_end(folders, tmp_path):
         for crop in ("aligned", "box"):
             p = load_pack(out / f"{name}_{crop}64.pt")
             assert len(p) == c[part]["images"] and p.size == 64
+            assert p.meta["crop"] == crop  # what a model trained on it records (iznet.data.align)
             assert set(p.classes) == {k for k, r in ids.items() if (r["part"] == "train") == (part == "train")}
     # a second build reuses the landmark cache and gives the same collection
     again = build_collection(sources, out, cfg, lambda: pytest.fail("the landmark cache was not used"))

@@ -251,8 +251,9 @@ def pack_images(items: Iterable[PackItem], out_path: str | Path, size: int, *, c
         "labels": torch.tensor(labels, dtype=torch.int64),
         "classes": classes,
         "paths": paths,
-        "meta": {**(meta or {}), "skipped": skipped.count, "psnr_db": psnr,
-                 "crop": crop if isinstance(crop, str) or crop is None else getattr(crop, "__name__", "custom")},
+        # the caller's meta wins: a pack of crops made beforehand (crop=None) names their convention there
+        "meta": {"crop": crop if isinstance(crop, str) or crop is None else getattr(crop, "__name__", "custom"),
+                 **(meta or {}), "skipped": skipped.count, "psnr_db": psnr},
     }
     with atomic_path(out_path) as tmp:
         torch.save(obj, tmp)
