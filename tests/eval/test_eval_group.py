@@ -230,3 +230,18 @@ def test_cli_eval_group_errors(group, capsys):
     with pytest.raises(SystemExit) as e:
         main(["eval", "group", "--data", str(group), "--enroll", "3", "-e", "raw:8", "-t", "none"])
     assert e.value.code == 2 and "lower --enroll" in capsys.readouterr().err
+
+
+def test_padded_detector_keeps_the_landmarks_for_aligned_embedders():
+    from iznet.detect.results import Detections
+
+    class Pointed:
+        def detect(self, image):  # one face: the canvas centre box, with points at its corners and centre
+            h, w = image.shape[:2]
+            box = [w / 4, h / 4, 3 * w / 4, 3 * h / 4]
+            pts = [[box[0], box[1]], [box[2], box[1]], [w / 2, h / 2], [box[0], box[3]], [box[2], box[3]]]
+            return Detections([box], [0.9], (w, h), [pts])
+
+    d = PaddedDetector(Pointed(), pad=2.0).detect(np.zeros((20, 30, 3), np.uint8))
+    assert d.xyxy.tolist() == [[0.0, 0.0, 30.0, 20.0]]
+    assert d.landmarks is not None and d.landmarks[0].tolist() == [[0, 0], [30, 0], [15, 10], [0, 20], [30, 20]]

@@ -96,11 +96,13 @@ class PaddedDetector:
         self.name = f"{getattr(detector, 'name', type(detector).__name__)}+pad{self.pad:g}"
 
     def detect(self, image: np.ndarray) -> Detections:
-        """Faces in ``image`` (boxes in its pixels), found on the padded canvas."""
-        from iznet.recognize.faces import detect_on_canvas
+        """Faces in ``image`` (boxes and, when the detector gives them, landmarks in its pixels), found on the
+        padded canvas."""
+        from iznet.recognize.faces import detect_faces_on_canvas
 
-        boxes, scores = detect_on_canvas(self.detector, image, self.pad)
-        return Detections(boxes.astype(np.float32), scores.astype(np.float32), (image.shape[1], image.shape[0]))
+        boxes, scores, points = detect_faces_on_canvas(self.detector, image, self.pad)
+        return Detections(boxes.astype(np.float32), scores.astype(np.float32), (image.shape[1], image.shape[0]),
+                          None if points is None else points.astype(np.float32))
 
 
 def bundled_threshold() -> float:

@@ -39,12 +39,14 @@ NO_FACE_RETRY_PAD = 2.0
 def detect_on_canvas(detector: Any, image: np.ndarray, pad: float) -> tuple[np.ndarray, np.ndarray]:
     """:func:`detect_faces` on ``image`` centred on a black canvas ``pad`` times its size; boxes in ``image``'s
     pixels."""
-    boxes, scores, _ = _detect_on_canvas(detector, image, pad)
+    boxes, scores, _ = detect_faces_on_canvas(detector, image, pad)
     return boxes, scores
 
 
-def _detect_on_canvas(detector: Any, image: np.ndarray, pad: float
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def detect_faces_on_canvas(detector: Any, image: np.ndarray, pad: float
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`detect_on_canvas`, plus the faces' landmarks (N, 5, 2) in ``image``'s pixels (None when the
+    detector gives none)."""
     if not pad >= 1.0:
         raise ModelError(f"pad must be >= 1 (canvas side / picture side), got {pad}")
     h, w = image.shape[:2]
@@ -105,7 +107,7 @@ def detect_faces_with_landmarks(detector: Any, image: np.ndarray, retry_pad: flo
         points = points[ok] if points is not None else None
     order = np.argsort(-scores, kind="stable")
     if len(boxes) == 0 and retry_pad and retry_pad > 1.0:
-        return _detect_on_canvas(detector, image, retry_pad)
+        return detect_faces_on_canvas(detector, image, retry_pad)
     return boxes[order], scores[order], (points[order] if points is not None else None)
 
 
