@@ -141,6 +141,24 @@ def embedder_metadata(md: dict[str, str], path: Path) -> dict[str, Any]:
     return out
 
 
+def detector_metadata(md: dict[str, str], path: Path) -> tuple[int, Any]:
+    """An exported detector's trained input side and its post-processing thresholds
+    (:class:`iznet.detect.settings.PostprocessConfig`) from its metadata.
+
+    Raises:
+        ModelError: missing or unreadable metadata.
+    """
+    from iznet.detect.settings import PostprocessConfig
+
+    try:
+        size = int(md["iznet.input_size"])
+        pp = json.loads(md.get("iznet.postprocess", "{}"))
+    except (KeyError, ValueError) as e:
+        raise ModelError(f"{path}: bad or missing iznet metadata ({e}); export it again") from None
+    keys = ("conf_threshold", "iou_threshold", "max_detections")
+    return size, PostprocessConfig(**{k: pp[k] for k in keys if k in pp})
+
+
 # ---------------------------------------------------------------------------------------------- models
 class LiteEmbedder:
     """An exported embedder with numpy around it: ``embed(uint8 (N, 3, S, S)) -> float32 (N, D)`` unit rows.
@@ -215,17 +233,11 @@ class LiteDetector:
 
         self.path, self.session, self.metadata = open_exported(path, "detector", threads)
         md = self.metadata
-        try:
-            self.image_size = int(md["iznet.input_size"])
-            pp = json.loads(md.get("iznet.postprocess", "{}"))
-        except (KeyError, ValueError) as e:
-            raise ModelError(f"{self.path}: bad or missing iznet metadata ({e}); export it again") from None
+        self.image_size, config = detector_metadata(md, self.path)
         if md.get("iznet.refiner"):
             raise ModelError(f"{self.path} has a landmark refiner, which runs with torch only")
         if not flag(md.get("iznet.dynamic_side"), False):
             raise ModelError(f"{self.path} was exported with a fixed input side; export it again")
-        config = PostprocessConfig(**{k: pp[k] for k in ("conf_threshold", "iou_threshold", "max_detections")
-                                      if k in pp})
         if conf is not None:
             config = PostprocessConfig(float(conf), config.iou_threshold, config.max_detections)
         self.config = config

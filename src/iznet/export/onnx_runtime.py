@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import tempfile
 from pathlib import Path
@@ -33,7 +32,8 @@ from iznet.detect.results import Detections
 from iznet.detect.tta import tta_config
 from iznet.errors import ModelError
 # the session helpers and the cache's names are torch-free (the fast label path uses them); re-exported here
-from iznet.export.lite import (ONNX_DIR_ENV, cache_name, default_onnx_dir, embedder_metadata,  # noqa: F401
+from iznet.export.lite import (ONNX_DIR_ENV, cache_name, default_onnx_dir, detector_metadata,  # noqa: F401
+                               embedder_metadata,
                                flag as _flag, make_session, open_exported as _open, read_onnx_metadata,
                                require_onnxruntime)
 from iznet.recognize.embedder import Embedder
@@ -111,15 +111,8 @@ class OnnxDetector:
                  tta: Any = None):
         self.path, self.session, self.metadata = _open(path, "detector", threads)
         md = self.metadata
-        try:
-            self.image_size = int(md["iznet.input_size"])
-            pp = json.loads(md.get("iznet.postprocess", "{}"))
-        except (KeyError, ValueError) as e:
-            raise ModelError(f"{self.path}: bad or missing iznet metadata ({e}); export it again") from None
-        if config is None:
-            config = PostprocessConfig(**{k: pp[k] for k in ("conf_threshold", "iou_threshold", "max_detections")
-                                          if k in pp})
-        self.config = config
+        self.image_size, stored = detector_metadata(md, self.path)
+        self.config = config if config is not None else stored
         self.name = md.get("iznet.name", self.path.name)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
