@@ -39,6 +39,19 @@ def development_rows(pack: str, seed: int) -> np.ndarray:
     return np.flatnonzero(np.isin(names, np.unique(names[idx])))
 
 
+def save_crops(crops: list, names: np.ndarray, out: Path, conv: str, source: str) -> Path:
+    """Write the detector's crops of the development people as a pack (``--part all`` reads them back)."""
+    from iznet.data.pack import pack_images
+
+    classes = sorted(set(names.tolist()))
+    col = {n: i for i, n in enumerate(classes)}
+    items = [(f"{n}/{i:05d}.jpg", col[n], np.ascontiguousarray(c)) for i, (n, c) in enumerate(zip(names, crops))]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pack_images(items, out, crops[0].shape[0], classes=classes, crop=None,
+                meta={"crop": conv, "source": f"development people of {source}, cut by the bundled detector"})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-e", "--embedder", action="append", required=True, help="embedder checkpoint (repeatable)")
@@ -49,6 +62,9 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=5, help="photos enrolled per person")
     ap.add_argument("--seed", type=int, default=0, help="the training runs' seed (it picks the development people)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--save-pack", type=Path, default=None, metavar="DIR",
+                    help="also write the detector's crops as packs DIR/dev_detector_<crop>112.pt (one per crop "
+                    "convention; pictures with no face found keep the whole picture), for scripts/openset_rules.py")
     a = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -95,6 +111,7 @@ def main() -> None:
                "embedders": {}}
     print(f"detector's box side / teacher's: median {np.median(ratio):.3f}, quartiles "
           f"{np.percentile(ratio, 25):.3f} and {np.percentile(ratio, 75):.3f}", file=sys.stderr)
+    saved: dict[str, Path] = {}
     for spec in a.embedder:
         emb = load_embedder(spec=spec, runtime="torch")
         conv = getattr(emb, "face_crop", "box")
@@ -102,6 +119,9 @@ def main() -> None:
                for im, f in zip(pictures, found)]
         detected = torch.from_numpy(np.stack(cut)).permute(0, 3, 1, 2).contiguous()
         row = {"crop": conv}
+        if a.save_pack and conv not in saved:
+            saved[conv] = save_crops(cut, names, a.save_pack / f"dev_detector_{conv}112.pt", conv, box_pack)
+            print(f"wrote {saved[conv]}", file=sys.stderr)
         for what, images in (("teacher_crops", teacher[conv]), ("detector_crops", detected)):
             r = closed_set_identification(emb.embed(images), names, a.k, ("nn", "centroid", "medoid"))["rank1"]
             row[what] = r

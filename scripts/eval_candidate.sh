@@ -3,7 +3,7 @@
 # Usage: RUN=runs/coll_v2_box_tri OLD=runs/bench/old_embedder.pt OLD_T=0.927 bash scripts/eval_candidate.sh STAGE
 #   CROP=aligned for a candidate trained on aligned faces (its packs, an aligned LFW pack from
 #   scripts/pack_lfw_aligned.py, the held-out folder unpacked from heldout_aligned112.pt).
-#   calibrate | openset_dev | ship | lfw | ident | bench_heldout | bench_glint24 | openset_test | cluster | cfp
+#   calibrate | devcrops | openset_dev | ship | lfw | ident | bench_heldout | bench_glint24 | openset_test | cluster | cfp
 # The shipped unknown-face rule is the row openset_rules.py marks "chosen" on development people (declared
 # before any test number: the most right names with at most 3% wrong names and 10% of strangers named).
 set -euo pipefail
@@ -21,10 +21,15 @@ case "$1" in
   calibrate)  # the development threshold at FAR 1% (people of the collection held out of training)
     $PY scripts/make_assets.py --embedder-run "$RUN" --pack packs/lfw112.pt --lfw "$DATA/lfw" --calibrate-only \
       | tee "$OUT/calibration.json" ;;
-  openset_dev)  # choose the shipped rule on development people
+  devcrops)  # development people's faces cut by the bundled detector (the system's crops): rank-1, and a pack
+    $PY scripts/dev_detector_crops.py --pad 0 -e "$RUN/model.pt" ${OLD:+-e "$OLD"} --save-pack "$COLL" \
+      --json "$OUT/dev_detector_crops_pipeline.json" ;;
+  openset_dev)  # choose the shipped rule on development people, faces cut as the system cuts them (stage devcrops),
+    # the pipeline's prototypes, galleries of 12 and of 48 people (the limits must hold at both)
     T=$($PY -c "import json;print(json.load(open('$OUT/calibration.json'))['threshold'])")
-    $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack "$COLL/train_${CROP}112.pt" --part dev --threshold "$T" \
-      --far 0,0.01,0.03,0.05,0.1 --margin 0,0.05,0.1,0.15,0.2 --rounds 200 --json "$OUT/openset_dev.json" ;;
+    $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack "$COLL/dev_detector_${CROP}112.pt" --part all \
+      --threshold "$T" --far 0,0.01,0.03,0.05,0.1,0.2 --margin 0,0.05,0.1,0.15,0.2 --group-size 12,48 --rounds 200 \
+      --json "$OUT/openset_dev.json" ;;
   ship)  # the candidate becomes the bundled embedder, with the rule chosen on development people
     ARGS=$($PY -c "
 import json; c = json.load(open('$OUT/openset_dev.json'))['chosen'] or {}

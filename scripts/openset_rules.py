@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from iznet.eval.openset import RULES, RuleSettings, simulate_groups
+from iznet.eval.openset import choose_rule, rule_grid
+from iznet.recognize.prototypes import DEFAULT_METHOD
 
 
 def faces(pack: Path, part: str, embedder: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,30 +53,27 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, required=True, help="the embedder's calibrated threshold")
     ap.add_argument("--far", default="0.05", help="gallery rule: comma-separated values")
     ap.add_argument("--margin", default="0.1", help="margin rule: comma-separated values")
-    ap.add_argument("--group-size", type=int, default=12)
+    ap.add_argument("--group-size", default="12", help="people per gallery; comma-separated sizes: the chosen rule "
+                    "must keep its limits at every size (right names averaged over the sizes)")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--strangers", type=int, default=12)
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--max-wrong", type=float, default=0.03)
     ap.add_argument("--max-strangers-named", type=float, default=0.1)
-    ap.add_argument("--method", default="medoid", choices=("medoid", "centroid"), help="prototypes")
+    ap.add_argument("--method", default=DEFAULT_METHOD, choices=("medoid", "centroid"),
+                    help="prototypes (default: the pipeline's, %(default)s)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     torch.set_num_threads(1)
     emb, labels = faces(a.pack, a.part, a.embedder, a.seed)
-    rows: dict[tuple, dict] = {}  # keyed by what the rule depends on: the grid repeats fixed, gallery, margin rows
-    for far in [float(x) for x in a.far.split(",")]:
-        for margin in [float(x) for x in a.margin.split(",")]:
-            out = simulate_groups(emb, labels, RuleSettings(a.threshold, far, margin), group_size=a.group_size,
-                                  k=a.k, strangers=a.strangers, rounds=a.rounds, method=a.method)
-            for rule in RULES:
-                key = (rule, far if "gallery" in rule else None, margin if "margin" in rule else None)
-                rows.setdefault(key, {"rule": rule, "far": key[1], "margin": key[2], **out["rules"][rule]})
-    rows = list(rows.values())
-    ok = [r for r in rows if r["wrong"] <= a.max_wrong and r["strangers_named"] <= a.max_strangers_named]
-    best = max(ok, key=lambda r: r["right"]) if ok else None
+    sizes = [int(x) for x in str(a.group_size).split(",")]
+    rows = rule_grid(emb, labels, a.threshold, [float(x) for x in a.far.split(",")],
+                     [float(x) for x in a.margin.split(",")], sizes, k=a.k, strangers=a.strangers, rounds=a.rounds,
+                     method=a.method)
+    best = choose_rule(rows, a.max_wrong, a.max_strangers_named)
     print(f"{a.pack} ({a.part}): {len(set(labels.tolist()))} people, {len(labels)} faces; threshold {a.threshold}; "
-          f"{a.rounds} galleries of {a.group_size} people x {a.k} photos + {a.strangers} strangers")
+          f"{a.rounds} galleries of {a.group_size} people x {a.k} photos + {a.strangers} strangers"
+          + ("" if len(sizes) == 1 else "; right: the mean over the sizes, wrong and strangers named: the worst"))
     print("| rule | far | margin | right | wrong | unknown | strangers rejected |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

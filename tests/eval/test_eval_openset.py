@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from iznet.eval.openset import RULES, RuleSettings, decide, simulate_groups
+from iznet.eval.openset import RULES, RuleSettings, choose_rule, combine_sizes, decide, rule_grid, simulate_groups
 from iznet.recognize.matcher import Matcher, gallery_threshold
 
 
@@ -71,6 +71,40 @@ def test_simulated_groups_on_clean_clusters_and_on_noise():
         assert r["strangers_rejected"] + r["strangers_named"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="need"):
         simulate_groups(noise[:40], labels[:40], RuleSettings(threshold=1.0), group_size=6, k=3)
+
+
+def test_rule_grid_one_row_per_rule_and_the_worst_size_judges():
+    rng = np.random.default_rng(2)
+    centres = _unit(rng.normal(size=(40, 16)))
+    labels = np.repeat(np.arange(40), 6)
+    emb = _unit(centres[labels] + rng.normal(0, 0.25, (240, 16)))
+    kw = dict(k=3, strangers=4, rounds=5, seed=3)
+    rows = rule_grid(emb, labels, 0.9, [0.0, 0.1], [0.0, 0.2], (6, 20), **kw)
+    keys = [(r["rule"], r["far"], r["margin"]) for r in rows]
+    assert len(keys) == len(set(keys)) == 1 + 2 + 2 + 4  # fixed; gallery x far; margin x margin; both
+    for r in rows:
+        sims = [simulate_groups(emb, labels, RuleSettings(0.9, r["far"] or 0.0, r["margin"] or 0.0), group_size=g,
+                                **kw)["rules"][r["rule"]] for g in (6, 20)]
+        assert r["by_size"]["6"] == sims[0] and r["by_size"]["20"] == sims[1]
+        assert r["wrong"] == max(x["wrong"] for x in sims)
+        assert r["strangers_named"] == max(x["strangers_named"] for x in sims)
+        assert r["right"] == pytest.approx((sims[0]["right"] + sims[1]["right"]) / 2)
+
+
+def test_choose_rule_takes_the_most_right_names_within_the_limits():
+    def row(right, wrong, named):
+        shares = {"right": right, "wrong": wrong, "unknown": 1 - right - wrong, "strangers_named": named,
+                  "strangers_rejected": 1 - named}
+        return combine_sizes({"rule": "fixed", "far": None, "margin": None, "by_size": {"12": shares}})
+
+    rows = [row(0.9, 0.10, 0.05), row(0.6, 0.02, 0.20), row(0.5, 0.03, 0.10), row(0.4, 0.01, 0.0)]
+    assert choose_rule(rows) is rows[2]
+    assert choose_rule(rows, max_wrong=0.02, max_strangers_named=1.0) is rows[1]
+    assert choose_rule(rows, max_wrong=0.0) is None
+    # two sizes: the larger gallery's wrong names decide
+    two = combine_sizes({"rule": "fixed", "far": None, "margin": None,
+                         "by_size": {"12": rows[2]["by_size"]["12"], "48": rows[0]["by_size"]["12"]}})
+    assert two["wrong"] == 0.10 and two["right"] == pytest.approx(0.7) and choose_rule([two]) is None
 
 
 def _loop_calibration(enr, el, probes, pl):

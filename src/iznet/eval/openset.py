@@ -2,8 +2,8 @@
 
 A user enrols a group (a dozen people, a few photos each) and labels new photos of them and of strangers.
 :func:`simulate_groups` replays that many times on embedded faces of people with known identities: each round
-draws ``group_size`` people with more than ``k`` images, enrols their first ``k`` (medoid prototypes, the
-pipeline's default), labels their other images (*members*) and the images of ``strangers`` other people who
+draws ``group_size`` people with more than ``k`` images, enrols their first ``k`` (one prototype each, by
+default the pipeline's own, :data:`iznet.recognize.prototypes.DEFAULT_METHOD`), labels their other images (*members*) and the images of ``strangers`` other people who
 are not enrolled. Each rule in :data:`RULES` turns the distance to the nearest person (and to the
 runner-up) into a name or "unknown":
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def decide(best: np.ndarray, second: np.ndarray, rule: str, t: float, t_gallery:
 
 def simulate_groups(emb: np.ndarray, labels: np.ndarray, settings: RuleSettings, *, group_size: int = 12,
                     k: int = 5, strangers: int = 12, rounds: int = 50, seed: int = 0,
-                    method: str = "medoid") -> dict:
+                    method: str = DEFAULT_METHOD) -> dict:
     """Right / wrong / unknown shares of each rule over ``rounds`` simulated galleries.
 
     Args:
@@ -67,7 +68,7 @@ def simulate_groups(emb: np.ndarray, labels: np.ndarray, settings: RuleSettings,
         strangers: people not enrolled whose photos are labelled too (drawn from everyone else).
         rounds: galleries simulated.
         seed: seeds the draws.
-        method: ``medoid`` (the pipeline's default) or ``centroid`` prototypes, one per person.
+        method: ``centroid`` (the pipeline's default) or ``medoid`` prototypes, one per person.
 
     Returns:
         ``{"rules": {rule: {"right", "wrong", "unknown", "strangers_rejected", "strangers_named"}}, "members": n,
@@ -129,6 +130,49 @@ def simulate_groups(emb: np.ndarray, labels: np.ndarray, settings: RuleSettings,
                               "unknown": c[2] / max(1, n_mem), "strangers_rejected": c[3] / max(1, n_str),
                               "strangers_named": c[4] / max(1, n_str)}
     return out
+
+
+def rule_grid(emb: np.ndarray, labels: np.ndarray, threshold: float, fars: Sequence[float],
+              margins: Sequence[float], group_sizes: Sequence[int] = (12,), **kwargs) -> list[dict]:
+    """Every rule of :data:`RULES` at every (far, margin) setting, simulated at every gallery size.
+
+    Each row is ``{"rule", "far", "margin", "by_size": {size: shares}}`` plus the shares a rule must be judged
+    by over all sizes (:func:`combine_sizes`). ``far`` is None for rules without the gallery threshold and
+    ``margin`` None for rules without the margin, so each distinct rule appears once. ``kwargs`` go to
+    :func:`simulate_groups` (``k``, ``strangers``, ``rounds``, ``seed``, ``method``).
+    """
+    rows: dict[tuple, dict] = {}
+    for size in group_sizes:
+        for far in fars:
+            for margin in margins:
+                out = simulate_groups(emb, labels, RuleSettings(threshold, far, margin), group_size=int(size),
+                                      **kwargs)
+                for rule in RULES:
+                    key = (rule, far if "gallery" in rule else None, margin if "margin" in rule else None)
+                    r = rows.setdefault(key, {"rule": rule, "far": key[1], "margin": key[2], "by_size": {}})
+                    r["by_size"].setdefault(str(int(size)), out["rules"][rule])
+    return [combine_sizes(r) for r in rows.values()]
+
+
+def combine_sizes(row: dict) -> dict:
+    """A rule's shares over several gallery sizes: right and unknown averaged; wrong names, strangers named
+    (and strangers rejected) at the worst size, since a rule must keep its limits for a small group and a
+    large one alike."""
+    per = list(row["by_size"].values())
+    return {"rule": row["rule"], "far": row["far"], "margin": row["margin"],
+            "right": float(np.mean([p["right"] for p in per])),
+            "wrong": max(p["wrong"] for p in per),
+            "unknown": float(np.mean([p["unknown"] for p in per])),
+            "strangers_rejected": min(p["strangers_rejected"] for p in per),
+            "strangers_named": max(p["strangers_named"] for p in per),
+            "by_size": row["by_size"]}
+
+
+def choose_rule(rows: Sequence[dict], max_wrong: float = 0.03, max_strangers_named: float = 0.1) -> dict | None:
+    """The row with the most right names among those with wrong names at most ``max_wrong`` and named
+    strangers at most ``max_strangers_named`` (the first such row on ties); None when no row keeps both."""
+    ok = [r for r in rows if r["wrong"] <= max_wrong and r["strangers_named"] <= max_strangers_named]
+    return max(ok, key=lambda r: r["right"]) if ok else None
 
 
 def _largest_accepting(distances: np.ndarray, allowed: int) -> float:
