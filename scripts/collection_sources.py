@@ -32,15 +32,50 @@ SOURCES = {
             "FaceDetection/FaceDetection/data/Pic/"),
     # A CelebA subset (whole photos); identities from the official identity_CelebA.txt in the same repo.
     "celeba": ("matush97/faceRecognition", "e7ba6c0951ace22b43ef32fc903a7dae1babe55d", "Celeb/"),
+    # CASIA-FaceV5 subjects 000-039 (Chinese; 5 BMPs each, 168x193); the repo's HEAD deleted the folders.
+    "casia5": ("Liuluotao/PCA-SVM-", "5c1ac02eec0cabeac86b55e2db4d83810ec454fb", ""),
+    # Chinese and Japanese public figures (portraits from thefamouspeople.com); korean/ is left out.
+    "asianfaces": ("bigblockofice/AsianFaces", "14281d93073deb592a4b25fba6efd54af02a1dc2", "faces_data/"),
+    # Pakistani politicians: cleaned/ (MTCNN single-face crops that passed the repo's own Facenet512 identity
+    # check), not raw/ (the web crawl: group photos, news graphics and other people; cleaned/ is a subset of it).
+    "pakistani1": ("zohairmaken/Pakistani-Politician-Image-Classification-using-CNNs",
+                   "2a7deac6f894c8defc5e4726b055eaa4a2895964", "data/cleaned/"),
+    "pakistani2": ("moonlightaliza/pakistani-politician-cnn-classifier", "9c2ab747d153bd958f9e3df2bac3803bc0afc0ae",
+                   "dataset/raw/"),
+    # Hinatazaka46 members, 224x224 face crops (face/; data/ holds the whole photos).
+    "hinatazaka": ("ryotoitoi/Hinatazaka_recognition", "daa9fc8cd1cca75ee98e6431aa2b074c2f23c629", "face/"),
+    # Nogizaka46 members, 150x150 aligned crops.
+    "nogizaka": ("ShozenD/CNN-Nogizaka46", "b762bf58c3fda2c15fd32a714719fb03b5986063", "Input_Data_NoChange/"),
+    "bollywood": ("SambhavMishra8319/Indian-Celebrity-Face-Recognition", "e80ae35a0a7d918038b041ebb7fed471fab740be",
+                  "datasets/bollywood_actor_images/"),
 }
 # CFP is evaluation-only: only its list of names is taken, to exclude its people from training.
 CFP = ("zhangjunh/DR-GAN-by-pytorch", "12de9e083449d5ab0b6cd63afc8df697bd7f63c2", "cfp-dataset/Data/list_name.txt")
-IMAGE_EXT = (".jpg", ".jpeg", ".png")
+# .bmp (casia5) and .webp (pakistani2) are read by iznet data build (PIL); no older source has such files.
+IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 FIW_RE = re.compile(r"^(F\d{4})/(MID\d+)/([^/]+)$")
+# Every K-pop idol stays out of training (they are a hidden test's people): AsianFaces' korean/ folder and these.
+ASIANFACES_DROPPED = {"jackson-wang": "K-pop idol (GOT7)", "kris-wu": "K-pop idol (former EXO member)",
+                      "lu-han": "K-pop idol (former EXO member)", "hirai-momo": "K-pop idol (TWICE)"}
+# Hu Yitian is filed under two spellings; the site's names lost their non-ASCII letters (ō in Shinzō), and Shinzo
+# Abe is in LFW and CFP, whose names the build excludes.
+ASIANFACES_ALIASES = {"hu-yi-tian": "hu-yitian", "shinz-abe": "shinzo-abe"}
+# Spelt as LFW (Fazal-ur-Rehman, the same man) and CFP (Shahrukh Khan) spell them, so the build's exclusions match.
+SPELLING = {"fazlur_rehman": "Fazal ur Rehman", "shah_rukh_khan": "Shahrukh Khan"}
+# The folders give first names only; these are the Hinatazaka46 members of those names (repo of 2021).
+HINATAZAKA = {"akari": "Akari Nibu", "kyoko": "Kyoko Saito", "miho": "Miho Watanabe", "miku": "Miku Kanemura",
+              "shiho": "Shiho Kato"}
+# Nogizaka46 file-name prefixes; the repo's aligned/<Japanese name>/ holds the same blobs, which fixes the names.
+# Its nanami/ and nanase/ folders (train and test) hold each other's files: the prefix is the person.
+NOGIZAKA = {"asuka": "Asuka Saito", "erika": "Erika Ikuta", "mai": "Mai Shiraishi", "nanami": "Nanami Hashimoto",
+            "nanase": "Nanase Nishino"}
+WOMEN = {"Maryam Nawaz", "Hina Rabbani Khar", "Deepika Padukone"}  # of the named politicians and actors
 
 
 class Repo:
     def __init__(self, git_dir: Path, commit: str):
+        if not (git_dir / "HEAD").exists() and (git_dir / ".git" / "HEAD").exists():
+            git_dir = git_dir / ".git"  # a snapshot brought as a work tree
         self.git_dir, self.commit = git_dir, commit
         if not (git_dir / "HEAD").exists():
             sys.exit(f"no git snapshot at {git_dir}: bring it with the search tool's fetch first")
@@ -52,7 +87,8 @@ class Repo:
     def list(self, prefix: str) -> list[tuple[str, str, int]]:
         """(path relative to prefix, blob id, size or -1 when absent) under ``prefix``."""
         out = []
-        for line in self._git("ls-tree", "-r", "-l", self.commit, "--", prefix).decode().splitlines():
+        spec = ["--", prefix] if prefix else []  # git refuses an empty pathspec
+        for line in self._git("ls-tree", "-r", "-l", self.commit, *spec).decode().splitlines():
             meta, path = line.split("\t", 1)
             _, kind, sha, size = meta.split()
             if kind == "blob":
@@ -108,6 +144,93 @@ def celeba_identities(repo: Repo) -> dict[str, str]:
     return out
 
 
+def _words(text: str) -> str:
+    """``"imran_khan"``, ``"ai-weiwei"`` -> ``"Imran Khan"``, ``"Ai Weiwei"``."""
+    return " ".join(w.capitalize() for w in re.split(r"[-_\s]+", text) if w)
+
+
+def _named(name: str, base: str, gender: str) -> tuple[str, str, tuple[str, str, str]]:
+    """A named person's (folder ``First_Last``, file, people.csv row); the group is the folder."""
+    folder = name.replace(" ", "_")
+    return folder, base, (name, gender, folder)
+
+
+# The readers of the newer sources: path under the prefix -> (person folder, file, (name, gender, group)),
+# or the reason it is skipped.
+def read_casia5(rel: str):
+    m = re.fullmatch(r"(\d{3})/([^/]+)", rel)
+    if not m:
+        return "not NNN/file"
+    folder = f"casia5_{m[1]}"
+    return folder, m[2], ("", "", folder)
+
+
+def read_asianfaces(rel: str):
+    country, _, base = rel.partition("/")
+    if country == "korean":
+        return "korean/ folder (K-pop idols are kept out of training)"
+    if country not in ("chinese", "japanese") or "/" in base:
+        return "not chinese/ or japanese/<name>[-N].jpg"
+    stem = re.sub(r"(-\d+)+$", "", base.rsplit(".", 1)[0])  # also kazuchika-okada-52883-1 -> kazuchika-okada
+    stem = ASIANFACES_ALIASES.get(stem, stem)
+    if stem in ASIANFACES_DROPPED:
+        return "K-pop idol (see dropped_people)"
+    return _named(_words(stem), base, "")
+
+
+def read_name_folders(rel: str):
+    """``<first_last>/<file>`` (pakistani1, pakistani2, bollywood); ``aug_*`` files are augmented copies."""
+    top, _, base = rel.partition("/")
+    if not top or not base or "/" in base:
+        return "not <name>/file"
+    if base.startswith("aug_"):
+        return "augmented copy (aug_*)"
+    name = SPELLING.get(top) or _words(top)
+    return _named(name, base, "f" if name in WOMEN else "m")
+
+
+def read_hinatazaka(rel: str):
+    top, _, base = rel.partition("/")
+    if top not in HINATAZAKA or "/" in base:
+        return "not <member>/file"
+    return _named(HINATAZAKA[top], base, "f")
+
+
+def read_nogizaka(rel: str):
+    m = re.fullmatch(r"(?:train|test)/[a-z]+/(([a-z]+)\.\d+\.jpg)", rel)
+    if not m or m[2] not in NOGIZAKA:
+        return "not {train,test}/<folder>/<member>.N.jpg"
+    return _named(NOGIZAKA[m[2]], m[1], "f")
+
+
+READERS = {"casia5": read_casia5, "asianfaces": read_asianfaces, "pakistani1": read_name_folders,
+           "pakistani2": read_name_folders, "hinatazaka": read_hinatazaka, "nogizaka": read_nogizaka,
+           "bollywood": read_name_folders}
+
+
+def _drop_repeats(files: list, skipped: Counter) -> list:
+    """One blob twice under a person: keep the first; under two people (which is it?): drop it from all."""
+    owners = defaultdict(set)
+    for folder, _, sha in files:
+        owners[sha].add(folder)
+    out, seen = [], set()
+    for folder, base, sha in files:
+        if len(owners[sha]) > 1:
+            skipped["same file under two people"] += 1
+        elif sha in seen:
+            skipped["same file twice for one person"] += 1
+        else:
+            seen.add(sha)
+            out.append((folder, base, sha))
+    return out
+
+
+def _looks_like_image(data: bytes) -> bool:
+    """JPEG, PNG, BMP, WebP or GIF by their first bytes (scraped sets hold web pages saved as .jpg)."""
+    return (data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n" or data[:2] == b"BM"
+            or (data[:4] == b"RIFF" and data[8:12] == b"WEBP") or data[:6] in (b"GIF87a", b"GIF89a"))
+
+
 def plan(source: str, repo: Repo, prefix: str, skip_families: set[str]) -> tuple[list, dict, Counter]:
     """Which blobs go where: ([(person folder, file name, sha)], {folder: (name, gender, group)}, reasons)."""
     files, people, skipped = [], {}, Counter()
@@ -161,9 +284,18 @@ def plan(source: str, repo: Repo, prefix: str, skip_families: set[str]) -> tuple
                 continue
             folder = f"celeba{celeb_id[rel]}"
             people[folder] = ("", "", folder)
+        elif source in READERS:
+            got = READERS[source](rel)
+            if isinstance(got, str):
+                skipped[got] += 1
+                continue
+            folder, base, people[folder] = got
         else:
             raise ValueError(source)
         files.append((folder, base, sha))
+    if source in READERS:
+        files = _drop_repeats(files, skipped)
+        people = {folder: people[folder] for folder in {f for f, _, _ in files}}
     return files, people, skipped
 
 
@@ -173,7 +305,7 @@ def materialise(source: str, mirrors: Path, out: Path, skip_families: set[str]) 
     files, people, skipped = plan(source, repo, prefix, skip_families)
     root = out / source
     root.mkdir(parents=True, exist_ok=True)
-    written = 0
+    per_person = Counter()
     for start in range(0, len(files), 2000):
         chunk = files[start:start + 2000]
         blobs = repo.read([sha for _, _, sha in chunk])
@@ -182,18 +314,24 @@ def materialise(source: str, mirrors: Path, out: Path, skip_families: set[str]) 
             if data is None:
                 skipped["blob missing"] += 1
                 continue
+            if source in READERS and not _looks_like_image(data):
+                skipped["not an image (e.g. a web page saved as .jpg)"] += 1
+                continue
             (root / folder).mkdir(exist_ok=True)
             (root / folder / base).write_bytes(data)
-            written += 1
-    per_person = Counter(folder for folder, _, _ in files)
+            per_person[folder] += 1
     with open(root / "people.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["folder", "name", "gender", "group"])
         for folder in sorted(people):
-            w.writerow([folder, *people[folder]])
-    info = {"source": source, "repo": repo_name, "commit": commit, "path": prefix, "images": written,
+            if per_person[folder]:
+                w.writerow([folder, *people[folder]])
+    info = {"source": source, "repo": repo_name, "commit": commit, "path": prefix, "images": sum(per_person.values()),
             "people": len(per_person), "people_2plus": sum(1 for n in per_person.values() if n >= 2),
             "skipped": dict(skipped)}
+    if source == "asianfaces":
+        info["dropped_people"] = [{"name": _words(stem), "file_stem": stem, "reason": why}
+                                  for stem, why in ASIANFACES_DROPPED.items()]
     (root / "SOURCE.json").write_text(json.dumps(info, indent=1) + "\n")
     print(json.dumps(info))
     return {p[2] for p in people.values()}
