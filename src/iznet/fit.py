@@ -13,7 +13,11 @@
    chosen there (at most ``far`` of them named as another person, at most ``stranger_far`` named with their
    person left out: :func:`iznet.eval.openset.held_out_calibration`) and the one that names more of them
    right is kept: the fine-tuned model, or the base one when fine-tuning did not pay (few photos a person);
-4. ``gallery.db``: every photo enrolled with the kept model, and its threshold stored in the gallery;
+4. ``gallery.db``: every photo enrolled with the kept model, and its threshold stored in the gallery; a kept
+   base model that was shipped with an unknown-face rule (the bundled one) keeps that rule instead (nothing
+   stored): it was chosen on hundreds of development people, the held-out threshold on a few dozen faces
+   (on 24 held-out collection people, 10 photos each, the shipped rule gave more right names and fewer wrong
+   ones than the held-out threshold; docs/training.md);
 5. ``fit.json``: what was done and measured.
 
 A run that stops halfway is resumed by running the same command again (faces already cut are reused, the
@@ -64,11 +68,12 @@ class FitReport:
     candidates: list[Candidate]
     chosen: str
     embedder: str
-    threshold: float
+    threshold: float  # the one stored in the gallery; NaN when none is (rule "shipped")
     gallery: Path
     enrolled: int
     skipped: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    rule: str = "held-out"  # the gallery's unknown-face rule: "held-out" (threshold) or "shipped" (the base's own)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -167,6 +172,9 @@ def fit_group(photos: str | Path, out: str | Path, *, init: str = "bundled", det
     best = max(candidates, key=lambda c: (c.right, c.name == "base"))  # a tie keeps the base
     chosen = base if best.name == "base" else tuned
     threshold = best.threshold if math.isfinite(best.threshold) else None
+    rule = "held-out"
+    if best.name == "base" and getattr(base, "calibrated_threshold", None) is not None:
+        threshold, rule = None, "shipped"  # the base's own rule, chosen on far more people than held out here
 
     emit({"event": "stage", "stage": "enrol"})
     with Gallery(out / GALLERY, create=True) as g:
@@ -189,7 +197,7 @@ def fit_group(photos: str | Path, out: str | Path, *, init: str = "bundled", det
         train_faces=len(data.train.indices), held_out_faces=len(held.indices), candidates=candidates,
         chosen=best.name, embedder=best.spec, threshold=float("nan") if threshold is None else threshold,
         gallery=out / GALLERY, enrolled=sum(len(r.added) + len(r.duplicates) for r in reports),
-        skipped=[(str(p), why) for p, why in problems], warnings=warnings)
+        skipped=[(str(p), why) for p, why in problems], warnings=warnings, rule=rule)
     write_json(out / REPORT, report.to_json())
     return report
 

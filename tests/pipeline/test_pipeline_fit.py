@@ -72,7 +72,28 @@ def test_fit_keeps_the_base_when_fine_tuning_does_not_pay(tmp_path, synth, base_
     monkeypatch.setattr(fit, "_measure", measure)
     rep = fit_group(_group(tmp_path, synth), tmp_path / "fit", init=base_ckpt, detector=synth.BlobDetector(),
                     steps=2)
-    assert rep.chosen == "base" and rep.embedder == base_ckpt and rep.threshold == 0.3
+    assert rep.chosen == "base" and rep.embedder == base_ckpt and rep.threshold == 0.3 and rep.rule == "held-out"
+
+
+def test_a_kept_shipped_base_keeps_its_own_rule(tmp_path, synth, base_ckpt, monkeypatch):
+    import iznet.fit as fit
+    from iznet.utils.checkpoint import load_checkpoint, save_checkpoint
+
+    ck = load_checkpoint(base_ckpt, kind="embedder")
+    meta = {**ck["meta"], "calibration": {"threshold": 0.8, "gallery_far": 0.1, "margin": 0.1}}
+    shipped = str(save_checkpoint(tmp_path / "shipped.pt", kind="embedder", model=ck["model"],
+                                  model_kwargs=ck["model_kwargs"], state_dict=ck["state_dict"], meta=meta))
+
+    def measure(name, spec, embedder, data, far, stranger_far):
+        right = 0.5 if name == "base" else 0.4
+        return Candidate(name, spec, 0.3, right, 0.0, 1 - right, 0.0)
+
+    monkeypatch.setattr(fit, "_measure", measure)
+    rep = fit_group(_group(tmp_path, synth), tmp_path / "fit", init=shipped, detector=synth.BlobDetector(), steps=2)
+    assert rep.chosen == "base" and rep.rule == "shipped" and rep.threshold != rep.threshold  # NaN: none stored
+    with Gallery(tmp_path / "fit" / "gallery.db", create=False) as g:
+        (tag,) = g.embedders()
+        assert g.threshold(tag) is None
 
 
 @pytest.mark.parametrize("people, per", [(1, 6), (3, 3)])

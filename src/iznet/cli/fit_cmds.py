@@ -48,7 +48,9 @@ def fit_cmd(
     typer.echo(f"{rep.people} people, {rep.photos} photos, {rep.faces} faces ({len(rep.no_face)} photos with no "
                f"face); trained on {rep.train_faces}, held out {rep.held_out_faces}")
     typer.echo(rep.table())
-    typer.echo(f"enrolled {rep.enrolled} photos into {rep.gallery} with the {rep.chosen} embedder")
+    typer.echo(f"enrolled {rep.enrolled} photos into {rep.gallery} with the {rep.chosen} embedder"
+               + (" and the unknown-face rule it was shipped with" if rep.rule == "shipped" else
+                  f" and the threshold chosen on the held-out faces ({rep.threshold:.4f})"))
     for w in rep.warnings:
         typer.echo(f"warning: {w}", err=True)
     for path, why in rep.skipped:
