@@ -67,6 +67,20 @@ def set_threads(n: int) -> None:
     cv2.setNumThreads(n)
 
 
+def collection_train_people(collection: Path, people: list[str]) -> list[str]:
+    """The group's people that a training collection trains on (named identities of its ``train`` part)."""
+    import csv
+
+    from iznet.data.collection import normalise_name
+
+    table = collection / "identities.csv"
+    if not table.is_file():
+        sys.exit(f"--collection {collection}: no identities.csv there (a folder written by `iznet data build`)")
+    with open(table, newline="") as f:
+        train = {normalise_name(r["name"]) for r in csv.DictReader(f) if r.get("name") and r.get("part") == "train"}
+    return [p for p in people if normalise_name(p) in train]
+
+
 def lfw_overlap(people: list[str], lfw: Path | None) -> dict[str, Any]:
     """Which group people are LFW people, and which of those the bundled embedder trained on.
 
@@ -225,6 +239,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=15, help="timed repeats per latency measurement")
     ap.add_argument("--cli-runs", type=int, default=3, help="runs of the `iznet label` command (0: skip)")
     ap.add_argument("--no-dlib", action="store_true", help="skip the dlib reference")
+    ap.add_argument("--collection", type=Path, default=None, help="a training collection folder (identities.csv): "
+                    "shares are also given over the people it trains on and the others, by name")
     ap.add_argument("--embedder", action="append", default=None, metavar="NAME=SPEC:THRESHOLD",
                     help="an iznet system to score (repeatable): a name, an embedder checkpoint and its unknown-face "
                          "threshold (e.g. new=runs/x/model.pt:0.93), or 'shipped' for the checkpoint's own rule "
@@ -278,6 +294,12 @@ def main(argv: list[str] | None = None) -> dict:
     if overlap.get("in_lfw") is not None:
         groups["in_lfw"] = overlap["in_lfw"]
         groups["not_in_lfw"] = overlap["not_in_lfw"]
+    if args.collection is not None:
+        trained = collection_train_people(args.collection, people)
+        results["data"]["collection_train_people"] = trained
+        if trained:  # else "all" says it
+            groups["in_collection_train"] = trained
+            groups["not_in_collection_train"] = [p for p in people if p not in trained]
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     with tempfile.TemporaryDirectory(prefix="bench_group_") as tmp:
