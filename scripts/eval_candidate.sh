@@ -56,7 +56,7 @@ print('--far %s --margin %s' % (c.get('far') or 0.05, c.get('margin') or 0.0))")
     .venv/bin/iznet eval lfw -e "$RUN/model.pt" --pack "$LFWPACK" --data "$DATA" --json "$OUT/lfw_view2.json" ;;
   ident)  # closed-set rank-1 on the held-out identities, k = 5
     for e in "$RUN/model.pt" ${OLD:+"$OLD"}; do  # each model on the pack of its own crop convention
-      C=$($PY -c "import torch;print((torch.load('$e',map_location='cpu',weights_only=False).get('meta') or {}).get('crop','box'))")
+      C=$($PY -c "from iznet.utils.checkpoint import load_checkpoint as L;print(L('$e','embedder')['meta'].get('crop','box'))")
       P="$COLL/heldout_${C}112.pt"
       .venv/bin/iznet eval ident -e "$e" --pack "$P" -k 5 --json "$OUT/ident_$(basename "$(dirname "$e")")_$(basename "$e" .pt).json"
     done ;;

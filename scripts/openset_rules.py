@@ -44,6 +44,14 @@ def faces(pack: Path, part: str, embedder: str, seed: int) -> tuple[np.ndarray, 
     return np.asarray(emb, dtype=np.float64), names[rows]
 
 
+def sizes_list(text: str) -> list[int]:
+    """``"12,48"`` -> ``[12, 48]`` (argparse reports anything else as a bad --group-size)."""
+    sizes = [int(x) for x in text.split(",")]
+    if any(n < 2 for n in sizes):
+        raise ValueError(text)
+    return sizes
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-e", "--embedder", required=True)
@@ -53,8 +61,9 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, required=True, help="the embedder's calibrated threshold")
     ap.add_argument("--far", default="0.05", help="gallery rule: comma-separated values")
     ap.add_argument("--margin", default="0.1", help="margin rule: comma-separated values")
-    ap.add_argument("--group-size", default="12", help="people per gallery; comma-separated sizes: the chosen rule "
-                    "must keep its limits at every size (right names averaged over the sizes)")
+    ap.add_argument("--group-size", type=sizes_list, default=[12],
+                    help="people per gallery; comma-separated sizes: the chosen rule must keep its limits at every "
+                    "size (right names averaged over the sizes)")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--strangers", type=int, default=12)
     ap.add_argument("--rounds", type=int, default=100)
@@ -66,13 +75,16 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     emb, labels = faces(a.pack, a.part, a.embedder, a.seed)
-    sizes = [int(x) for x in str(a.group_size).split(",")]
-    rows = rule_grid(emb, labels, a.threshold, [float(x) for x in a.far.split(",")],
-                     [float(x) for x in a.margin.split(",")], sizes, k=a.k, strangers=a.strangers, rounds=a.rounds,
-                     method=a.method)
+    sizes = a.group_size
+    try:
+        rows = rule_grid(emb, labels, a.threshold, [float(x) for x in a.far.split(",")],
+                         [float(x) for x in a.margin.split(",")], sizes, k=a.k, strangers=a.strangers,
+                         rounds=a.rounds, method=a.method)
+    except ValueError as e:  # too few people for a gallery size, or a bad --far / --margin value
+        ap.error(str(e))
     best = choose_rule(rows, a.max_wrong, a.max_strangers_named)
     print(f"{a.pack} ({a.part}): {len(set(labels.tolist()))} people, {len(labels)} faces; threshold {a.threshold}; "
-          f"{a.rounds} galleries of {a.group_size} people x {a.k} photos + {a.strangers} strangers"
+          f"{a.rounds} galleries of {','.join(map(str, sizes))} people x {a.k} photos + {a.strangers} strangers"
           + ("" if len(sizes) == 1 else "; right: the mean over the sizes, wrong and strangers named: the worst"))
     print("| rule | far | margin | right | wrong | unknown | strangers rejected |")
     print("|---|---|---|---|---|---|---|")

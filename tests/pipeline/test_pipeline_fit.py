@@ -62,14 +62,16 @@ def test_fit_enrols_everyone_with_the_kept_model_and_resumes(tmp_path, synth, ba
     assert det.calls - calls == 24  # the faces were reused, only the enrolment detected again
 
 
+def _base_names_more(name, spec, embedder, data, far, stranger_far):
+    """A stand-in for the held-out comparison under which the base model wins (threshold 0.3 for both)."""
+    right = 0.5 if name == "base" else 0.4
+    return Candidate(name, spec, 0.3, right, 0.0, 1 - right, 0.0)
+
+
 def test_fit_keeps_the_base_when_fine_tuning_does_not_pay(tmp_path, synth, base_ckpt, monkeypatch):
     import iznet.fit as fit
 
-    def measure(name, spec, embedder, data, far, stranger_far):
-        right = 0.5 if name == "base" else 0.4
-        return Candidate(name, spec, 0.3, right, 0.0, 1 - right, 0.0)
-
-    monkeypatch.setattr(fit, "_measure", measure)
+    monkeypatch.setattr(fit, "_measure", _base_names_more)
     rep = fit_group(_group(tmp_path, synth), tmp_path / "fit", init=base_ckpt, detector=synth.BlobDetector(),
                     steps=2)
     assert rep.chosen == "base" and rep.embedder == base_ckpt and rep.threshold == 0.3 and rep.rule == "held-out"
@@ -84,11 +86,7 @@ def test_a_kept_shipped_base_keeps_its_own_rule(tmp_path, synth, base_ckpt, monk
     shipped = str(save_checkpoint(tmp_path / "shipped.pt", kind="embedder", model=ck["model"],
                                   model_kwargs=ck["model_kwargs"], state_dict=ck["state_dict"], meta=meta))
 
-    def measure(name, spec, embedder, data, far, stranger_far):
-        right = 0.5 if name == "base" else 0.4
-        return Candidate(name, spec, 0.3, right, 0.0, 1 - right, 0.0)
-
-    monkeypatch.setattr(fit, "_measure", measure)
+    monkeypatch.setattr(fit, "_measure", _base_names_more)
     rep = fit_group(_group(tmp_path, synth), tmp_path / "fit", init=shipped, detector=synth.BlobDetector(), steps=2)
     assert rep.chosen == "base" and rep.rule == "shipped" and rep.threshold != rep.threshold  # NaN: none stored
     with Gallery(tmp_path / "fit" / "gallery.db", create=False) as g:
