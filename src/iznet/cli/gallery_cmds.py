@@ -89,7 +89,7 @@ def enroll_cmd(
             rep = pl.enroll_files(g, name, images, emb, det, method=method, k=k)
             _report_person(rep)
             problems = [(p, r) for p, r in rep.skipped]
-            several = rep.several_faces
+            several, headshots = rep.several_faces, rep.headshots
         else:
             from tqdm import tqdm
 
@@ -101,11 +101,14 @@ def enroll_cmd(
                 _report_person(rep)
             _echo_list("ignored (not ROOT/<person>/<image>)", pl.ignored_in_folder(from_folder))
             several = [s for rep in reports for s in rep.several_faces]
+            headshots = [h for rep in reports for h in rep.headshots]
             n_added = sum(len(r.added) for r in reports)
             typer.echo(f"{len(reports)} people, {n_added} images enrolled from {from_folder}")
         typer.echo(f"gallery {g.path}, embedder {pl.embedder_tag(emb)}")
     _echo_list("photos with several faces (the most confident was kept; check them)",
                [f"{p}: {n} faces" for p, n in several])
+    _echo_list("faces found by the headshot fallback only (a weak face filling the picture; check them)",
+               [str(p) for p in headshots])
     _echo_list("not enrolled", [f"{p}: {r}" for p, r in problems])
     if problems:
         raise typer.Exit(1)

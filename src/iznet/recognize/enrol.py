@@ -14,8 +14,7 @@ from iznet.data.images import list_images, load_image
 from iznet.errors import DataError, GalleryError, ImageError
 from iznet.recognize.gallery import SOURCE_META_PREFIX, Gallery, sha256_file, validate_name
 from iznet.recognize.prototypes import DEFAULT_METHOD
-from iznet.recognize.faces import (NO_FACE_RETRY_PAD, crops_to_batch, detect_faces_with_landmarks, embedder_crops,
-                                   face_crops, whole_image_crop)
+from iznet.recognize.faces import crops_to_batch, detect_one_face, embedder_crops, face_crops, whole_image_crop
 from iznet.recognize.tags import embedder_tag
 
 if TYPE_CHECKING:  # the embedder module imports torch; the label path must not need it
@@ -36,6 +35,7 @@ class FaceCrop:
         box: the detected face box (None: the whole image was the crop).
         n_faces: faces the detector found (1 when not detecting).
         landmarks: the face's five points when the detector gives them.
+        headshot: the face was found by the headshot fallback only (:func:`~iznet.recognize.faces.detect_one_face`).
     """
 
     path: Path
@@ -44,6 +44,7 @@ class FaceCrop:
     box: tuple[float, float, float, float] | None
     n_faces: int = 1
     landmarks: np.ndarray | None = None
+    headshot: bool = False
 
 
 def face_crop_from_file(path: str | Path, size: int, detector: Any | None = None,
@@ -54,7 +55,8 @@ def face_crop_from_file(path: str | Path, size: int, detector: Any | None = None
         path: the image file.
         size: crop side (the embedder's ``input_size``).
         detector: None when the image already is a face crop (its centre square is used); otherwise the
-            most confident face is kept (``n_faces`` tells how many there were).
+            most confident face is kept (``n_faces`` tells how many there were), with the headshot fallback
+            when the picture shows no face at the operating threshold.
         margin_scale: crop convention scale.
         convention: ``box`` or ``aligned`` (the embedder's :attr:`~iznet.recognize.embedder.Embedder.face_crop`).
 
@@ -67,13 +69,13 @@ def face_crop_from_file(path: str | Path, size: int, detector: Any | None = None
     img = load_image(path)
     if detector is None:
         return FaceCrop(path, sha256_file(path), whole_image_crop(img, size), None, 1)
-    boxes, _, points = detect_faces_with_landmarks(detector, img, retry_pad=NO_FACE_RETRY_PAD)
+    boxes, _, points, headshot = detect_one_face(detector, img)
     if len(boxes) == 0:
         raise NoFaceError(path)
     box = tuple(float(v) for v in boxes[0])
     lm = points[0] if points is not None else None
     crop = face_crops(img, boxes[:1], None if lm is None else lm[None], size, convention, margin_scale)[0]
-    return FaceCrop(path, sha256_file(path), crop, box, len(boxes), lm)
+    return FaceCrop(path, sha256_file(path), crop, box, len(boxes), lm, headshot)
 
 
 @dataclass
@@ -87,6 +89,7 @@ class EnrollReport:
         duplicates: files that person already had (same content).
         skipped: ``(file, reason)`` for each file not enrolled (unreadable, no face).
         several_faces: ``(file, n)`` for photos with n > 1 faces, where the most confident was kept.
+        headshots: files whose face only the headshot fallback found (a low-confidence box filling the picture).
     """
 
     name: str
@@ -95,6 +98,7 @@ class EnrollReport:
     duplicates: list[Path] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     several_faces: list[tuple[Path, int]] = field(default_factory=list)
+    headshots: list[Path] = field(default_factory=list)
 
 
 def enroll_files(
@@ -148,6 +152,8 @@ def enroll_files(
             crops.append(fc)
             if fc.n_faces > 1:
                 report.several_faces.append((p, fc.n_faces))
+            if fc.headshot:
+                report.headshots.append(p)
         if progress is not None:
             progress(1)
     if not crops:

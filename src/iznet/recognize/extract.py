@@ -27,7 +27,8 @@ from iznet.data.crops import FACE_CROP_SCALE
 from iznet.data.images import SkipReport, load_image
 from iznet.errors import DataError, ImageError
 from iznet.recognize.enrol import person_folders
-from iznet.recognize.faces import NO_FACE_RETRY_PAD, detect_faces_with_landmarks
+from iznet.recognize.faces import (HEADSHOT_CONF, HEADSHOT_MIN_SIDE, HEADSHOT_PADS, NO_FACE_RETRY_PAD,
+                                   detect_faces_with_landmarks, detect_one_face)
 from iznet.utils.io import atomic_path, write_json
 
 _logger = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ def _settings(size: int, margin: float, keep: str, detector_name: str, crop: str
     out = {"size": int(size), "margin": float(margin), "keep": keep, "detector": detector_name}
     if crop != "box":  # manifests of box crops keep their old settings (nothing is redone)
         out["crop"] = crop
+    if keep == "best":  # one person a photo: the headshot fallback (iznet.recognize.faces.detect_one_face)
+        out["headshot_fallback"] = [list(HEADSHOT_PADS), HEADSHOT_CONF, HEADSHOT_MIN_SIDE]
     return out
 
 
@@ -247,7 +250,10 @@ def _extract_one(img: np.ndarray, detector: Any, out_root: Path, person: str, st
     how many aligned faces had no landmarks (cut as box crops)."""
     from iznet.data.align import face_pixels, needs_landmarks
 
-    boxes, scores, points = detect_faces_with_landmarks(detector, img, retry_pad=NO_FACE_RETRY_PAD)
+    if keep == "best":  # a photo of one person: the headshot fallback when nothing else finds a face
+        boxes, scores, points, _ = detect_one_face(detector, img)
+    else:
+        boxes, scores, points = detect_faces_with_landmarks(detector, img, retry_pad=NO_FACE_RETRY_PAD)
     chosen = range(len(boxes)) if keep == "all" else range(min(1, len(boxes)))
     outputs: list[str] = []
     missing = 0
