@@ -62,6 +62,9 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=5, help="photos enrolled per person")
     ap.add_argument("--seed", type=int, default=0, help="the training runs' seed (it picks the development people)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--untrained-by", default=None, metavar="PACK",
+                    help="also score the development people a run on PACK (the same seed) did not train on: "
+                    "those PACK lacks or holds out as its own development people (a model of an older collection)")
     ap.add_argument("--save-pack", type=Path, default=None, metavar="DIR",
                     help="also write the detector's crops as packs DIR/dev_detector_<crop>112.pt (one per crop "
                     "convention; pictures with no face found keep the whole picture), for scripts/openset_rules.py")
@@ -111,6 +114,17 @@ def main() -> None:
                "embedders": {}}
     print(f"detector's box side / teacher's: median {np.median(ratio):.3f}, quartiles "
           f"{np.percentile(ratio, 25):.3f} and {np.percentile(ratio, 75):.3f}", file=sys.stderr)
+    subsets = {"": np.ones(len(names), bool)}
+    if a.untrained_by:
+        other = load_pack(a.untrained_by)
+        other_names = {other.classes[int(lab)] for lab in other.labels}
+        other_dev = {other.classes[int(other.labels[i])] for i in development_rows(a.untrained_by, a.seed)}
+        keep = np.array([n not in other_names or n in other_dev for n in names])
+        subsets["_untrained_by_other"] = keep
+        results["untrained_by_other"] = {"pack": a.untrained_by, "people": len(set(names[keep].tolist())),
+                                         "pictures": int(keep.sum())}
+        print(f"{len(set(names[keep].tolist()))} of the people ({int(keep.sum())} pictures) are not trained on by a "
+              f"run on {a.untrained_by}", file=sys.stderr)
     saved: dict[str, Path] = {}
     for spec in a.embedder:
         emb = load_embedder(spec=spec, runtime="torch")
@@ -123,9 +137,11 @@ def main() -> None:
             saved[conv] = save_crops(cut, names, a.save_pack / f"dev_detector_{conv}112.pt", conv, box_pack)
             print(f"wrote {saved[conv]}", file=sys.stderr)
         for what, images in (("teacher_crops", teacher[conv]), ("detector_crops", detected)):
-            r = closed_set_identification(emb.embed(images), names, a.k, ("nn", "centroid", "medoid"))["rank1"]
-            row[what] = r
-            print(f"{spec} ({conv}) {what}: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()))
+            e = emb.embed(images)
+            for suffix, m in subsets.items():
+                r = closed_set_identification(e[m], names[m], a.k, ("nn", "centroid", "medoid"))["rank1"]
+                row[what + suffix] = r
+                print(f"{spec} ({conv}) {what}{suffix}: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()))
         results["embedders"][spec] = row
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,9 @@ case "$1" in
     $PY scripts/make_assets.py --embedder-run "$RUN" --pack packs/lfw112.pt --lfw "$DATA/lfw" --calibrate-only \
       | tee "$OUT/calibration.json" ;;
   devcrops)  # development people's faces cut by the bundled detector (the system's crops): rank-1, and a pack
-    $PY scripts/dev_detector_crops.py --pad 0 -e "$RUN/model.pt" ${OLD:+-e "$OLD"} --save-pack "$COLL" \
-      --json "$OUT/dev_detector_crops_pipeline.json" ;;
+    # UNTRAINED_BY=PACK: also the development people a model of that (older) collection did not train on
+    $PY scripts/dev_detector_crops.py --pad 0 --coll "$COLL" -e "$RUN/model.pt" ${OLD:+-e "$OLD"} --save-pack "$COLL" \
+      ${UNTRAINED_BY:+--untrained-by "$UNTRAINED_BY"} --json "$OUT/dev_detector_crops_pipeline.json" ;;
   openset_dev)  # choose the shipped rule on development people, faces cut as the system cuts them (stage devcrops),
     # the pipeline's prototypes, galleries of 12 and of 48 people (the limits must hold at both)
     T=$($PY -c "import json;print(json.load(open('$OUT/calibration.json'))['threshold'])")
