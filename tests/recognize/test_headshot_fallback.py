@@ -149,3 +149,27 @@ def test_enrolment_and_extraction_use_the_fallback(tmp_path, monkeypatch):
     # every face is kept when a photo may show several people: no fallback there
     ext = extract_faces(tmp_path / "photos", tmp_path / "all", WeakFaceDetector(), size=32, keep="all")
     assert len(ext.no_face) == 3
+
+
+def test_the_enroll_command_lists_the_faces_only_the_fallback_found(tmp_path, monkeypatch):
+    import iznet.detect.detector as detector
+    import iznet.recognize.faces as F
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from iznet.cli.app import app
+    from iznet.cli.main import _register
+
+    _register()
+    monkeypatch.setattr(detector, "load_detector", lambda spec, *a, **k: WeakFaceDetector())
+    monkeypatch.setattr(F.detect_one_face, "__defaults__", ((2.0, 3.0), None, 0.4))  # the 3x canvas finds it
+    paths = []
+    for v in range(2):
+        p = tmp_path / f"ann{v}.png"
+        Image.fromarray(picture(v)).save(p)
+        paths.append(str(p))
+    r = CliRunner().invoke(app, ["enroll", "ann", *paths, "--gallery", str(tmp_path / "g.db"), "--embedder", "raw:16",
+                                 "--detector", "weak"])
+    assert r.exit_code == 0, r.output
+    assert "faces found by the headshot fallback only" in r.output and "(2)" in r.output
+    assert paths[0] in r.output and paths[1] in r.output
