@@ -262,6 +262,44 @@ def test_collection_pack_holds_out_whole_people(tmp_path):
     assert len(train_people) == 56 and td.info["train_images"] == len(items) - int(np.isin(labels, list(dev_people)).sum())
 
 
+def test_given_development_people_and_the_list_of_a_run(tmp_path):
+    """--dev-people holds out exactly the people given (those with 2+ images); development_people names the ones
+    a run draws, without decoding, identical to build_train_data's split."""
+    from iznet.data.pack import pack_images
+    from iznet.engine.data import build_train_data, development_people, read_people_list
+    from iznet.errors import DataError
+
+    rng = np.random.default_rng(1)
+    items = [(f"p{i}/s/{j}.jpg", i, rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+             for i in range(60) for j in range(1 + i % 4)]
+    path = tmp_path / "train.pt"
+    pack_images(items, path, 32, classes=[f"p{i}" for i in range(60)], meta={"dataset": "iznet-collection-v1"})
+    for seed in (0, 3):
+        drawn = build_train_data(str(path), dev_pairs=50, seed=seed)
+        held = sorted({f"p{i}" for i in range(60)} - set(drawn.train.classes))
+        assert development_people(path, seed=seed) == held
+    listing = tmp_path / "dev.txt"
+    listing.write_text("# two with 2+ images, one with a single image, one unknown\np1\n\np2\np4\nnobody\n")
+    names = read_people_list(listing)
+    assert names == ["p1", "p2", "p4", "nobody"]
+    td = build_train_data(str(path), dev_pairs=50, dev_people=names)
+    assert set(td.train.classes) == {f"p{i}" for i in range(60)} - {"p1", "p2"}  # p4 has one image: it trains
+    assert td.info["dev_people"] == 2 and td.info["dev_people_given"] == 4
+    with pytest.raises(DataError, match="only 1 of the 2"):
+        build_train_data(str(path), dev_pairs=50, dev_people=["p1", "p4"])
+    (tmp_path / "empty.txt").write_text("# nobody\n")
+    with pytest.raises(DataError, match="names nobody"):
+        read_people_list(tmp_path / "empty.txt")
+    with pytest.raises(DataError, match="cannot read"):
+        read_people_list(tmp_path / "missing.txt")
+    group = tmp_path / "group.pt"
+    pack_images(items, group, 32, classes=[f"p{i}" for i in range(60)])
+    with pytest.raises(DataError, match="collection packs only"):
+        build_train_data(str(group), dev_people=["p1", "p2"])
+    with pytest.raises(DataError, match="not a collection pack"):
+        development_people(group)
+
+
 def test_keep_best_and_inherited_calibration(tmp_path):
     from iznet.utils.checkpoint import load_checkpoint, save_checkpoint
 

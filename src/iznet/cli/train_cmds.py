@@ -82,6 +82,9 @@ def train(
     rehearse_p: int = typer.Option(_D.rehearse_p, "--rehearse-p", help="people per batch drawn from --rehearse"),
     augment: str = typer.Option("default", "--augment", help="default (mild box jitter, flips, brightness) | "
                                 "photo (wider box jitter, colour, blur, JPEG; docs/training.md)"),
+    dev_people: Optional[Path] = typer.Option(None, "--dev-people", help="a collection pack's development people: "
+                                              "a text file, one name a line (e.g. another run's, written by "
+                                              "scripts/dev_people.py), held out instead of a random 5%"),
 ) -> None:
     """Train an embedder and write a run folder with config, metrics, checkpoints and model.pt."""
     from tqdm import tqdm
@@ -133,7 +136,15 @@ def train(
     if (warning := cpu_bf16_warning(dev, cpu_bf16)) is not None:
         typer.echo(warning, err=True)
     size_hint = 112
-    td = build_train_data(data, pack=pack, data_root=data_root, device=dev, seed=seed, size=size_hint)
+    names = None
+    if dev_people is not None:
+        from iznet.engine.data import read_people_list
+
+        names = read_people_list(dev_people)
+    td = build_train_data(data, pack=pack, data_root=data_root, device=dev, seed=seed, size=size_hint,
+                          dev_people=names)
+    if dev_people is not None:
+        td.info["dev_people_file"] = str(dev_people)
     typer.echo(f"data {data}: {json.dumps(td.info)}", err=True)
     bar = tqdm(total=steps, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -89,9 +90,22 @@ def _pairs_to_index(pairs, index_of) -> PairSet:
     return PairSet(idx1, idx2, same)
 
 
+def read_people_list(path: str | Path) -> list[str]:
+    """Names from a text file, one a line (blank lines and lines starting with ``#`` skipped)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read the list of people {path}: {e}") from None
+    names = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+    if not names:
+        raise DataError(f"{path} names nobody: write one person a line")
+    return names
+
+
 def build_train_data(spec: str, *, pack: str | Path | None = None, data_root: str | Path | None = None,
                      device: torch.device | str = "cpu", dev_share: float = 0.05, dev_pairs: int = 1000,
-                     seed: int = 0, size: int = 112) -> TrainData:
+                     seed: int = 0, size: int = 112, dev_people: Sequence[str] | None = None) -> TrainData:
     """Resolve a data spec into decoded images, a training split and dev/test pairs.
 
     Args:
@@ -103,6 +117,9 @@ def build_train_data(spec: str, *, pack: str | Path | None = None, data_root: st
         dev_pairs: number of same and of different development pairs.
         seed: seeds the dev split and the dev pairs.
         size: face size when packing on the fly.
+        dev_people: for a collection pack, hold out exactly these people (those the pack has with 2+ images)
+            instead of a random ``dev_share``: e.g. another run's development people, so that two models can be
+            compared on people neither trained on.
     """
     rng = np.random.default_rng(seed)
     if spec.startswith("lfw:"):
@@ -115,7 +132,9 @@ def build_train_data(spec: str, *, pack: str | Path | None = None, data_root: st
         names = [p.classes[int(l)] for l in p.labels]
         images = p.decode(device=device)
         if p.meta.get("dataset") == "iznet-collection-v1":
-            data = _build_people(spec, images, names, dev_share, dev_pairs, rng)
+            data = _build_people(spec, images, names, dev_share, dev_pairs, rng, dev_people)
+        elif dev_people is not None:
+            raise DataError(f"{spec}: a list of development people applies to collection packs only")
         else:
             data = _build_group(spec, images, names, dev_pairs, rng)
         if p.meta.get("crop") in ("aligned", "box"):
@@ -191,16 +210,43 @@ def _build_group(spec: str, images: torch.Tensor, names: list[str], dev_pairs: i
                       "dev_images": len(dev_idx)}, held_out=held)
 
 
+def _choose_dev_people(by_person: dict[str, list[int]], people: list[str], dev_share: float,
+                       rng: np.random.Generator, chosen: Sequence[str] | None = None) -> set[str]:
+    """A ``dev_share`` of the ``people`` with 2+ images, drawn with ``rng`` (or the ``chosen`` ones among them)."""
+    multi = [q for q in people if len(by_person[q]) >= 2]
+    if chosen is not None:
+        picked = set(chosen) & set(multi)
+        if len(picked) < 2:
+            raise DataError(f"only {len(picked)} of the {len(set(chosen))} development people given are in the "
+                            f"training data with 2+ images; the development pairs need at least 2")
+        return picked
+    n_dev = max(2, int(round(dev_share * len(multi))))
+    return set(rng.choice(multi, size=min(n_dev, len(multi)), replace=False).tolist())
+
+
+def development_people(pack: str | Path, seed: int = 0, dev_share: float = 0.05) -> list[str]:
+    """The development people a run on the collection ``pack`` holds out with ``seed`` (as
+    :func:`build_train_data` draws them), sorted; read from the labels alone, no image is decoded."""
+    from iznet.data.pack import load_pack
+
+    p = load_pack(pack)
+    if p.meta.get("dataset") != "iznet-collection-v1":
+        raise DataError(f"{pack}: not a collection pack (development people are drawn from collection packs)")
+    by_person: dict[str, list[int]] = {}
+    for i, lab in enumerate(p.labels):
+        by_person.setdefault(p.classes[int(lab)], []).append(i)
+    return sorted(_choose_dev_people(by_person, sorted(by_person), dev_share, np.random.default_rng(seed)))
+
+
 def _hold_out_people(person_of: list[str], people: list[str], dev_share: float, dev_pairs: int,
-                     rng: np.random.Generator) -> tuple[Split, PairSet, int]:
-    """Train on ``people`` less a ``dev_share`` of those with 2+ images, whose pairs are the dev set."""
+                     rng: np.random.Generator, chosen: Sequence[str] | None = None) -> tuple[Split, PairSet, int]:
+    """Train on ``people`` less a ``dev_share`` of those with 2+ images (or the ``chosen`` ones among them),
+    whose pairs are the dev set."""
     by_person: dict[str, list[int]] = {}
     for i, name in enumerate(person_of):
         by_person.setdefault(name, []).append(i)
     people = [q for q in people if q in by_person]
-    multi = [q for q in people if len(by_person[q]) >= 2]
-    n_dev = max(2, int(round(dev_share * len(multi))))
-    dev_people = set(rng.choice(multi, size=min(n_dev, len(multi)), replace=False).tolist())
+    dev_people = _choose_dev_people(by_person, people, dev_share, rng, chosen)
     train_people = [q for q in people if q not in dev_people]
     train_idx = np.array([i for q in train_people for i in by_person[q]], dtype=np.int64)
     labels, classes = _relabel([person_of[i] for i in train_idx])
@@ -212,12 +258,13 @@ def _hold_out_people(person_of: list[str], people: list[str], dev_share: float, 
 
 
 def _build_people(spec: str, images: torch.Tensor, names: list[str], dev_share: float, dev_pairs: int,
-                  rng: np.random.Generator) -> TrainData:
+                  rng: np.random.Generator, dev_people: Sequence[str] | None = None) -> TrainData:
     """A collection pack (``iznet data build``): many people, so development people are held out whole."""
-    train, dev, n_dev = _hold_out_people(names, sorted(set(names)), dev_share, dev_pairs, rng)
-    return TrainData(images, train, dev, None, spec,
-                     {"train_images": int(len(train.indices)), "train_people": len(train.classes),
-                      "dev_people": n_dev})
+    train, dev, n_dev = _hold_out_people(names, sorted(set(names)), dev_share, dev_pairs, rng, dev_people)
+    info = {"train_images": int(len(train.indices)), "train_people": len(train.classes), "dev_people": n_dev}
+    if dev_people is not None:
+        info["dev_people_given"] = len(set(dev_people))
+    return TrainData(images, train, dev, None, spec, info)
 
 
 def _build_lfw(spec, pack, data_root, device, dev_share, dev_pairs, rng, size) -> TrainData:
