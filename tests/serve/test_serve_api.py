@@ -167,6 +167,40 @@ def test_enrol_reports_repeated_and_several_face_photos(served, synth):
     assert out["several_faces"] == [{"file": "pair.png", "faces": 2}]
 
 
+def test_enrol_reports_faces_only_the_headshot_fallback_found(tmp_path, synth, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    import iznet.recognize.faces as F
+    from iznet.detect.results import Detections
+    from iznet.detect.settings import PostprocessConfig
+    from iznet.serve.app import create_app
+    from iznet.serve.service import ServeSettings
+
+    class CanvasOnly:
+        """Sees the picture's non-black part as a face (0.35) only with black all around it (a 3x canvas)."""
+
+        config = PostprocessConfig(conf_threshold=0.3)
+
+        def detect(self, image):
+            h, w = image.shape[:2]
+            ys, xs = np.nonzero(image.max(axis=2) > 0)
+            box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+            seen = (box[2] - box[0]) * (box[3] - box[1]) < 0.2 * h * w and self.config.conf_threshold <= 0.35
+            boxes = np.asarray([box] if seen else [], np.float32).reshape(-1, 4)
+            return Detections(boxes, np.full(len(boxes), 0.35, np.float32), (w, h))
+
+    monkeypatch.setattr(F.detect_one_face, "__defaults__", ((3.0,), None, 0.5))
+    app = create_app(ServeSettings(gallery=tmp_path / "g.db"), detector=CanvasOnly(), embedder=load_embedder("raw:16"))
+    try:
+        tight = np.random.default_rng(0).integers(30, 255, (60, 60, 3), dtype=np.uint8)
+        r = TestClient(app).post("/api/people", data={"name": "dee"},
+                                 files=[("files", ("tight.png", synth.encode(tight)))])
+        assert r.status_code == 201, r.text
+        assert r.json()["added"] == ["tight.png"] and r.json()["headshots"] == ["tight.png"]
+    finally:
+        app.state.service.close()
+
+
 def test_people_list_is_sorted_with_counts(three):
     client, _, _ = three
     doc = client.get("/api/people").json()

@@ -243,6 +243,7 @@ def _enroll_out(svc: RecognitionService, outcome: Any) -> EnrollOut:
         duplicates=outcome.duplicates,
         skipped=[{"file": f, "reason": r} for f, r in outcome.skipped],
         several_faces=[{"file": f, "faces": n} for f, n in outcome.several_faces],
+        headshots=outcome.headshots,
         person=_person_out(info),
     )
 

@@ -91,6 +91,8 @@ class EnrollOut(BaseModel):
     duplicates: list[str] = Field(..., description="pictures the person already had (same content)")
     skipped: list[FileProblem] = Field(..., description="photos in which no face was found")
     several_faces: list[SeveralFaces]
+    headshots: list[str] = Field(default_factory=list, description="photos whose face only the headshot fallback "
+                                 "found (a weak face filling the picture; check them)")
     person: PersonOut
 
 

@@ -173,6 +173,7 @@ class EnrollOutcome:
         duplicates: files the person already had (same content), or repeated in this request.
         skipped: ``(file, reason)`` for files not enrolled (no face).
         several_faces: ``(file, n)`` for photos with n > 1 faces, where the most confident was kept.
+        headshots: files whose face only the headshot fallback found (check them).
     """
 
     name: str
@@ -181,6 +182,7 @@ class EnrollOutcome:
     duplicates: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     several_faces: list[tuple[str, int]] = field(default_factory=list)
+    headshots: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------- uploads
@@ -470,6 +472,7 @@ class RecognitionService:
             duplicates=[by_path[str(p)] for p in report.duplicates] + repeated,
             skipped=[(by_path.get(str(p), p.name), r) for p, r in report.skipped],
             several_faces=[(by_path.get(str(p), p.name), n) for p, n in report.several_faces],
+            headshots=[by_path.get(str(p), p.name) for p in report.headshots],
         )
 
     def remove(self, name: str) -> tuple[str, int]:
