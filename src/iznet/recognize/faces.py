@@ -117,7 +117,7 @@ def detect_faces_with_landmarks(detector: Any, image: np.ndarray, retry_pad: flo
 #: picture's shorter side is taken. A face that fills a tight crop and turns away (a profile, a cap, a hand)
 #: often shows only on a canvas of another size; a picture of one person has one face, and it is big, so a
 #: small box found there is not taken. :data:`HEADSHOT_CONF` None: the detector's own confidence threshold.
-#: Chosen on development pictures (the training collection's development people, 62 pictures the pipeline
+#: Chosen on development pictures (the training collection's development people, 31 pictures the pipeline
 #: misses among 4,710, and 1,000 face-free patches of the detector's training photos) by
 #: ``scripts/choose_headshot_fallback.py``: canvases 1.5, 2.0 and 3.0 at the operating threshold 0.3 and a side
 #: of half the picture, of a grid down to threshold 0.05 (docs/detection.md, "Headshots"). The 2.0 canvas is
