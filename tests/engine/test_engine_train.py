@@ -234,6 +234,25 @@ def test_init_starts_from_a_checkpoint_and_freeze_trunk_trains_only_the_head(tmp
     assert all(p.requires_grad == n.startswith("head.") for n, p in ft.model.named_parameters())
 
 
+def test_init_into_a_gdc_head_keeps_the_base_function(tmp_path):
+    """--head gdc --init BASE: the base's weights, the new pooling at the average pool, the same embeddings."""
+    data = _synthetic()
+    base = Trainer(_cfg(), data, tmp_path / "base", device="cpu")
+    base.fit()
+    gdc = Trainer(_cfg(model_kwargs={"input_size": SIZE, "head": "gdc"}, init=str(tmp_path / "base" / "model.pt")),
+                  data, tmp_path / "gdc", device="cpu")
+    assert gdc.meta["init"]["fresh"] == ["head.pool.weight"]
+    x = torch.randn(4, 3, SIZE, SIZE)
+    with torch.no_grad():
+        assert torch.allclose(gdc.model.eval()(x), base.model.eval()(x), atol=1e-5)
+    gdc.fit()
+    w = gdc.model.head.pool.weight
+    assert not torch.allclose(w, torch.full_like(w, w.mean().item()))  # it learned a weighting of positions
+    # and the other way round is refused: an average-pool network has no place for the learned weights
+    with pytest.raises(TrainingError, match="do not fit this model"):
+        Trainer(_cfg(init=str(tmp_path / "gdc" / "model.pt")), data, tmp_path / "x", device="cpu")
+
+
 def test_init_refuses_another_architecture(tmp_path):
     data = _synthetic()
     Trainer(_cfg(), data, tmp_path / "base", device="cpu").fit()

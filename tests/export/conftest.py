@@ -53,6 +53,21 @@ def embedder_ckpt(ckpt_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def embedder_gdc_ckpt(ckpt_dir) -> Path:
+    """nn4_small at 64 px with the depthwise pooling head (random position weights) and flip TTA."""
+    from iznet.utils.checkpoint import save_checkpoint
+    from iznet.models import create_model
+
+    torch.manual_seed(3)
+    model = create_model("nn4_small", input_size=EMB_SIZE, head="gdc")
+    with torch.no_grad():
+        model.head.pool.weight.uniform_(0.0, 0.2)
+    return save_checkpoint(ckpt_dir / "emb_gdc.pt", kind="embedder", model="nn4_small",
+                           model_kwargs={"input_size": EMB_SIZE, "head": "gdc"}, state_dict=model.state_dict(),
+                           meta={"input_size": EMB_SIZE, "tta": True})
+
+
+@pytest.fixture(scope="session")
 def embedder_tta_ckpt(ckpt_dir) -> Path:
     """The same with flip TTA (the bundled embedder's setting)."""
     return _embedder_ckpt(ckpt_dir, "emb_tta.pt", tta=True)

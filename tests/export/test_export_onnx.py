@@ -20,7 +20,7 @@ def _crops(n: int, side: int, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (n, 3, side, side), dtype=np.uint8))
 
 
-@pytest.mark.parametrize("which", ["embedder_ckpt", "embedder_tta_ckpt"])
+@pytest.mark.parametrize("which", ["embedder_ckpt", "embedder_tta_ckpt", "embedder_gdc_ckpt"])
 def test_embedder_onnx_matches_torch(which, request, tmp_path):
     from iznet.recognize.embedder import load_embedder
     from iznet.recognize.pipeline import embedder_tag

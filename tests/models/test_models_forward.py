@@ -64,3 +64,22 @@ def test_lrn_is_nearly_the_identity_after_batch_norm():
         for train in (True, False):
             a, b = with_lrn.train(train)(x), without.train(train)(x)
             assert (a - b).norm(dim=1).max() < 0.02  # unit vectors; other people are ~1 apart
+
+
+def test_gdc_head_starts_as_the_average_pool_head_and_keeps_to_its_size():
+    from iznet.errors import ModelError
+    from iznet.models.nn2 import feature_side
+
+    torch.manual_seed(0)
+    gdc = create_model("nn4_small", input_size=112, head="gdc").eval()
+    avg = create_model("nn4_small", input_size=112).eval()
+    state = gdc.state_dict()
+    assert tuple(state["head.pool.weight"].shape) == (gdc.num_features, 1, 4, 4) and feature_side(112) == 4
+    avg.load_state_dict({k: v for k, v in state.items() if k != "head.pool.weight"})
+    x = torch.randn(2, 3, 112, 112)
+    with torch.no_grad():
+        assert torch.allclose(gdc(x), avg(x), atol=1e-5)
+        with pytest.raises(ModelError, match="input size"):
+            gdc(torch.randn(2, 3, 96, 96))
+    with pytest.raises(ModelError, match="head must be one of avg, gdc"):
+        create_model("nn4_small", head="max")

@@ -118,3 +118,33 @@ def test_preprocess_antialias_keeps_a_dot_that_plain_sampling_misses():
 def test_preprocess_rejects_bad_input(bad):
     with pytest.raises(ModelError):
         preprocess(bad, 4)
+
+
+def test_depthwise_pool_starts_as_the_average_pool_and_learns_per_position():
+    from iznet.models.layers import DepthwisePool2d
+
+    x = torch.randn(3, 5, 4, 4)
+    pool = DepthwisePool2d(5, 4)
+    assert torch.allclose(pool(x), x.mean(dim=(2, 3), keepdim=True), atol=1e-6)
+    # a hand-set weight: channel c reads position (c % 4, 1) only, times c + 1
+    with torch.no_grad():
+        pool.weight.zero_()
+        for c in range(5):
+            pool.weight[c, 0, c % 4, 1] = c + 1
+    want = torch.stack([x[:, c, c % 4, 1] * (c + 1) for c in range(5)], dim=1)
+    assert torch.allclose(pool(x)[:, :, 0, 0], want, atol=1e-6)
+    # float64 gradients against finite differences, for the input and the weight
+    p64 = DepthwisePool2d(2, 3).double()
+    with torch.no_grad():
+        p64.weight.copy_(torch.randn_like(p64.weight))
+    xi = torch.randn(2, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, w: torch.nn.functional.conv2d(a, w, groups=2), (xi, p64.weight))
+    assert torch.autograd.gradcheck(p64, (xi,))
+
+
+def test_depthwise_pool_names_the_size_it_needs():
+    from iznet.errors import ModelError
+    from iznet.models.layers import DepthwisePool2d
+
+    with pytest.raises(ModelError, match=r"\(5, 4, 4\).*input size"):
+        DepthwisePool2d(5, 4)(torch.zeros(1, 5, 3, 3))

@@ -42,11 +42,12 @@ def _separation(emb: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, 
     return nn_acc, d[same & ~eye].mean().item(), d[~same].mean().item()
 
 
-@pytest.mark.parametrize("name, n_people, steps", [("nn4_small", 4, 15), ("nn4", 3, 8)])
-def test_overfits_a_tiny_set(name, n_people, steps):
+@pytest.mark.parametrize("name, n_people, steps, kw", [("nn4_small", 4, 15, {}), ("nn4", 3, 8, {}),
+                                                     ("nn4_small", 4, 15, {"head": "gdc"})])
+def test_overfits_a_tiny_set(name, n_people, steps, kw):
     torch.manual_seed(0)
     x, y = _people(n_people, per_person=2)
-    model = create_model(name)
+    model = create_model(name, **kw)
     with torch.no_grad():
         acc_before, _, _ = _separation(model.eval()(x), y)
     assert acc_before < 1.0  # the task is not already solved by a random network

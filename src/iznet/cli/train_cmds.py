@@ -23,6 +23,9 @@ def train(
     model: Optional[str] = typer.Option(None, help="registered model name (see `iznet models`) [default: nn4, or "
                                         "the --init checkpoint's model]"),
     input_size: Optional[int] = typer.Option(None, help="override the model's input size"),
+    head: Optional[str] = typer.Option(None, "--head", help="NN2-family embedding head: avg (global average "
+                                       "pool) | gdc (a learned weight per channel and position; starts as avg, "
+                                       "so --init from an avg model keeps its function)"),
     loss: str = typer.Option(_D.loss, help="triplet | contrastive | pair | cosface"),
     mining: str = typer.Option(_D.mining, help="uniform | all | hard | semi-hard | random-hard | batch-hard"),
     margin: float = typer.Option(_D.margin, help="triplet margin alpha (squared distances)"),
@@ -95,6 +98,8 @@ def train(
     from iznet.utils.device import cpu_bf16_warning, default_device
 
     kwargs = {"input_size": input_size} if input_size else {}
+    if head is not None:
+        kwargs["head"] = head
     if freeze_trunk and not init:
         raise TrainingError("--freeze-trunk needs --init (a trunk to keep)")
     if model is None:

@@ -155,6 +155,10 @@ def pair_distances(model, images, pairs: PairSet, size, device, bf16=True, tta=T
     return np.linalg.norm(e1 - e2, axis=1)
 
 
+NEW_HEAD_KEYS = ("head.pool.weight",)
+"""Weights ``--init`` may leave at their start: the depthwise pooling head (starting as the average pool)."""
+
+
 def load_init_weights(model: nn.Module, spec: str) -> dict:
     """Copy an embedder checkpoint's weights into ``model`` (fine-tuning); ``spec`` is a path or ``bundled``.
 
@@ -172,14 +176,23 @@ def load_init_weights(model: nn.Module, spec: str) -> dict:
         ck = load_checkpoint(path, kind="embedder")
     except ModelError as e:
         raise TrainingError(f"--init {spec}: {e}") from None
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
+    # A new pooling head (--head gdc) on a network trained with the average pool: its weights start as the
+    # average pool (DepthwisePool2d), so they are the only ones the checkpoint may lack.
+    fresh = [k for k in NEW_HEAD_KEYS if k in model.state_dict() and k not in state]
+    for k in fresh:
+        state[k] = model.state_dict()[k]
     try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()})
+        model.load_state_dict(state)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise TrainingError(f"--init {spec}: its weights ({ck['model']} {ck.get('model_kwargs', {})}) do not fit "
                             f"this model; train with --model {ck['model']} ({first})") from None
-    return {"spec": spec, "path": str(path), "model": ck["model"], "model_kwargs": ck.get("model_kwargs", {}),
-            "source_run": ck.get("meta", {}).get("source_run"), "calibration": ck.get("meta", {}).get("calibration")}
+    out = {"spec": spec, "path": str(path), "model": ck["model"], "model_kwargs": ck.get("model_kwargs", {}),
+           "source_run": ck.get("meta", {}).get("source_run"), "calibration": ck.get("meta", {}).get("calibration")}
+    if fresh:
+        out["fresh"] = fresh
+    return out
 
 
 class Trainer:

@@ -1,4 +1,4 @@
-"""Building blocks shared by the embedding networks: Maxout, L2 pooling, LRN, Conv-BN-ReLU."""
+"""Building blocks shared by the embedding networks: Maxout, L2 pooling, depthwise pooling, LRN, Conv-BN-ReLU."""
 
 from __future__ import annotations
 
@@ -70,6 +70,49 @@ class L2Pool2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, eps={self.eps}"
+
+
+class DepthwisePool2d(nn.Module):
+    """Global depthwise convolution (MobileFaceNet's "GDConv"): a learned weight per channel and position.
+
+    ``y[b, c] = sum_ij w[c, i, j] * x[b, c, i, j]`` over a map of exactly ``side x side``. A global average
+    pool weighs every position of a face the same; on aligned faces the eyes, nose and mouth sit at fixed
+    places, and this layer can weigh them apart. It starts as the average pool (every weight
+    ``1 / side**2``), so a network trained with the average pool keeps its function when its head is
+    swapped for this one (``iznet train --head gdc --init``).
+
+    Args:
+        channels: channels of the feature map.
+        side: the feature map's side (fixed: the layer is tied to the network's input size).
+
+    Shapes:
+        (B, channels, side, side) -> (B, channels, 1, 1).
+    """
+
+    def __init__(self, channels: int, side: int):
+        super().__init__()
+        if channels < 1 or side < 1:
+            raise ValueError(f"DepthwisePool2d needs channels >= 1 and side >= 1, got {channels}, {side}")
+        self.channels = channels
+        self.side = side
+        self.weight = nn.Parameter(torch.empty(channels, 1, side, side))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Every weight ``1 / side**2``: the global average pool."""
+        nn.init.constant_(self.weight, 1.0 / (self.side * self.side))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.channels or x.shape[2] != self.side or x.shape[3] != self.side:
+            from iznet.errors import ModelError
+
+            raise ModelError(f"the depthwise pooling head expects ({self.channels}, {self.side}, {self.side}) "
+                             f"feature maps, got {tuple(x.shape[1:])}: the network takes only its own "
+                             "input size (model.input_size)")
+        return F.conv2d(x, self.weight.to(x.dtype), groups=self.channels)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, side={self.side}"
 
 
 def local_response_norm(enabled: bool = True) -> nn.Module:

@@ -25,7 +25,7 @@ from torch import nn
 
 from iznet.errors import ModelError
 from iznet.models.base import EmbeddingNet
-from iznet.models.layers import ConvBNReLU, L2Pool2d, init_weights, local_response_norm
+from iznet.models.layers import ConvBNReLU, DepthwisePool2d, L2Pool2d, init_weights, local_response_norm
 from iznet.models.registry import register_model
 
 
@@ -129,17 +129,33 @@ class InceptionModule(nn.Module):
         return torch.cat(outs, dim=1)
 
 
+HEADS = ("avg", "gdc")
+"""The embedding heads of the NN2 family (``NN2(head=...)``, ``iznet train --head``)."""
+
+
+def feature_side(input_size: int) -> int:
+    """Side of the trunk's output map for a square input: five stride-2 stages with "same" padding halve it,
+    rounding up, five times (112 -> 4, 96 -> 3, 224 -> 7)."""
+    side = input_size
+    for _ in range(5):
+        side = (side + 1) // 2
+    return side
+
+
 class NN2(EmbeddingNet):
     """FaceNet NN2 (Table 2) and its variants.
 
     Args:
-        input_size: square input side (224 for NN2, 160 for NN3, 96 for NN4); any side >= 32 works,
-            since the trunk ends in a global average pool.
+        input_size: square input side (224 for NN2, 160 for NN3, 96 for NN4); any side >= 32 works
+            with the average-pool head; the ``gdc`` head takes only this side.
         width: multiplier on every channel count (1.0 = the paper; ``nn4_small`` uses 0.5).
         no_5x5: names of modules whose 5x5 branch is removed (NN4: "5a", "5b").
         bn: batch norm after each convolution (ours; FaceNet used none).
         lrn: the two LRN "norm" layers of the stem; ``None`` (default) means ``not bn``.
         embedding_dim: embedding size (128).
+        head: how the trunk's map becomes a vector: ``avg`` (global average pool, FaceNet's) or ``gdc``
+            (a learned weight per channel and position, :class:`~iznet.models.layers.DepthwisePool2d`;
+            it starts equal to ``avg``).
 
     Shapes:
         (B, 3, S, S) -> forward_features (B, C, ceil(S/32), ceil(S/32)) (C = 1024 for NN2, 896 for NN4)
@@ -147,13 +163,15 @@ class NN2(EmbeddingNet):
     """
 
     def __init__(self, input_size: int = 224, width: float = 1.0, no_5x5: tuple[str, ...] | list[str] = (),
-                 bn: bool = True, lrn: bool | None = None, embedding_dim: int = 128):
+                 bn: bool = True, lrn: bool | None = None, embedding_dim: int = 128, head: str = "avg"):
         super().__init__()
         lrn = (not bn) if lrn is None else lrn
         if not width > 0:
             raise ModelError(f"width must be > 0, got {width}")
         if input_size < 32:
             raise ModelError(f"input_size must be at least 32 px, got {input_size}")
+        if head not in HEADS:
+            raise ModelError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
         known = {m.name for m in NN2_MODULES}
         bad = set(no_5x5) - known
         if bad:
@@ -163,6 +181,7 @@ class NN2(EmbeddingNet):
         self.width = width
         self.no_5x5 = tuple(no_5x5)
         self.lrn = lrn
+        self.head_kind = head
 
         c1, c2red, c2 = _scale(64, width), _scale(64, width), _scale(192, width)
         self.features = nn.Sequential()
@@ -185,7 +204,8 @@ class NN2(EmbeddingNet):
         self.num_features = ch
 
         self.head = nn.Sequential()
-        self.head.add_module("pool", nn.AdaptiveAvgPool2d(1))
+        side = feature_side(input_size)
+        self.head.add_module("pool", nn.AdaptiveAvgPool2d(1) if head == "avg" else DepthwisePool2d(ch, side))
         self.head.add_module("flatten", nn.Flatten(1))
         self.head.add_module("fc", nn.Linear(ch, embedding_dim))
         if bn:
@@ -194,6 +214,8 @@ class NN2(EmbeddingNet):
             # steps, docs/models.md).
             self.head.add_module("bn", nn.BatchNorm1d(embedding_dim))
         init_weights(self)
+        if head == "gdc":
+            self.head.pool.reset_parameters()  # the average pool to start with
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
