@@ -48,7 +48,8 @@ def _cfg(**kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
-@pytest.mark.parametrize("extra", [{}, {"id_weight": 0.5}, {"loss": "cosface"}, {"cpu_bf16": True}])
+@pytest.mark.parametrize("extra", [{}, {"id_weight": 0.5}, {"loss": "cosface"}, {"cpu_bf16": True},
+                                   {"id_weight": 0.5, "id_init": "centroids"}])
 def test_resume_gives_identical_weights(tmp_path, extra):
     data = _synthetic()
     full = Trainer(_cfg(**extra), data, tmp_path / "full", device="cpu")
@@ -118,12 +119,40 @@ def test_config_validation():
     _cfg(id_margin=5.0).validate()  # the identity settings matter only when the term is on
     with pytest.raises(TrainingError, match="unknown people weight 'count'"):
         _cfg(people_weight="count").validate()
+    with pytest.raises(TrainingError, match="unknown id init 'means'"):
+        _cfg(id_weight=1.0, id_init="means").validate()
+    with pytest.raises(TrainingError, match="needs --id-weight"):
+        _cfg(id_init="centroids").validate()
 
 
 def test_people_weight_reaches_the_batches(tmp_path):
     tr = Trainer(_cfg(people_weight="sqrt", steps=2), _synthetic(), tmp_path / "run", device="cpu")
     assert tr._batches.sampler.people_weight == "sqrt"
     assert tr.fit()["samples"] == 2 * 3 * 4
+
+
+def test_centroid_imprinting_sets_each_direction_to_the_mean_embedding(tmp_path):
+    from iznet.engine.train import embed_images
+
+    data = _synthetic()
+    tr = Trainer(_cfg(steps=1, id_weight=1.0, id_init="centroids", seed=3), data, tmp_path / "run", device="cpu")
+    seen = []
+    tr.on_event = seen.append
+    before = tr.id_loss.weight.detach().clone()
+    emb = embed_images(tr.model, data.images, data.train.indices, SIZE, torch.device("cpu"), False, tta=False)
+    tr.fit(stop_after=0)  # the imprint only
+    ev = next(e for e in seen if e["event"] == "imprint")
+    w = tr.id_loss.weight.detach()
+    for c in range(w.shape[0]):  # brute force: one person at a time
+        rows = [i for i, l in enumerate(data.train.labels) if l == c]
+        if rows:
+            m = torch.as_tensor(emb[rows]).double().sum(0)
+            assert torch.allclose(w[c].double(), m / m.norm(), atol=1e-5), c
+        else:
+            assert torch.equal(w[c], before[c])
+    assert ev["classes"] == len(set(data.train.labels.tolist())) and ev["images"] == len(data.train.indices)
+    assert -1 <= ev["cos_nearest_other"] < ev["cos_own"] <= 1 and 0 <= ev["own_is_nearest"] <= 1
+    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])["event"] == "imprint"
 
 
 def test_resume_refuses_a_run_without_the_identity_term(tmp_path):

@@ -41,6 +41,9 @@ def train(
                                               "added to the triplet or contrastive loss (0: off)"),
     id_scale: float = typer.Option(_D.id_scale, help="CosFace scale s (loss=cosface or --id-weight)"),
     id_margin: float = typer.Option(_D.id_margin, help="CosFace cosine margin m (loss=cosface or --id-weight)"),
+    id_init: str = typer.Option(_D.id_init, "--id-init", help="the identity term's class directions at the "
+                                "start: random | centroids (each person's mean embedding under the starting "
+                                "network; for fine-tunes with --init)"),
     optimizer: str = typer.Option(_D.optimizer, help="sgd | adagrad | adamw"),
     lr: float = typer.Option(_D.lr),
     weight_decay: float = typer.Option(_D.weight_decay),
@@ -122,6 +125,7 @@ def train(
     cfg = TrainConfig(model=model, model_kwargs=kwargs, loss=loss, mining=mining, margin=margin,
                       pair_metric=pair_metric, p=p, k=k, singletons=singletons, pair_batch=pair_batch,
                       people_weight=people_weight, id_weight=id_weight, id_scale=id_scale, id_margin=id_margin,
+                      id_init=id_init,
                       optimizer=optimizer, lr=lr,
                       weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup, steps=steps,
                       seed=seed, bf16=not no_bf16, cpu_bf16=cpu_bf16,
@@ -168,6 +172,9 @@ def train(
             bar.set_postfix(post, refresh=False)
         elif ev["event"] == "eval":
             bar.write(f"step {ev['step']}: dev accuracy {ev['dev_best_acc']:.4f}  AUC {ev['dev_auc']:.4f}")
+        elif ev["event"] == "imprint":
+            bar.write(f"class directions from {ev['images']} pictures of {ev['classes']} people: a picture's "
+                      f"cosine to its own {ev['cos_own']:.3f}, to the nearest other {ev['cos_nearest_other']:.3f}")
 
     trainer = Trainer(cfg, td, out, device=dev, on_event=on_event,
                       meta={"command": "iznet " + " ".join(shlex.quote(a) for a in sys.argv[1:])})

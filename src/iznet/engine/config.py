@@ -47,6 +47,7 @@ LOSSES = ("triplet", "contrastive", "pair", "cosface")
 MININGS = ("uniform", "all", "hard", "semi-hard", "random-hard", "batch-hard")
 OPTIMIZERS = ("sgd", "adagrad", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
+ID_INITS = ("random", "centroids")
 
 
 @dataclass
@@ -71,6 +72,10 @@ class TrainConfig:
     id_weight: float = 0.0
     id_scale: float = 30.0
     id_margin: float = 0.35
+    # Where the identity term's class directions start: "random", or "centroids" (weight imprinting: each
+    # person's mean embedding under the starting network, so a fine-tune's identity term is informative from
+    # its first step instead of spending thousands of steps finding directions).
+    id_init: str = "random"
     optimizer: str = "sgd"
     lr: float = 0.05
     momentum: float = 0.9
@@ -152,6 +157,11 @@ class TrainConfig:
         if not (0 <= self.calibrate_far < 1 and 0 <= self.calibrate_stranger_far < 1):
             raise TrainingError(f"calibrate_far and calibrate_stranger_far must be in [0, 1), got "
                                 f"{self.calibrate_far} and {self.calibrate_stranger_far}")
+        if self.id_init not in ID_INITS:
+            bad("id init", self.id_init, ID_INITS)
+        if self.id_init != "random" and not self.uses_id_loss:
+            raise TrainingError(f"id_init {self.id_init!r} sets the identity term's class directions; it needs "
+                                "--id-weight > 0 or --loss cosface")
         if self.uses_id_loss and not (self.id_scale > 0 and 0 <= self.id_margin < 1):
             raise TrainingError(f"id_scale must be > 0 and id_margin in [0, 1), got {self.id_scale}, {self.id_margin}")
 

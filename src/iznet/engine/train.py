@@ -487,6 +487,36 @@ class Trainer:
         self.samples = int(ts["samples"])
         self._snapshot_left = [s for s in self._snapshot_left if s > self.samples]
 
+    @torch.no_grad()
+    def imprint_class_directions(self) -> dict:
+        """Weight imprinting: each training person's class direction becomes the normalised mean of the
+        starting network's embeddings of their pictures (no augmentation, no flip). People without a picture
+        in the split keep their random direction. Deterministic, so a resumed run (which loads the directions
+        from its checkpoint instead) takes the same steps.
+
+        Returns:
+            an ``imprint`` event: classes set, pictures used, mean cosine of a picture to its own direction and
+            to the nearest other one.
+        """
+        tr = self.data.train
+        emb = embed_images(self.model, self.data.images, tr.indices, self.size, self.device, self.cfg.bf16,
+                           tta=False)
+        n = self.id_loss.num_classes
+        sums = np.zeros((n, emb.shape[1]), np.float64)
+        np.add.at(sums, tr.labels, emb)
+        norms = np.linalg.norm(sums, axis=1)
+        have = norms > 0
+        w = self.id_loss.weight
+        w[torch.as_tensor(np.flatnonzero(have), device=w.device)] = torch.as_tensor(
+            sums[have] / norms[have, None], dtype=w.dtype, device=w.device)
+        cos = torch.as_tensor(emb, device=w.device) @ torch.nn.functional.normalize(w, dim=1).t()
+        labels = torch.as_tensor(tr.labels, device=w.device)
+        own = cos.gather(1, labels[:, None])[:, 0]
+        other = cos.scatter(1, labels[:, None], -2.0).amax(1)
+        return {"event": "imprint", "classes": int(have.sum()), "images": int(len(tr.indices)),
+                "cos_own": float(own.mean()), "cos_nearest_other": float(other.mean()),
+                "own_is_nearest": float((own > other).float().mean())}
+
     def _snapshot(self) -> None:
         emb = embed_images(self.model, self.data.images, self.data.train.indices[self._snapshot_idx],
                            self.size, self.device, self.cfg.bf16, tta=False)
@@ -512,6 +542,10 @@ class Trainer:
         end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
         last_eval: dict = {}
         try:
+            if self.step == 0 and self.id_loss is not None and cfg.id_init == "centroids":
+                ev = self.imprint_class_directions()
+                metrics_f.write(json.dumps(ev) + "\n")
+                self.on_event(ev)
             if self.step == 0 and self._snapshot_left and self._snapshot_left[0] == 0:
                 self._snapshot()
                 self._snapshot_left.pop(0)
