@@ -3,7 +3,8 @@
 # Usage: RUN=runs/coll_v2_box_tri OLD=runs/bench/old_embedder.pt OLD_T=0.927 bash scripts/eval_candidate.sh STAGE
 #   CROP=aligned for a candidate trained on aligned faces (its packs, an aligned LFW pack from
 #   scripts/pack_lfw_aligned.py, the held-out folder unpacked from heldout_aligned112.pt).
-#   calibrate | devcrops | openset_dev | ship | lfw | ident | bench_heldout | bench_glint24 | openset_test | cluster | cfp
+#   calibrate | devcrops | openset_dev | cluster_dev | ship | lfw | ident | bench_heldout | bench_glint24 | openset_test
+#   | cluster | cfp
 # The shipped unknown-face rule is the row openset_rules.py marks "chosen" on development people: the most right
 # names with at most 1% wrong names (3% until 2026-12-06; docs/training.md) and 10% of strangers named.
 set -euo pipefail
@@ -31,10 +32,16 @@ case "$1" in
     $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack "$COLL/dev_detector_${CROP}112.pt" --part all \
       --threshold "$T" --far 0,0.01,0.03,0.05,0.1,0.2 --margin 0,0.05,0.1,0.15,0.2 --group-size 12,48 --rounds 200 \
       --max-wrong 0.01 --json "$OUT/openset_dev.json" ;;  # 1%: development people showed a quarter of glint24's wrong names
+  cluster_dev)  # iznet cluster's default cut, chosen on development people's faces as the system cuts them
+    $PY scripts/choose_cluster_threshold.py -e "$RUN/model.pt" --pack "$COLL/dev_detector_${CROP}112.pt" \
+      --json "$OUT/cluster_dev.json" ;;
   ship)  # the candidate becomes the bundled embedder, with the rule chosen on development people
     ARGS=$($PY -c "
 import json; c = json.load(open('$OUT/openset_dev.json'))['chosen'] or {}
 print(('--gallery-far %s ' % c['far'] if c.get('far') is not None else '') + ('--margin %s' % c['margin'] if c.get('margin') is not None else ''))")
+    if [ -f "$OUT/cluster_dev.json" ]; then
+      ARGS="$ARGS --cluster-threshold $($PY -c "import json;print(json.load(open('$OUT/cluster_dev.json'))['chosen']['threshold'])")"
+    fi
     echo "make_assets $ARGS"
     $PY scripts/make_assets.py --embedder-run "$RUN" --pack packs/lfw112.pt --lfw "$DATA/lfw" $ARGS > "$OUT/make_assets.json" ;;
   openset_test)  # the shipped rule on people never used to choose anything
@@ -47,12 +54,13 @@ print('--far %s --margin %s' % (c.get('far') or 0.05, c.get('margin') or 0.0))")
     $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack packs/glint24_112.pt --part all --threshold "$T" \
       $C --rounds 200 --json "$OUT/openset_glint24.json" ;;
   cluster)  # dlib's descriptors are deterministic: its scores on the same folders come from an earlier run
+    # the cut iznet cluster ships: stage cluster_dev's choice when it ran, else the unknown-face threshold
+    if [ -f "$OUT/cluster_dev.json" ]; then T=$($PY -c "import json;print(json.load(open('$OUT/cluster_dev.json'))['chosen']['threshold'])")
+    else T=$($PY -c "import json;print(json.load(open('$OUT/calibration.json'))['threshold'])"); fi
     $PY scripts/cluster_eval.py --no-dlib --data "$COLL/heldout_$CROP" --crop-scale "$CSCALE" -e "$RUN/model.pt" \
-      --threshold "$($PY -c "import json;print(json.load(open('$OUT/calibration.json'))['threshold'])")" \
-      --json "$OUT/cluster_heldout.json"
+      --threshold "$T" --json "$OUT/cluster_heldout.json"
     $PY scripts/cluster_eval.py --no-dlib --data "$DATA/glint24/images" --crop-scale 1.0 -e "$RUN/model.pt" \
-      --threshold "$($PY -c "import json;print(json.load(open('$OUT/calibration.json'))['threshold'])")" \
-      --json "$OUT/cluster_glint24.json" ;;
+      --threshold "$T" --json "$OUT/cluster_glint24.json" ;;
   lfw)  # all 6,000 View 2 pairs, 10-fold thresholds; the candidate never saw an LFW image
     .venv/bin/iznet eval lfw -e "$RUN/model.pt" --pack "$LFWPACK" --data "$DATA" --json "$OUT/lfw_view2.json" ;;
   ident)  # closed-set rank-1 on the held-out identities, k = 5

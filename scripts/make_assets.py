@@ -157,6 +157,8 @@ def main() -> None:
                     help="shipped rule: tighten the threshold to the gallery's own look-alikes at this rate "
                          "(chosen with scripts/openset_rules.py on development people)")
     ap.add_argument("--margin", type=float, default=None, help="shipped rule: runner-up margin")
+    ap.add_argument("--cluster-threshold", type=float, default=None,
+                    help="`iznet cluster`'s default cut (scripts/choose_cluster_threshold.py, development people)")
     ap.add_argument("--demo-answers-only", action="store_true",
                     help="only relabel the demo photo with the demo gallery as the pipeline does now (e.g. after "
                          "a change of the default prototypes) and rewrite demo/expected.json")
@@ -181,6 +183,8 @@ def main() -> None:
         cal["gallery_far"] = a.gallery_far
     if a.margin is not None:
         cal["margin"] = a.margin
+    if a.cluster_threshold is not None:
+        cal["cluster_threshold"] = a.cluster_threshold
     meta = build_embedder(a.embedder_run, cal)
     demo = build_demo(a.lfw, cal["threshold"])
     report = {"embedder": {"model": meta.get("config", {}).get("model"), "summary": meta.get("summary")},

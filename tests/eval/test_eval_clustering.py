@@ -71,3 +71,18 @@ def test_bad_settings():
         cluster_faces(E, "kmeans")
     assert cluster_faces(np.zeros((0, 3)), threshold=0.5).shape == (0,)
     assert cluster_faces(np.eye(3)[:1], threshold=0.5).tolist() == [-1]
+
+
+def test_default_threshold_prefers_the_shipped_clustering_cut_for_agglomerative_only():
+    from types import SimpleNamespace
+
+    from iznet.recognize.cluster import default_threshold
+
+    both = SimpleNamespace(calibrated_threshold=0.81, calibration={"threshold": 0.81, "cluster_threshold": 0.925})
+    assert default_threshold(both, "agglomerative") == 0.925
+    assert default_threshold(both, "chinese-whispers") == 0.81  # chosen for average linkage only
+    old = SimpleNamespace(calibrated_threshold=0.81, calibration={"threshold": 0.81})
+    assert default_threshold(old) == 0.81
+    bad = SimpleNamespace(calibrated_threshold=0.81, calibration={"cluster_threshold": float("nan")})
+    assert default_threshold(bad) == 0.81
+    assert default_threshold(SimpleNamespace()) is None

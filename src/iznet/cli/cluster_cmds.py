@@ -20,7 +20,8 @@ def cluster_cmd(
                                "chinese-whispers, or kmeans (with --clusters)"),
     threshold: Optional[float] = typer.Option(None, "--threshold", "-t", min=0.01, max=2.0,
                                               help="faces farther apart are not one person [default: the "
-                                                   "embedder's calibrated unknown-face threshold]"),
+                                                   "embedder's clustering threshold, chosen on development "
+                                                   "people; else its unknown-face threshold]"),
     clusters: Optional[int] = typer.Option(None, "--clusters", min=1, help="number of people (kmeans)"),
     min_size: int = typer.Option(2, "--min-size", min=1, help="smaller clusters go to unsorted/"),
     min_face: int = typer.Option(24, "--min-face", min=1, help="faces smaller than this (pixels) go to unsorted/"),

@@ -124,6 +124,18 @@ CLUSTERS_FILE = "clusters.json"
 UNSORTED = "unsorted"
 
 
+def default_threshold(embedder, method: str = "agglomerative") -> float | None:
+    """The cut an embedder ships for ``method``: its clustering threshold (``calibration["cluster_threshold"]``,
+    chosen for the agglomerative method on development people, ``scripts/choose_cluster_threshold.py``) when
+    it has one and the method is agglomerative, else its calibrated unknown-face threshold (faces farther
+    apart than a stranger are not merged), else ``None``."""
+    cal = getattr(embedder, "calibration", None) or {}
+    t = cal.get("cluster_threshold") if isinstance(cal, dict) else None
+    if method == "agglomerative" and isinstance(t, (int, float)) and np.isfinite(t) and 0 < t <= 2:
+        return float(t)
+    return getattr(embedder, "calibrated_threshold", None)
+
+
 def cluster_photos(photos, out, detector, embedder, *, method: str = "agglomerative", threshold: float | None = None,
                    n_clusters: int | None = None, min_size: int = 2, min_face: int = 24, crop_size: int = 160,
                    progress=None) -> dict:
@@ -138,8 +150,8 @@ def cluster_photos(photos, out, detector, embedder, *, method: str = "agglomerat
         photos: image files.
         out: a new or empty folder.
         detector, embedder: as for the pipeline (the faces are cut with the 1.3x crop).
-        method, threshold, n_clusters, min_size: see :func:`cluster_faces`; ``threshold`` defaults to the
-            embedder's calibrated unknown-face threshold.
+        method, threshold, n_clusters, min_size: see :func:`cluster_faces`; ``threshold`` defaults to
+            :func:`default_threshold`.
         min_face: faces whose box is smaller than this (longer side, pixels) go to ``unsorted/``.
         crop_size: side of the written crops.
         progress: called with 1 after each photo.
@@ -163,7 +175,7 @@ def cluster_photos(photos, out, detector, embedder, *, method: str = "agglomerat
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ClusterError(f"{out} exists and is not an empty folder; give a new folder for the clusters")
     if threshold is None and method != "kmeans":
-        threshold = getattr(embedder, "calibrated_threshold", None)
+        threshold = default_threshold(embedder, method)
         if threshold is None:
             raise ClusterError(f"embedder {embedder.name} has no calibrated threshold; pass --threshold D")
     faces, skipped, crops_small, crops_emb = [], [], [], []
