@@ -57,7 +57,14 @@ def dev_threshold(run: Path, pack: Path, lfw_root: Path, target_far: float, chec
 
     cfg = json.loads((run / "config.json").read_text())
     seed = cfg["config"]["seed"]
-    td = build_train_data(cfg["data"], pack=pack, data_root=lfw_root.parent, device="cpu", seed=seed)
+    names = None
+    given = (cfg.get("data_info") or {}).get("dev_people_file")
+    if given:  # the run held out a given list (--dev-people), not a random share: the same people here
+        from iznet.engine.data import read_people_list
+
+        names = read_people_list(Path(given))
+    td = build_train_data(cfg["data"], pack=pack, data_root=lfw_root.parent, device="cpu", seed=seed,
+                          dev_people=names)
     emb = load_embedder(str(checkpoint or ASSETS / "embedder.pt"), device="cpu")
     pairs = td.dev_pairs
     uniq, inv = np.unique(np.concatenate([pairs.idx1, pairs.idx2]), return_inverse=True)
@@ -67,6 +74,8 @@ def dev_threshold(run: Path, pack: Path, lfw_root: Path, target_far: float, chec
     same = pairs.same.astype(bool)
     t = calibrate_threshold(dist, same, target_far)
     who = "LFW people" if str(cfg["data"]).startswith("lfw:") else f"people of {cfg['data']}"
+    if given:
+        who += f" listed in {given}"
     from iznet.eval.verification import auc, best_threshold
 
     return {"threshold": float(t), "target_far": target_far, "far": float(np.mean(dist[~same] <= t)),
