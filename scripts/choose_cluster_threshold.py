@@ -14,7 +14,6 @@ threshold with the best mean of the two. No test person is involved.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
           + (f"; the unknown-face threshold {out['unknown_face_threshold']['threshold']:.3f} gives "
              f"{out['unknown_face_threshold']['bcubed_f_all']:.3f} (all)" if "unknown_face_threshold" in out else ""))
     if a.json:
+        from iznet.utils.io import write_json
+
         a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(out, indent=1))
+        write_json(a.json, out)
     return 0
 
 

@@ -83,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
            "suggested_id_weight": float(f"{ratio:.2g}")}
     print(f"median |grad triplet| / |grad identity| = {ratio:.4f}: --id-weight {out['suggested_id_weight']}")
     if a.json:
+        from iznet.utils.io import write_json
+
         a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(out, indent=1))
+        write_json(a.json, out)
     return 0
 
 
