@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = np.round(np.arange(lo, hi + step / 2, step), 4)
     p = load_pack(a.pack)
     names = np.array([p.classes[int(lab)] for lab in p.labels])
-    E = np.asarray(load_embedder(a.embedder, device="cpu").embed(p.decode()), dtype=np.float64)
+    embedder = load_embedder(a.embedder, device="cpu")
+    E = np.asarray(embedder.embed(p.decode()), dtype=np.float64)
     people = np.unique(names)
     whole = grid_scores(E, names, thresholds)
     rng = np.random.default_rng(a.seed)
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                     for t, w, g, s in zip(thresholds, whole, group_mean, score)],
            "chosen": {"threshold": float(thresholds[best]), "bcubed_f_all": float(whole[best]),
                       "bcubed_f_groups": float(group_mean[best])}}
-    cal = getattr(load_embedder(a.embedder, device="cpu"), "calibration", None) or {}
+    cal = getattr(embedder, "calibration", None) or {}
     if isinstance(cal.get("threshold"), (int, float)):
         t0 = float(cal["threshold"])
         out["unknown_face_threshold"] = {"threshold": t0, "bcubed_f_all": grid_scores(E, names, np.array([t0]))[0]}

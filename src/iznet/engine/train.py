@@ -179,9 +179,10 @@ def load_init_weights(model: nn.Module, spec: str) -> dict:
     state = {k: v.float() if v.is_floating_point() else v for k, v in ck["state_dict"].items()}
     # A new pooling head (--head gdc) on a network trained with the average pool: its weights start as the
     # average pool (DepthwisePool2d), so they are the only ones the checkpoint may lack.
-    fresh = [k for k in NEW_HEAD_KEYS if k in model.state_dict() and k not in state]
+    own = model.state_dict()
+    fresh = [k for k in NEW_HEAD_KEYS if k in own and k not in state]
     for k in fresh:
-        state[k] = model.state_dict()[k]
+        state[k] = own[k]
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
