@@ -86,3 +86,28 @@ def test_default_threshold_prefers_the_shipped_clustering_cut_for_agglomerative_
     bad = SimpleNamespace(calibrated_threshold=0.81, calibration={"cluster_threshold": float("nan")})
     assert default_threshold(bad) == 0.81
     assert default_threshold(SimpleNamespace()) is None
+
+
+def test_the_end_to_end_outcome_of_a_cluster_report():
+    """scripts/cluster_outcome.py: a photo's most confident face is its folder's person, other faces are strangers,
+    and a photo with no face found counts as an unsorted face of its person over every photo."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "cluster_outcome.py"
+    spec = importlib.util.spec_from_file_location("cluster_outcome_script", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    faces = [{"photo": "d/ann/1.jpg", "face": 0, "score": 0.9, "cluster": 0},
+             {"photo": "d/ann/1.jpg", "face": 1, "score": 0.4, "cluster": -1},  # a passer-by, unsorted
+             {"photo": "d/ann/2.jpg", "face": 0, "score": 0.8, "cluster": 0},
+             {"photo": "d/bob/1.jpg", "face": 0, "score": 0.7, "cluster": 1},
+             {"photo": "d/bob/2.jpg", "face": 0, "score": 0.6, "cluster": 1}]
+    report = {"faces_list": faces, "photos": 5, "skipped": [{"photo": "d/bob/3.jpg", "reason": "no face found"}],
+              "threshold": 0.9, "method": "agglomerative", "embedder": "x", "headshot_faces": 0}
+    res = mod.outcome(report)
+    assert res["photos_with_a_face"] == 4 and res["photos_missed"] == 1 and res["extra_faces"] == 1
+    assert res["found"]["bcubed_f"] == pytest.approx(1.0)  # the stranger alone, each person one cluster
+    assert res["every_photo"]["bcubed_precision"] == pytest.approx(1.0)
+    # bob's missed photo: his three faces recall 2/3, 2/3, 1/3; the six faces' mean recall
+    assert res["every_photo"]["bcubed_recall"] == pytest.approx((1 + 1 + 1 + 2 / 3 + 2 / 3 + 1 / 3) / 6)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -173,3 +175,34 @@ def test_the_enroll_command_lists_the_faces_only_the_fallback_found(tmp_path, mo
     assert r.exit_code == 0, r.output
     assert "faces found by the headshot fallback only" in r.output and "(2)" in r.output
     assert paths[0] in r.output and paths[1] in r.output
+
+
+def test_clustering_a_folder_of_weak_headshots(tmp_path):
+    """Tight crops of two people that no canvas of the pipeline's retry shows: with the fallback (the default)
+    every picture gives its face and the two people come out, each face marked; without it none is found."""
+    from PIL import Image
+
+    from iznet.recognize.cluster import ClusterError, cluster_photos
+
+    paths = []
+    for person in range(2):
+        ramp = np.linspace(40, 250, 60)  # each person a different light: from the left, or from the top
+        light = np.broadcast_to(ramp[None, :] if person == 0 else ramp[:, None], (60, 60))
+        base = np.repeat(light[:, :, None], 3, axis=2).astype(np.int16)
+        for v in range(3):
+            jitter = np.random.default_rng(10 * person + v).integers(-6, 7, size=base.shape)
+            p = tmp_path / "photos" / f"p{person}_{v}.png"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.clip(base + jitter, 30, 255).astype(np.uint8)).save(p)
+            paths.append(p)
+    det = WeakFaceDetector()
+    rep = cluster_photos(paths, tmp_path / "people", det, RawPixelEmbedder(size=16), threshold=0.5)
+    assert rep["faces"] == 6 and rep["headshot_faces"] == 6 and rep["clusters"] == 2 and not rep["skipped"]
+    by_photo = {Path(f["photo"]).stem: f["cluster"] for f in rep["faces_list"]}
+    assert len({by_photo[f"p0_{v}"] for v in range(3)}) == 1 and len({by_photo[f"p1_{v}"] for v in range(3)}) == 1
+    assert by_photo["p0_0"] != by_photo["p1_0"]
+    assert (tmp_path / "people" / "index.html").read_text().count('class="headshot"') == 6
+    assert set(det.seen) == {60, 90, 120, 180}  # the picture, the retry's 2x canvas, then the 1.5x and 3x ones
+    with pytest.raises(ClusterError, match="no face found in any of the 6 photos"):
+        cluster_photos(paths, tmp_path / "none", WeakFaceDetector(), RawPixelEmbedder(size=16), threshold=0.5,
+                       headshots=False)

@@ -25,6 +25,9 @@ def cluster_cmd(
     clusters: Optional[int] = typer.Option(None, "--clusters", min=1, help="number of people (kmeans)"),
     min_size: int = typer.Option(2, "--min-size", min=1, help="smaller clusters go to unsorted/"),
     min_face: int = typer.Option(24, "--min-face", min=1, help="faces smaller than this (pixels) go to unsorted/"),
+    headshots: bool = typer.Option(True, "--headshots/--no-headshots",
+                                   help="a photo with no face gets enrolment's headshot fallback (one big face, "
+                                        "as in a folder of tight crops)"),
     embedder: Optional[str] = typer.Option(None, "--embedder", "-e", help=EMBEDDER_HELP),
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help=DETECTOR_HELP),
 ) -> None:
@@ -48,10 +51,12 @@ def cluster_cmd(
     det, emb = load_detector(spec=detector), load_embedder(spec=embedder)
     with tqdm(total=len(files), unit="photo", desc="faces", dynamic_ncols=True) as bar:
         rep = cluster_photos(files, out, det, emb, method=method, threshold=threshold, n_clusters=clusters,
-                             min_size=min_size, min_face=min_face, progress=bar.update)
+                             min_size=min_size, min_face=min_face, headshots=headshots, progress=bar.update)
     typer.echo(f"{rep['faces']} faces in {rep['photos']} photos: {rep['clusters']} people, {rep['unsorted']} "
                f"unsorted ({rep['too_small']} too small); threshold {rep['threshold']}")
     _echo_list("photos skipped", [f"{s['photo']}: {s['reason']}" for s in rep["skipped"]])
+    _echo_list("faces found by the headshot fallback only (a weak face filling the picture; check them)",
+               [f"{f['photo']} -> {f['file']}" for f in rep["faces_list"] if f["headshot"]])
     typer.echo(f"contact sheet: {out / 'index.html'}; rename the person_* folders, then "
                f"`iznet enroll --from-folder {out}`")
     if problems:
