@@ -74,6 +74,19 @@ def embedder_tta_ckpt(ckpt_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def embedder_zoom_ckpt(ckpt_dir) -> Path:
+    """Flip TTA and two test-time zoom views (``meta["tta_zooms"]``)."""
+    from iznet.utils.checkpoint import save_checkpoint
+    from iznet.models import create_model
+
+    torch.manual_seed(4)
+    model = create_model("nn4_small")
+    return save_checkpoint(ckpt_dir / "emb_zoom.pt", kind="embedder", model="nn4_small", model_kwargs={},
+                           state_dict=model.state_dict(),
+                           meta={"input_size": EMB_SIZE, "tta": True, "tta_zooms": [0.88, 0.75]})
+
+
+@pytest.fixture(scope="session")
 def detector_ckpt(ckpt_dir) -> Path:
     """A random 'light' detector checkpoint at 128 px with a low confidence threshold (so it finds boxes)."""
     from iznet.detect.detector import save_detector

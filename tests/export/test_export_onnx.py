@@ -20,7 +20,7 @@ def _crops(n: int, side: int, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (n, 3, side, side), dtype=np.uint8))
 
 
-@pytest.mark.parametrize("which", ["embedder_ckpt", "embedder_tta_ckpt", "embedder_gdc_ckpt"])
+@pytest.mark.parametrize("which", ["embedder_ckpt", "embedder_tta_ckpt", "embedder_gdc_ckpt", "embedder_zoom_ckpt"])
 def test_embedder_onnx_matches_torch(which, request, tmp_path):
     from iznet.recognize.embedder import load_embedder
     from iznet.recognize.pipeline import embedder_tag
@@ -42,6 +42,7 @@ def test_embedder_onnx_matches_torch(which, request, tmp_path):
     # the gallery tag is the PyTorch embedder's, so galleries enrolled with the checkpoint still match
     assert embedder_tag(onnx_emb) == embedder_tag(torch_emb)
     assert onnx_emb.tta == torch_emb.tta and onnx_emb.dim == 128 and onnx_emb.trained
+    assert onnx_emb.zooms == torch_emb.zooms == ((0.88, 0.75) if which == "embedder_zoom_ckpt" else ())
 
 
 def test_embedder_metadata_describes_the_file(embedder_tta_ckpt, tmp_path):

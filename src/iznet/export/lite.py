@@ -111,7 +111,7 @@ def flag(value: str | None, default: bool) -> bool:
 
 
 def embedder_metadata(md: dict[str, str], path: Path) -> dict[str, Any]:
-    """What an exported embedder's metadata says: ``input_size``, ``dim``, ``name``, ``tta``, ``trained``,
+    """What an exported embedder's metadata says: ``input_size``, ``dim``, ``name``, ``tta``, ``zooms``, ``trained``,
     ``tag``, ``face_crop``, ``threshold``, ``calibration`` and ``calibrated_threshold``.
 
     Raises:
@@ -127,6 +127,11 @@ def embedder_metadata(md: dict[str, str], path: Path) -> dict[str, Any]:
     if crop not in CROP_CONVENTIONS:
         raise ModelError(f"{path}: unknown face crop convention {crop!r}; expected one of "
                          f"{', '.join(CROP_CONVENTIONS)}")
+    zooms = md.get("iznet.tta_zooms", "")
+    try:
+        out["zooms"] = tuple(float(z) for z in zooms.split(",") if z.strip())
+    except ValueError:
+        raise ModelError(f"{path}: bad iznet.tta_zooms metadata {zooms!r}; export it again") from None
     out.update(name=md.get("iznet.name", path.name), tta=flag(md.get("iznet.tta"), False),
                trained=flag(md.get("iznet.trained"), True), tag=md.get("iznet.tag") or None, face_crop=crop,
                threshold=float(md["iznet.threshold"]) if "iznet.threshold" in md else None,
@@ -209,7 +214,7 @@ class LiteEmbedder:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "needs_fit": False, "trained": self.trained, "input_size": self.input_size,
-                "dim": self.dim, "kind": "onnx", "tta": self.tta, "path": str(self.path),
+                "dim": self.dim, "kind": "onnx", "tta": self.tta, "zooms": list(self.zooms), "path": str(self.path),
                 "runtime": "onnxruntime (numpy)"}
 
 

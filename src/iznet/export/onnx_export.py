@@ -6,7 +6,8 @@ What goes into the graph, and what stays in Python (so both runtimes share it):
   :func:`iznet.models.preprocess` (``(x / 255 - 0.5) / 0.5``, resized to S); output ``embedding`` float32
   (B, D), L2-normalised. A checkpoint trained with flip test-time augmentation (``meta["tta"]``) has the flip
   in the graph: ``normalise(normalise(f(x)) + normalise(f(flip(x))))``, what
-  :class:`~iznet.recognize.embedder.NetworkEmbedder` computes.
+  :class:`~iznet.recognize.embedder.NetworkEmbedder` computes; its test-time zoom views
+  (``meta["tta_zooms"]``) are in the graph too, each added the same way.
 * **detector**: input ``images`` float32 (B, 3, S, S) in [0, 1] (the letterboxed photo / 255); output ``raw``
   (B, S/32, S/32, A, 5), the network's raw output. Letterboxing, decoding and NMS stay in
   :mod:`iznet.detect.letterbox` and :mod:`iznet.detect.postprocess`.
@@ -148,25 +149,36 @@ def resolve_source(spec: str | Path, kind: str | None = None) -> SourceModel:
 
 # ---------------------------------------------------------------------------------------------- graphs
 class EmbedderGraph(nn.Module):
-    """What the ONNX embedder computes: preprocessed crops -> L2-normalised embeddings (flip TTA inside).
+    """What the ONNX embedder computes: preprocessed crops -> L2-normalised embeddings (test-time views inside).
 
     Args:
         model: the embedding network.
         tta: add the embedding of the horizontally flipped crop (as :class:`NetworkEmbedder` does).
+        zooms: add the embeddings of these zoomed views (:func:`iznet.models.preprocess.zoom_view`), each
+            flipped too with ``tta``, as :class:`NetworkEmbedder` does.
 
     Shapes:
         input (B, 3, S, S) float32 -> (B, D) float32, unit rows.
     """
 
-    def __init__(self, model: nn.Module, tta: bool):
+    def __init__(self, model: nn.Module, tta: bool, zooms: tuple[float, ...] = ()):
         super().__init__()
         self.model = model
         self.tta = bool(tta)
+        self.zooms = tuple(float(z) for z in zooms)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _view(self, x: torch.Tensor) -> torch.Tensor:
         e = F.normalize(self.model(x), p=2.0, dim=1, eps=1e-12)
         if self.tta:
             e = e + F.normalize(self.model(torch.flip(x, dims=[3])), p=2.0, dim=1, eps=1e-12)
+        return e
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from iznet.models.preprocess import zoom_view
+
+        e = self._view(x)
+        for z in self.zooms:
+            e = e + self._view(zoom_view(x, z))
         return F.normalize(e, p=2.0, dim=1, eps=1e-12)
 
 
@@ -195,7 +207,8 @@ def embedder_metadata(embedder: Any, source: SourceModel | None = None) -> dict[
     """``metadata_props`` of an exported embedder.
 
     Keys: ``iznet.format``, ``iznet.kind`` (``embedder``), ``iznet.name``, ``iznet.model`` (network class),
-    ``iznet.input_size``, ``iznet.embedding_dim``, ``iznet.tta``, ``iznet.trained``, ``iznet.tag`` (gallery
+    ``iznet.input_size``, ``iznet.embedding_dim``, ``iznet.tta``, ``iznet.tta_zooms`` (comma-separated, empty
+    for none), ``iznet.trained``, ``iznet.tag`` (gallery
     tag of the PyTorch embedder), ``iznet.crop`` (the face crop convention: ``box`` or ``aligned``),
     ``iznet.input``/``iznet.output`` (the contract in words), version keys, and
     when known ``iznet.source``, ``iznet.source_sha256``, ``iznet.threshold`` (a threshold the checkpoint
@@ -210,6 +223,7 @@ def embedder_metadata(embedder: Any, source: SourceModel | None = None) -> dict[
         "iznet.input_size": str(int(embedder.input_size)),
         "iznet.embedding_dim": str(int(embedder.dim)),
         "iznet.tta": str(bool(embedder.tta)).lower(),
+        "iznet.tta_zooms": ",".join(repr(float(z)) for z in getattr(embedder, "zooms", ())),
         "iznet.trained": str(bool(embedder.trained)).lower(),
         "iznet.tag": embedder_tag(embedder),
         "iznet.crop": str(getattr(embedder, "face_crop", "box")),
@@ -410,7 +424,7 @@ def export_embedder(embedder: Any, out: str | Path, source: SourceModel | None =
         raise ModelError(f"only network embedders can be exported to ONNX, got {getattr(embedder, 'name', embedder)!r}"
                          " (pixel and PCA baselines run in numpy/torch as they are)")
     metadata = embedder_metadata(embedder, source)
-    graph = EmbedderGraph(copy.deepcopy(embedder.model).cpu().float(), embedder.tta)
+    graph = EmbedderGraph(copy.deepcopy(embedder.model).cpu().float(), embedder.tta, getattr(embedder, "zooms", ()))
     size = int(embedder.input_size)
     gen = torch.Generator().manual_seed(0)
 

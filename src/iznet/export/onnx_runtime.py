@@ -67,6 +67,7 @@ class OnnxEmbedder(Embedder):
         info = embedder_metadata(self.metadata, self.path)
         self.input_size, self._dim, self.name = info["input_size"], info["dim"], info["name"]
         self.tta, self.trained, self.tag, self.face_crop = info["tta"], info["trained"], info["tag"], info["face_crop"]
+        self.zooms = info["zooms"]
         self.threshold, self.calibration = info["threshold"], info["calibration"]
         if info["calibrated_threshold"] is not None:
             self.calibrated_threshold = info["calibrated_threshold"]
@@ -84,7 +85,7 @@ class OnnxEmbedder(Embedder):
         return torch.from_numpy(self.session.run([self.output_name], {self.input_name: x})[0])
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "kind": "onnx", "tta": self.tta, "path": str(self.path),
+        return {**super().describe(), "kind": "onnx", "tta": self.tta, "zooms": list(self.zooms), "path": str(self.path),
                 "runtime": "onnxruntime"}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -41,3 +43,38 @@ def preprocess(images: torch.Tensor, size: int | None = None) -> torch.Tensor:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     x = x.sub_(0.5).div_(0.5)
     return x[0] if single else x
+
+
+def check_zooms(zooms: Any, where: str = "zooms") -> tuple[float, ...]:
+    """``zooms`` as a tuple of floats, each in (0.5, 1): the test-time views of :func:`zoom_view`.
+
+    Raises:
+        ModelError: a value that is not a number in that range (named, with ``where``).
+    """
+    if zooms is None:
+        return ()
+    try:
+        out = tuple(float(z) for z in zooms)
+    except (TypeError, ValueError):
+        raise ModelError(f"{where}: expected a list of numbers in (0.5, 1), got {zooms!r}") from None
+    bad = [z for z in out if not 0.5 < z < 1.0]
+    if bad:
+        raise ModelError(f"{where}: zoom {bad[0]} is outside (0.5, 1); a zoom is the share of the crop's side kept")
+    return out
+
+
+def zoom_view(x: torch.Tensor, zoom: float) -> torch.Tensor:
+    """The centre ``zoom`` share of preprocessed crops (B, C, S, S), resized back to S × S (bilinear).
+
+    One test-time view of an embedder (``NetworkEmbedder(zooms=...)``): a slightly tighter face. The kept
+    square is ``round(S * zoom)`` pixels, centred (its offset rounded down), so PyTorch and the exported ONNX
+    graph cut the same pixels.
+
+    >>> zoom_view(torch.zeros(1, 3, 112, 112), 0.88).shape
+    torch.Size([1, 3, 112, 112])
+    """
+    side = int(x.shape[-1])
+    keep = int(round(side * float(zoom)))
+    o = (side - keep) // 2
+    y = x[..., o:o + keep, o:o + keep]
+    return F.interpolate(y, size=(side, side), mode="bilinear", align_corners=False)

@@ -257,10 +257,15 @@ class NetworkEmbedder(Embedder):
         tta: also embed the horizontally flipped crop, add the two embeddings, renormalise.
         trained: False for random weights (reported, and the CLI warns).
         name: description stored with results.
+        zooms: more test-time views: for each value, the crop's centre of that share of its side, resized
+            back (:func:`iznet.models.preprocess.zoom_view`; flipped too with ``tta``); every view's unit
+            embedding is added, then the sum renormalised. A checkpoint stores them as ``meta["tta_zooms"]``.
     """
 
     def __init__(self, model: torch.nn.Module, input_size: int | None = None, device: str | torch.device | None = None,
-                 tta: bool = False, trained: bool = True, name: str | None = None):
+                 tta: bool = False, trained: bool = True, name: str | None = None, zooms: Any = ()):
+        from iznet.models.preprocess import check_zooms
+
         from iznet.utils.device import default_device
 
         self.device = default_device(str(device) if device is not None else None)
@@ -270,6 +275,7 @@ class NetworkEmbedder(Embedder):
             raise ModelError(f"{type(model).__name__} has no input_size; pass input_size=")
         self.input_size = int(size)
         self.tta, self.trained = bool(tta), bool(trained)
+        self.zooms = check_zooms(zooms, "NetworkEmbedder zooms")
         self.name = name or type(model).__name__
         self._dim: int | None = getattr(model, "embedding_dim", None)
         self.calibration: dict | None = None
@@ -280,24 +286,29 @@ class NetworkEmbedder(Embedder):
 
     def _embed_batch(self, images: torch.Tensor) -> torch.Tensor:
         from iznet.models import preprocess
+        from iznet.models.preprocess import zoom_view
         from iznet.utils.device import autocast, cpu_channels_last
 
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.no_grad(), autocast(self.device):
-                x = preprocess(images.to(self.device, non_blocking=True), self.input_size)
-                x = cpu_channels_last(x)
-                e = _l2_normalize(self.model(x))
-                if self.tta:
-                    e = e + _l2_normalize(self.model(torch.flip(x, dims=[3])))
+                x0 = preprocess(images.to(self.device, non_blocking=True), self.input_size)
+                e = None
+                for x in [x0] + [zoom_view(x0, z) for z in self.zooms]:
+                    x = cpu_channels_last(x)
+                    v = _l2_normalize(self.model(x))
+                    if self.tta:
+                        v = v + _l2_normalize(self.model(torch.flip(x, dims=[3])))
+                    e = v if e is None else e + v
         finally:
             self.model.train(was_training)
         self._dim = int(e.shape[1])
         return e.float()
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "kind": "network", "tta": self.tta, "device": str(self.device)}
+        return {**super().describe(), "kind": "network", "tta": self.tta, "zooms": list(self.zooms),
+                "device": str(self.device)}
 
 
 class EnsembleEmbedder(Embedder):
@@ -471,7 +482,7 @@ def _from_checkpoint(path: Path, device, tta: bool | None) -> NetworkEmbedder:
     meta = ck.get("meta") or {}
     use_tta = bool(meta.get("tta", False)) if tta is None else bool(tta)
     emb = NetworkEmbedder(model, input_size=meta.get("input_size"), device=device, tta=use_tta, trained=True,
-                          name=f"{name}@{path.name}")
+                          name=f"{name}@{path.name}", zooms=_checkpoint_zooms(meta, path))
     cal = meta.get("calibration")
     if isinstance(cal, dict) and isinstance(cal.get("threshold"), (int, float)) and math.isfinite(cal["threshold"]):
         emb.calibrated_threshold = float(cal["threshold"])
@@ -479,6 +490,13 @@ def _from_checkpoint(path: Path, device, tta: bool | None) -> NetworkEmbedder:
     emb.face_crop = _crop_convention(meta.get("crop", "box"), path)
     emb.source = str(path.resolve())  # recorded by the galleries it enrols into
     return emb
+
+
+def _checkpoint_zooms(meta: dict, path: Path) -> tuple[float, ...]:
+    """A checkpoint's test-time zoom views (``meta["tta_zooms"]``; none when absent)."""
+    from iznet.models.preprocess import check_zooms
+
+    return check_zooms(meta.get("tta_zooms"), f"{path}: meta tta_zooms")
 
 
 def _crop_convention(value: Any, where: Any) -> str:

@@ -37,8 +37,8 @@ def embedder_tag(embedder: "Embedder | Any") -> str:
     * an embedder with a non-empty string attribute ``tag`` gives it;
     * :class:`RawPixelEmbedder`: its ``name``, which fixes it (e.g. ``raw(size=32;gray=True;crop=1)``);
     * a network: ``<model>@<h>`` where ``<h>`` is the first 12 hex digits of a SHA-256 over the model class,
-      the input size, the flip-TTA flag and every weight tensor (name, dtype, shape, bytes). The checkpoint's
-      file name and metadata do not count: the same weights give the same tag wherever the file lies, and
+      the input size, the flip-TTA flag, the test-time zoom views (when there are any) and every weight
+      tensor (name, dtype, shape, bytes). The checkpoint's file name and other metadata do not count: the same weights give the same tag wherever the file lies, and
       any change of weights gives a new tag;
     * a fitted :class:`PCAEmbedder`: ``pca@<h>`` over its settings and fitted mean and components;
     * an :class:`EnsembleEmbedder`: ``ensemble@<h>`` over its members' tags in order;
@@ -62,6 +62,8 @@ def embedder_tag(embedder: "Embedder | Any") -> str:
     head = str(getattr(embedder, "name", type(embedder).__name__)).split("@")[0].split("(")[0] or "embedder"
     if isinstance(embedder, NetworkEmbedder):
         h.update(f"{type(embedder.model).__name__}|{embedder.input_size}|tta={embedder.tta}".encode())
+        if embedder.zooms:  # only when there are any: the tags of embedders without them stay as they were
+            h.update(f"|zooms={','.join(repr(float(z)) for z in embedder.zooms)}".encode())
         _hash_state_dict(h, embedder.model.state_dict())
     elif isinstance(embedder, EnsembleEmbedder):
         h.update("|".join(embedder_tag(m) for m in embedder.members).encode())
