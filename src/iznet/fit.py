@@ -11,8 +11,8 @@
    favours the fine-tuned model a little; with two held-out faces a person the comparison is rough and the
    report warns): each model's unknown-face threshold is
    chosen there (at most ``far`` of them named as another person, at most ``stranger_far`` named with their
-   person left out: :func:`iznet.eval.openset.held_out_calibration`) and the one that names more of them
-   right is kept: the fine-tuned model, or the base one when fine-tuning did not pay (few photos a person);
+   person left out: :func:`iznet.eval.openset.held_out_calibration`); the fine-tuned model is kept when it
+   names clearly more of them right (:func:`keep_fine_tuned`: by two standard errors), else the base one;
 4. ``gallery.db``: every photo enrolled with the kept model, and its threshold stored in the gallery; a kept
    base model that was shipped with an unknown-face rule (the bundled one) keeps that rule instead (nothing
    stored): it was chosen on hundreds of development people, the held-out threshold on a few dozen faces
@@ -104,6 +104,23 @@ def _measure(name: str, spec: str, embedder: Any, data: Any, far: float, strange
                      cal["nearest_right"])
 
 
+#: The fine-tuned model replaces the base only when it names more held-out faces right by at least this many
+#: standard errors of the difference (each share's binomial variance over the held-out faces): a few dozen
+#: held-out faces decide between two models, and a difference of a face or two is noise. Not tuned: two is
+#: the usual bar. It was added after glint24 (20 photos a person, 94 held out) showed a fine-tune kept for
+#: one more right face (45.8% vs 44.8%) naming fewer pictures right than the base v8 (41.0% vs 49.5%).
+KEEP_FINE_TUNE_SE = 2.0
+
+
+def keep_fine_tuned(base: Candidate, tuned: Candidate, n_held_out: int, z: float = KEEP_FINE_TUNE_SE) -> bool:
+    """Whether ``tuned`` names clearly more of the ``n_held_out`` held-out faces right than ``base``:
+    ``tuned.right - base.right >= z * sqrt((p_b (1 - p_b) + p_t (1 - p_t)) / n)``, and at least one face more."""
+    n = max(1, int(n_held_out))
+    diff = tuned.right - base.right
+    se = math.sqrt((base.right * (1 - base.right) + tuned.right * (1 - tuned.right)) / n)
+    return diff * n >= 1 - 1e-9 and diff >= z * se
+
+
 def fit_group(photos: str | Path, out: str | Path, *, init: str = "bundled", detector: Any = None,
               steps: int = 300, lr: float = 0.005, freeze_trunk: bool = False, rehearse: str | None = None,
               far: float = 0.02, stranger_far: float = 0.1, seed: int = 0,
@@ -169,7 +186,7 @@ def fit_group(photos: str | Path, out: str | Path, *, init: str = "bundled", det
     emit({"event": "stage", "stage": "compare"})
     candidates = [_measure("base", base_spec, base, data, far, stranger_far),
                   _measure("fine-tuned", tuned_spec, tuned, data, far, stranger_far)]
-    best = max(candidates, key=lambda c: (c.right, c.name == "base"))  # a tie keeps the base
+    best = candidates[1] if keep_fine_tuned(candidates[0], candidates[1], len(held.indices)) else candidates[0]
     chosen = base if best.name == "base" else tuned
     threshold = best.threshold if math.isfinite(best.threshold) else None
     rule = "held-out"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from iznet.errors import DataError, GalleryError
 from iznet.loading import gallery_embedder
-from iznet.fit import Candidate, fit_group
+from iznet.fit import Candidate, fit_group, keep_fine_tuned
 from iznet.recognize.gallery import Gallery
 
 
@@ -43,7 +43,7 @@ def test_fit_enrols_everyone_with_the_kept_model_and_resumes(tmp_path, synth, ba
     rep = fit_group(photos, out, init=base_ckpt, detector=det, steps=4, far=0.25, stranger_far=0.5)
     assert (rep.people, rep.photos, rep.faces, rep.train_faces, rep.held_out_faces) == (4, 24, 24, 16, 8)
     assert [c.name for c in rep.candidates] == ["base", "fine-tuned"]
-    best = max(rep.candidates, key=lambda c: (c.right, c.name == "base"))
+    best = rep.candidates[1] if keep_fine_tuned(*rep.candidates, rep.held_out_faces) else rep.candidates[0]
     assert rep.chosen == best.name and rep.threshold == best.threshold
     assert all(c.wrong <= 0.25 + 1e-9 and c.strangers_named <= 0.5 + 1e-9 for c in rep.candidates)
     assert (out / "run" / "best.pt").is_file() and rep.enrolled == 24 and not rep.skipped
@@ -120,3 +120,24 @@ def test_label_uses_the_embedder_a_gallery_was_enrolled_with(tmp_path, synth, ba
     assert "the one this gallery was enrolled with" in r.output and '"name": "p1"' in r.output
     r = CliRunner().invoke(app, ["label", str(photo), "-g", str(db), "-d", "blobs", "-e", "raw:16"])
     assert isinstance(r.exception, GalleryError) and f"--embedder {Path(base_ckpt).resolve()}" in str(r.exception)
+
+
+def _cand(name, right):
+    return Candidate(name, name, 0.5, right, 0.0, 1 - right, 0.0)
+
+
+@pytest.mark.parametrize("base, tuned, n, keep", [
+    (0.448, 0.458, 94, False),  # glint24 with v8: one face more is noise
+    (0.340, 0.638, 94, True),  # glint24 with v6: clearly more
+    (0.50, 0.50, 40, False),  # a tie keeps the base
+    (0.60, 0.40, 40, False),
+    (0.0, 0.0, 10, False),  # no variance, no difference
+    (0.0, 0.1, 10, False),  # one face of ten: se = 0.095, 2 se = 0.19
+    (0.0, 0.3, 10, True),
+])
+def test_the_fine_tune_is_kept_only_when_it_names_clearly_more(base, tuned, n, keep):
+    import math
+
+    assert keep_fine_tuned(_cand("base", base), _cand("fine-tuned", tuned), n) is keep
+    se = math.sqrt((base * (1 - base) + tuned * (1 - tuned)) / n)  # the rule written out
+    assert keep == (tuned - base >= 2 * se and (tuned - base) * n >= 1 - 1e-9)
