@@ -51,7 +51,12 @@ def main() -> None:
     ap.add_argument("clusters", type=Path, help="clusters.json of `iznet cluster`")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
-    res = outcome(json.loads(a.clusters.read_text()))
+    try:
+        report = json.loads(a.clusters.read_text())
+        res = outcome(report)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"error: {a.clusters}: not a readable clusters.json of `iznet cluster` ({e!r}); give the "
+                         "file that `iznet cluster PHOTOS -o OUT` wrote in OUT") from None
     print(f"{res['photos']} photos: a face in {res['photos_with_a_face']} ({res['headshot_faces']} by the headshot "
           f"fallback), {res['photos_missed']} missed, {res['extra_faces']} extra faces")
     for k in ("found", "every_photo"):

@@ -26,7 +26,12 @@ def main() -> None:
     ap.add_argument("dst", type=Path, help="new folder")
     ap.add_argument("--zooms", required=True, help="comma-separated shares of the crop's side, each in (0.5, 1)")
     a = ap.parse_args()
-    zooms = check_zooms(a.zooms.split(","), "--zooms")
+    from iznet.errors import ModelError
+
+    try:
+        zooms = check_zooms(a.zooms.split(","), "--zooms")
+    except ModelError as e:
+        raise SystemExit(f"error: {e}") from None
     for name in ("model.pt", "config.json"):
         if not (a.src / name).is_file():
             raise SystemExit(f"error: {a.src / name} is missing; give a training run folder")

@@ -167,19 +167,10 @@ class EmbedderGraph(nn.Module):
         self.tta = bool(tta)
         self.zooms = tuple(float(z) for z in zooms)
 
-    def _view(self, x: torch.Tensor) -> torch.Tensor:
-        e = F.normalize(self.model(x), p=2.0, dim=1, eps=1e-12)
-        if self.tta:
-            e = e + F.normalize(self.model(torch.flip(x, dims=[3])), p=2.0, dim=1, eps=1e-12)
-        return e
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from iznet.models.preprocess import zoom_view
+        from iznet.models.preprocess import sum_of_views
 
-        e = self._view(x)
-        for z in self.zooms:
-            e = e + self._view(zoom_view(x, z))
-        return F.normalize(e, p=2.0, dim=1, eps=1e-12)
+        return F.normalize(sum_of_views(self.model, x, self.tta, self.zooms), p=2.0, dim=1, eps=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------- metadata

@@ -78,3 +78,20 @@ def zoom_view(x: torch.Tensor, zoom: float) -> torch.Tensor:
     o = (side - keep) // 2
     y = x[..., o:o + keep, o:o + keep]
     return F.interpolate(y, size=(side, side), mode="bilinear", align_corners=False)
+
+
+def sum_of_views(model: Any, x: torch.Tensor, tta: bool, zooms: tuple[float, ...] = (),
+                 prepare: Any = None) -> torch.Tensor:
+    """The sum of the unit embeddings of every test-time view of preprocessed crops ``x``: the crops, each
+    :func:`zoom_view` of ``zooms``, and with ``tta`` the mirror of each (not renormalised). What
+    ``NetworkEmbedder`` computes and the exported ONNX graph holds; ``prepare`` (e.g. a memory layout) is
+    applied to each view before the network."""
+    e = None
+    for v in [x] + [zoom_view(x, z) for z in zooms]:
+        if prepare is not None:
+            v = prepare(v)
+        u = F.normalize(model(v).float(), p=2.0, dim=1, eps=1e-12)
+        if tta:
+            u = u + F.normalize(model(torch.flip(v, dims=[3])).float(), p=2.0, dim=1, eps=1e-12)
+        e = u if e is None else e + u
+    return e

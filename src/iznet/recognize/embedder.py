@@ -286,21 +286,15 @@ class NetworkEmbedder(Embedder):
 
     def _embed_batch(self, images: torch.Tensor) -> torch.Tensor:
         from iznet.models import preprocess
-        from iznet.models.preprocess import zoom_view
+        from iznet.models.preprocess import sum_of_views
         from iznet.utils.device import autocast, cpu_channels_last
 
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.no_grad(), autocast(self.device):
-                x0 = preprocess(images.to(self.device, non_blocking=True), self.input_size)
-                e = None
-                for x in [x0] + [zoom_view(x0, z) for z in self.zooms]:
-                    x = cpu_channels_last(x)
-                    v = _l2_normalize(self.model(x))
-                    if self.tta:
-                        v = v + _l2_normalize(self.model(torch.flip(x, dims=[3])))
-                    e = v if e is None else e + v
+                x = preprocess(images.to(self.device, non_blocking=True), self.input_size)
+                e = sum_of_views(self.model, x, self.tta, self.zooms, prepare=cpu_channels_last)
         finally:
             self.model.train(was_training)
         self._dim = int(e.shape[1])
