@@ -3,8 +3,8 @@
 # Usage: RUN=runs/coll_v2_box_tri OLD=runs/bench/old_embedder.pt OLD_T=0.927 bash scripts/eval_candidate.sh STAGE
 #   CROP=aligned for a candidate trained on aligned faces (its packs, an aligned LFW pack from
 #   scripts/pack_lfw_aligned.py, the held-out folder unpacked from heldout_aligned112.pt).
-#   calibrate | devcrops | openset_dev | cluster_dev | ship | lfw | ident | bench_heldout | bench_glint24 | openset_test
-#   | cluster | cfp
+#   calibrate | devcrops | openset_dev | spread_dev | cluster_dev | ship | lfw | ident | bench_heldout | bench_glint24
+#   | openset_test | cluster | cfp
 # The shipped unknown-face rule is the row openset_rules.py marks "chosen" on development people: the most right
 # names with at most 1% wrong names (3% until 2026-12-06; docs/training.md) and 10% of strangers named.
 set -euo pipefail
@@ -32,6 +32,12 @@ case "$1" in
     $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack "$COLL/dev_detector_${CROP}112.pt" --part all \
       --threshold "$T" --far 0,0.01,0.03,0.05,0.1,0.2 --margin 0,0.05,0.1,0.15,0.2 --group-size 12,48 --rounds 200 \
       --max-wrong 0.01 --json "$OUT/openset_dev.json" ;;  # 1%: development people showed a quarter of glint24's wrong names
+  spread_dev)  # the spread rule (iznet.recognize.matcher.SpreadRule) chosen on the same development faces, beside
+    # the rule openset_dev chose; when it is written, stage ship ships it in place of the margin
+    T=$($PY -c "import json;print(json.load(open('$OUT/calibration.json'))['threshold'])")
+    M=$($PY -c "import json;print((json.load(open('$OUT/openset_dev.json'))['chosen'] or {}).get('margin') or 0)")
+    $PY scripts/choose_spread_rule.py -e "$RUN/model.pt" --pack "$COLL/dev_detector_${CROP}112.pt" --threshold "$T" \
+      --margin "$M" --json "$OUT/spread_dev.json" ;;
   cluster_dev)  # iznet cluster's default cut, chosen on development people's faces as the system cuts them
     $PY scripts/choose_cluster_threshold.py -e "$RUN/model.pt" --pack "$COLL/dev_detector_${CROP}112.pt" \
       --json "$OUT/cluster_dev.json" ;;
@@ -39,6 +45,9 @@ case "$1" in
     ARGS=$($PY -c "
 import json; c = json.load(open('$OUT/openset_dev.json'))['chosen'] or {}
 print(('--gallery-far %s ' % c['far'] if c.get('far') is not None else '') + ('--margin %s' % c['margin'] if c.get('margin') is not None else ''))")
+    if [ -f "$OUT/spread_dev.json" ]; then  # in place of the margin and the gallery threshold (it was chosen alone)
+      ARGS="--spread-rule $OUT/spread_dev.json"
+    fi
     if [ -f "$OUT/cluster_dev.json" ]; then
       ARGS="$ARGS --cluster-threshold $($PY -c "import json;print(json.load(open('$OUT/cluster_dev.json'))['chosen']['threshold'])")"
     fi
@@ -52,7 +61,14 @@ print('--far %s --margin %s' % (c.get('far') or 0.05, c.get('margin') or 0.0))")
     $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack "$COLL/heldout_${CROP}112.pt" --part all --threshold "$T" \
       $C --rounds 200 --json "$OUT/openset_heldout.json"
     $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack packs/glint24_112.pt --part all --threshold "$T" \
-      $C --rounds 200 --json "$OUT/openset_glint24.json" ;;
+      $C --rounds 200 --json "$OUT/openset_glint24.json"
+    if [ -f "$OUT/spread_dev.json" ]; then
+      M=$($PY -c "import json;print((json.load(open('$OUT/openset_dev.json'))['chosen'] or {}).get('margin') or 0)")
+      for P in "$COLL/heldout_${CROP}112.pt:heldout" packs/glint24_112.pt:glint24; do
+        $PY scripts/choose_spread_rule.py -e "$RUN/model.pt" --pack "${P%%:*}" --threshold "$T" --margin "$M" \
+          --rule "$OUT/spread_dev.json" --json "$OUT/spread_${P##*:}.json"
+      done
+    fi ;;
   cluster)  # dlib's descriptors are deterministic: its scores on the same folders come from an earlier run
     # the cut iznet cluster ships: stage cluster_dev's choice when it ran, else the unknown-face threshold
     if [ -f "$OUT/cluster_dev.json" ]; then T=$($PY -c "import json;print(json.load(open('$OUT/cluster_dev.json'))['chosen']['threshold'])")

@@ -154,6 +154,19 @@ def record_demo_answers(expected: dict | None = None) -> list:
     return [(f.name, round(f.distance, 3)) for f in result.faces]
 
 
+def read_spread_rule(path: Path) -> dict:
+    """The rule ``chosen`` in a scripts/choose_spread_rule.py JSON, checked; SystemExit naming the file if bad."""
+    from iznet.errors import IznetError
+    from iznet.recognize.matcher import SpreadRule
+
+    try:
+        ch = json.loads(path.read_text())["chosen"]
+        return SpreadRule.from_dict({k: ch[k] for k in ("a", "b", "c", "prior", "n0", "cap")}).to_dict()
+    except (OSError, ValueError, KeyError, TypeError, IznetError) as e:
+        raise SystemExit(f"--spread-rule {path}: no chosen spread rule in it ({e}); "
+                         "write one with scripts/choose_spread_rule.py") from None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--embedder-run", type=Path)
@@ -166,6 +179,9 @@ def main() -> None:
                     help="shipped rule: tighten the threshold to the gallery's own look-alikes at this rate "
                          "(chosen with scripts/openset_rules.py on development people)")
     ap.add_argument("--margin", type=float, default=None, help="shipped rule: runner-up margin")
+    ap.add_argument("--spread-rule", type=Path, default=None,
+                    help="shipped rule: the spread rule 'chosen' in this JSON (scripts/choose_spread_rule.py on "
+                         "development people); it weighs the margin itself, so --margin is refused beside it")
     ap.add_argument("--cluster-threshold", type=float, default=None,
                     help="`iznet cluster`'s default cut (scripts/choose_cluster_threshold.py, development people)")
     ap.add_argument("--demo-answers-only", action="store_true",
@@ -180,6 +196,10 @@ def main() -> None:
     if a.embedder_run is None or a.pack is None or a.lfw is None:
         ap.error("--embedder-run, --pack and --lfw are needed (all but --demo-answers-only)")
     torch.set_num_threads(2)
+    if a.spread_rule is not None and a.margin is not None:
+        ap.error("--spread-rule weighs the runner-up margin itself: leave --margin out")
+    if a.spread_rule is not None:
+        read_spread_rule(a.spread_rule)  # a bad file stops here, before anything is written
     if a.calibrate_only:
         print(json.dumps(dev_threshold(a.embedder_run, a.pack, a.lfw, a.target_far, a.embedder_run / "model.pt")))
         return
@@ -194,6 +214,8 @@ def main() -> None:
         cal["margin"] = a.margin
     if a.cluster_threshold is not None:
         cal["cluster_threshold"] = a.cluster_threshold
+    if a.spread_rule is not None:
+        cal["spread_rule"] = read_spread_rule(a.spread_rule)
     meta = build_embedder(a.embedder_run, cal)
     demo = build_demo(a.lfw, cal["threshold"])
     report = {"embedder": {"model": meta.get("config", {}).get("model"), "summary": meta.get("summary")},

@@ -156,3 +156,80 @@ def test_held_out_calibration_matches_a_loop():
         assert w2 > far + 1e-9 or s2 > strangers + 1e-9
     with pytest.raises(ValueError, match="no enrolled photo"):
         held_out_calibration(enr, el, probes, pl + 1, 0.1)
+
+
+def test_probe_features_draw_the_galleries_of_simulate_groups():
+    """The same draws: the margin rule's shares computed from the features equal simulate_groups' own; the
+    features match a loop over one gallery."""
+    from iznet.eval.openset import probe_features
+
+    rng = np.random.default_rng(5)
+    centres = _unit(rng.normal(size=(30, 16)))
+    labels = np.repeat(np.arange(30), 7)
+    emb = _unit(centres[labels] + rng.normal(0, 0.3, (210, 16)))
+    kw = dict(group_size=5, k=3, strangers=4, rounds=7, seed=2)
+    sim = simulate_groups(emb, labels, RuleSettings(threshold=0.9, margin=0.1), **kw)
+    f = probe_features(emb, labels, **kw)
+    M, S = f["members"], f["strangers"]
+    assert len(M) == sim["members"] and len(S) == sim["strangers"]
+    named = (M[:, 0] <= 0.9) & (M[:, 1] - M[:, 0] >= 0.1)
+    assert np.sum(named & (M[:, 4] == 1)) / len(M) == pytest.approx(sim["rules"]["margin"]["right"])
+    assert np.sum(named & (M[:, 4] == 0)) / len(M) == pytest.approx(sim["rules"]["margin"]["wrong"])
+    named_s = (S[:, 0] <= 0.9) & (S[:, 1] - S[:, 0] >= 0.1)
+    assert np.mean(~named_s) == pytest.approx(sim["rules"]["margin"]["strangers_rejected"])
+    one = probe_features(emb, labels, **{**kw, "rounds": 1})
+    g = np.random.default_rng(2)
+    members = g.choice(np.arange(30), size=5, replace=False)
+    rows = {p: np.flatnonzero(labels == p) for p in range(30)}
+    protos = [_unit(emb[rows[p][:3]].mean(0, keepdims=True))[0] for p in members]
+    spreads = [np.mean([np.linalg.norm(emb[rows[p][u]] - emb[rows[p][v]]) for u in range(3) for v in range(u + 1, 3)])
+               for p in members]
+    i = 0
+    for j, p in enumerate(members):
+        for r in rows[p][3:]:
+            d = sorted((float(np.linalg.norm(emb[r] - q)), t) for t, q in enumerate(protos))
+            want = [d[0][0], d[1][0], spreads[d[0][1]], 3, float(d[0][1] == j)]
+            assert one["members"][i] == pytest.approx(want, abs=1e-6)  # prototypes are float32
+            i += 1
+
+
+def test_spread_rule_choice_against_brute_force():
+    from iznet.eval.openset import choose_spread_rule, probe_features, spread_prior, spread_shares
+    from iznet.recognize.matcher import SpreadRule
+
+    rng = np.random.default_rng(6)
+    centres = _unit(rng.normal(size=(30, 16)))
+    labels = np.repeat(np.arange(30), 7)
+    noise = np.repeat(rng.uniform(0.1, 0.5, 30), 7)[:, None]  # people spread differently
+    emb = _unit(centres[labels] + noise * rng.normal(size=(210, 16)))
+    feats = {(k, 6): probe_features(emb, labels, group_size=6, k=k, strangers=4, rounds=5) for k in (2, 3)}
+    prior = spread_prior(emb, labels, 5)
+    want_prior = np.median([np.mean([np.linalg.norm(emb[7 * p + u] - emb[7 * p + v]) for u in range(5)
+                                     for v in range(u + 1, 5)]) for p in range(30)])
+    assert prior == pytest.approx(want_prior)
+    grid = dict(cap_grid=[0.9, 1.2], a_grid=[0.0, 1.0], b_grid=[0.0, 2.0], n0_grid=[0.0, 3.0],
+                c_grid=np.linspace(-1.5, 1.5, 61))
+    chosen, rows = choose_spread_rule(feats, prior, **grid, max_wrong=0.05, max_strangers_named=0.2)
+    best = None
+    for cap, a in ((t, a) for t in grid["cap_grid"] for a in grid["a_grid"]):
+        for b in grid["b_grid"]:
+            for n0 in grid["n0_grid"]:
+                for c in grid["c_grid"]:
+                    rule = SpreadRule(a, b, float(c), prior, n0, cap)
+                    per = [spread_shares(f, rule) for f in feats.values()]
+                    # the same shares by a loop over the rows of one setting
+                    M = feats[(2, 6)]["members"]
+                    loop = 0
+                    for x in M:
+                        s = (x[3] * x[2] + n0 * prior) / (x[3] + n0) if x[3] + n0 > 0 else prior
+                        loop += x[0] <= cap and x[0] - a * s - b * (x[1] - x[0]) <= c and x[4] == 1
+                    assert per[0]["right"] == pytest.approx(loop / len(M))
+                    if max(p["wrong"] for p in per) <= 0.05 and max(p["strangers_named"] for p in per) <= 0.2:
+                        right = np.mean([p["right"] for p in per])
+                        if best is None or right > best[0] + 1e-12:
+                            best = (right, cap, a, b, n0)
+    assert chosen is not None and chosen["right"] == pytest.approx(best[0])
+    assert chosen["wrong"] <= 0.05 and chosen["strangers_named"] <= 0.2
+    assert len(rows) <= 16
+    none, _ = choose_spread_rule(feats, prior, **grid, max_wrong=-1.0)
+    assert none is None

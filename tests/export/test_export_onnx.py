@@ -58,7 +58,8 @@ def test_the_shipped_unknown_face_rule_travels_with_the_onnx_file(tmp_path):
     from iznet.utils.checkpoint import load_checkpoint, save_checkpoint
     from iznet.models import create_model
 
-    cal = {"threshold": 0.81, "gallery_far": 0.05, "margin": 0.06, "source": "development pairs"}
+    cal = {"threshold": 0.81, "gallery_far": 0.05, "margin": 0.06, "source": "development pairs",
+           "spread_rule": {"a": 1.5, "b": 3.0, "c": -1.0, "prior": 0.8, "n0": 5.0, "cap": 1.0}}
     m = create_model("nn4_small", input_size=EMB_SIZE)
     ck = save_checkpoint(tmp_path / "cal.pt", kind="embedder", model="nn4_small", model_kwargs={"input_size": EMB_SIZE},
                          state_dict=m.state_dict(), meta={"calibration": cal})
@@ -66,7 +67,7 @@ def test_the_shipped_unknown_face_rule_travels_with_the_onnx_file(tmp_path):
     export_model(ck, tmp_path / "cal.onnx", verify=False)
     emb = OnnxEmbedder(tmp_path / "cal.onnx", threads=1)
     assert emb.calibrated_threshold == 0.81 and emb.calibration == {k: cal[k] for k in ("threshold", "gallery_far",
-                                                                                        "margin")}
+                                                                                        "margin", "spread_rule")}
 
 
 def test_detector_onnx_matches_torch(detector_ckpt, tmp_path):

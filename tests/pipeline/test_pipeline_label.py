@@ -113,6 +113,33 @@ def test_the_shipped_rule_tightens_in_a_gallery_of_look_alikes(synth, gallery, e
     assert margin.label(img).names == ["unknown"] * 3
 
 
+def test_the_shipped_spread_rule_applies_until_the_gallery_stores_a_threshold(synth, gallery, embedder,
+                                                                             blob_detector):
+    """A spread rule in the shipped calibration names a face only when distance - a * spread - b * margin <= c,
+    with each person's spread from their enrolled embeddings; a gallery threshold of its own turns it off."""
+    from iznet.recognize.matcher import SpreadRule, person_spreads
+
+    img, _ = _group(synth)
+    embedder.calibrated_threshold = 5.0
+    loose = {"a": 0.0, "b": 0.0, "c": 5.0, "prior": 0.5, "n0": 1.0, "cap": 5.0}
+    embedder.calibration = {"threshold": 5.0, "spread_rule": loose}
+    pipe = Pipeline(blob_detector, embedder, gallery)
+    X, labels, names = gallery.embeddings(embedder_tag(embedder))
+    rule = SpreadRule.from_dict(loose)
+    assert pipe.matcher.spread_rule == rule
+    assert pipe.matcher.spreads == pytest.approx(person_spreads(X, labels, len(names), rule))
+    assert "unknown" not in pipe.label(img).names
+    embedder.calibration = {"threshold": 5.0, "spread_rule": {**loose, "c": -5.0}}  # nobody passes
+    assert Pipeline(blob_detector, embedder, gallery).label(img).names == ["unknown"] * 3
+    gallery.set_threshold(embedder_tag(embedder), 5.0)
+    own = Pipeline(blob_detector, embedder, gallery)
+    assert own.matcher.spread_rule is None and "unknown" not in own.label(img).names
+    gallery.set_threshold(embedder_tag(embedder), None)
+    embedder.calibration = {"threshold": 5.0, "spread_rule": {"a": 1.0}}
+    with pytest.raises(GalleryError, match="spread rule needs exactly the keys"):
+        Pipeline(blob_detector, embedder, gallery)
+
+
 def test_checkpoint_calibration_is_loaded(tmp_path):
     from iznet.utils.checkpoint import save_checkpoint
     from iznet.models import create_model

@@ -165,3 +165,52 @@ def test_min_margin_answers_unknown_for_close_runners_up():
     for bad in (-0.1, float("nan")):
         with pytest.raises(GalleryError, match="min_margin"):
             Matcher(np.eye(2), ["a", "b"], min_margin=bad)
+
+
+def test_person_spreads_against_a_loop():
+    from iznet.recognize.matcher import SpreadRule, person_spreads
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(9, 4))
+    labels = np.array([0, 0, 0, 1, 2, 2, 0, 2, 2])
+    rule = SpreadRule(a=1.0, b=1.0, c=0.0, prior=0.7, n0=2.0, cap=1.0)
+    got = person_spreads(X, labels, 4, rule)
+    for j in range(4):
+        rows = [X[i] for i in range(9) if labels[i] == j]
+        d = [math.dist(rows[u], rows[v]) for u in range(len(rows)) for v in range(u + 1, len(rows))]
+        want = (sum(d) + 2.0 * 0.7) / (len(d) + 2.0)  # one photo (person 1) or none (person 3): the prior
+        assert got[j] == pytest.approx(want, abs=1e-12)
+    no_shrink = person_spreads(X, labels, 4, SpreadRule(1.0, 1.0, 0.0, 0.7, 0.0, 1.0))
+    assert no_shrink[1] == no_shrink[3] == 0.7
+    with pytest.raises(GalleryError, match="labels"):
+        person_spreads(X, labels[:3], 4, rule)
+
+
+def test_spread_rule_decisions_against_the_formula():
+    from iznet.recognize.matcher import SpreadRule
+
+    rng = np.random.default_rng(4)
+    P = rng.normal(size=(4, 3))
+    E = rng.normal(size=(40, 3))
+    spreads = np.array([0.2, 1.5, 0.7, 0.9])
+    rule = SpreadRule(a=0.8, b=1.5, c=0.4, prior=0.7, n0=3.0, cap=2.0)
+    m = Matcher(P, list("abcd"), threshold=2.5, spread_rule=rule, spreads=spreads)
+    plain = Matcher(P, list("abcd"), threshold=2.5)
+    for e, got, ref in zip(E, m.match(E), plain.match(E)):
+        d = sorted((math.dist(e, p), j) for j, p in enumerate(P))
+        (d1, j1), (d2, _) = d[0], d[1]
+        ok = d1 <= 2.0 and d1 - 0.8 * spreads[j1] - 1.5 * (d2 - d1) <= 0.4  # the cap, not the threshold
+        assert got.name == ("abcd"[j1] if ok else "unknown") and got.nearest == ref.nearest
+    one = Matcher(P[:1], ["a"], threshold=2.5, spread_rule=SpreadRule(0.0, 0.0, -1.0, 0.7, 1.0, 9.0), spreads=[0.7])
+    assert one.match(P[:1])[0].name == "unknown"  # b = 0: no runner-up does not pass the rule by itself
+    one = Matcher(P[:1], ["a"], threshold=2.5, spread_rule=SpreadRule(0.0, 1.0, -1.0, 0.7, 1.0, 0.1), spreads=[0.7])
+    assert one.match(P[:1])[0].name == "a"  # no runner-up: an infinite margin, and the threshold, not the cap
+    far = P[:1] + np.array([[2.6, 0.0, 0.0]])
+    assert one.match(far)[0].name == "unknown"
+    with pytest.raises(GalleryError, match="one finite spread per person"):
+        Matcher(P, list("abcd"), spread_rule=rule, spreads=[0.1, 0.2])
+    with pytest.raises(GalleryError, match="finite number"):
+        SpreadRule(a=float("nan"), b=1.0, c=0.0, prior=0.7, n0=1.0, cap=1.0)
+    with pytest.raises(GalleryError, match=">= 0"):
+        SpreadRule(a=-1.0, b=1.0, c=0.0, prior=0.7, n0=1.0, cap=1.0)
+    assert SpreadRule.from_dict(rule.to_dict()) == rule

@@ -247,3 +247,142 @@ def held_out_calibration(enrolled: np.ndarray, enrolled_labels: np.ndarray, prob
             "far": float(np.mean(imp <= t)), "right": float(np.sum(named & right) / n),
             "wrong": float(np.sum(named & ~right) / n), "unknown": float(np.sum(~named) / n),
             "nearest_right": float(np.mean(right)), "n_probes": n, "n_people": int(len(people))}
+
+
+# ------------------------------------------------------------------------------------- the spread rule
+#: columns of :func:`probe_features` rows
+FEATURES = ("best", "second", "pair_mean", "pairs", "right")
+
+
+def probe_features(emb: np.ndarray, labels: np.ndarray, *, group_size: int = 12, k: int = 5, strangers: int = 12,
+                   rounds: int = 50, seed: int = 0, method: str = DEFAULT_METHOD) -> dict[str, np.ndarray]:
+    """What an unknown-face rule sees for every probe of the galleries :func:`simulate_groups` draws (the same
+    draws for the same arguments): the distance to the nearest person and to the runner-up, the nearest person's
+    mean distance between two of their enrolled photos and the number of such pairs, and whether the nearest
+    person is the right one (always False for strangers).
+
+    Returns:
+        ``{"members": (M, 5), "strangers": (S, 5)}`` float64, columns :data:`FEATURES`.
+    """
+    if method not in ("medoid", "centroid"):
+        raise ValueError(f"unknown prototype method {method!r}: choose medoid or centroid")
+    emb = np.asarray(emb, dtype=np.float64)
+    labels = np.asarray(labels)
+    people, inv = np.unique(labels, return_inverse=True)
+    rows = [np.flatnonzero(inv == i) for i in range(len(people))]
+    eligible = [i for i, r in enumerate(rows) if len(r) > k]
+    if len(eligible) < group_size or len(people) < group_size + strangers:
+        raise ValueError(f"need {group_size} people with more than {k} images and {group_size + strangers} people "
+                         f"in all; got {len(eligible)} and {len(people)}")
+    rng = np.random.default_rng(seed)
+    out: dict[str, list] = {"members": [], "strangers": []}
+    pairs = k * (k - 1) / 2
+    for _ in range(rounds):
+        members = rng.choice(eligible, size=group_size, replace=False)
+        others = np.setdiff1d(np.arange(len(people)), members)
+        stranger_ids = rng.choice(others, size=strangers, replace=False)
+        protos, pair_mean = [], []
+        for p in members:
+            e = emb[rows[p][:k]]
+            protos.append(e[medoid(e)[0]] if method == "medoid" else centroid(e))
+            pair_mean.append(float(np.triu(pairwise_distances(e, e), 1).sum()) / pairs if pairs else 0.0)
+        P, pair_mean = np.stack(protos), np.asarray(pair_mean)
+        probe_rows = np.concatenate([rows[p][k:] for p in members])
+        probe_true = np.concatenate([[j] * (len(rows[p]) - k) for j, p in enumerate(members)])
+        str_rows = np.concatenate([rows[p] for p in stranger_ids])
+        for part, idx in (("members", probe_rows), ("strangers", str_rows)):
+            d = pairwise_distances(emb[idx], P)
+            order = np.argsort(d, axis=1)
+            n = np.arange(len(idx))
+            right = order[:, 0] == probe_true if part == "members" else np.zeros(len(idx), dtype=bool)
+            out[part].append(np.stack([d[n, order[:, 0]], d[n, order[:, 1]], pair_mean[order[:, 0]],
+                                       np.full(len(idx), pairs), right], axis=1))
+    return {part: np.concatenate(v) for part, v in out.items()}
+
+
+def spread_scores(X: np.ndarray, a: float, b: float, prior: float, n0: float,
+                  cap: float | None = None) -> np.ndarray:
+    """:class:`iznet.recognize.matcher.SpreadRule`'s score ``best - a * spread - b * margin`` of
+    :func:`probe_features` rows (``inf`` where ``best`` is above ``cap``): a face is named when it is
+    ``<= c``. The spread is shrunk to ``prior`` as :func:`iznet.recognize.matcher.person_spreads` does it."""
+    X = np.asarray(X, dtype=np.float64)
+    pairs = X[:, 3]
+    denom = pairs + n0
+    spread = np.where(denom > 0, (pairs * X[:, 2] + n0 * prior) / np.where(denom > 0, denom, 1.0), prior)
+    s = X[:, 0] - a * spread - b * (X[:, 1] - X[:, 0])
+    if cap is not None:
+        s = np.where(X[:, 0] <= cap, s, np.inf)
+    return s
+
+
+def spread_shares(features: dict[str, np.ndarray], rule) -> dict[str, float]:
+    """Right / wrong / unknown shares of members and the share of strangers rejected under ``rule`` (a
+    :class:`~iznet.recognize.matcher.SpreadRule`, with its cap), from :func:`probe_features`."""
+    M, S = features["members"], features["strangers"]
+    nm = spread_scores(M, rule.a, rule.b, rule.prior, rule.n0, rule.cap) <= rule.c
+    ns = spread_scores(S, rule.a, rule.b, rule.prior, rule.n0, rule.cap) <= rule.c
+    right = M[:, 4] == 1
+    n, m = max(1, len(M)), max(1, len(S))
+    return {"right": float(np.sum(nm & right) / n), "wrong": float(np.sum(nm & ~right) / n),
+            "unknown": float(np.sum(~nm) / n), "strangers_rejected": float(np.sum(~ns) / m),
+            "strangers_named": float(np.sum(ns) / m)}
+
+
+def spread_prior(emb: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
+    """The median over people with at least ``k`` photos of the mean distance between two of their first ``k``
+    (the spread a person with no pair of photos is given)."""
+    emb = np.asarray(emb, dtype=np.float64)
+    labels = np.asarray(labels)
+    vals = []
+    for p in np.unique(labels):
+        e = emb[labels == p][:k]
+        if len(e) >= max(2, k):
+            vals.append(float(np.triu(pairwise_distances(e, e), 1).sum()) / (len(e) * (len(e) - 1) / 2))
+    if not vals:
+        raise ValueError(f"no person has {k} or more photos: the prior spread cannot be measured")
+    return float(np.median(vals))
+
+
+def choose_spread_rule(features: dict, prior: float, cap_grid: Sequence[float], a_grid: Sequence[float],
+                       b_grid: Sequence[float], n0_grid: Sequence[float], c_grid: Sequence[float],
+                       max_wrong: float = 0.01, max_strangers_named: float = 0.1) -> tuple[dict | None, list[dict]]:
+    """The spread rule (:class:`~iznet.recognize.matcher.SpreadRule`: a face is named when ``best <= cap`` and
+    ``best - a * spread - b * margin <= c``, the spread shrunk to ``prior`` by ``n0`` pairs; every combination of
+    the grids) with the most right names, on average over every setting in ``features`` (a dict
+    ``{setting: probe_features(...)}``, e.g. photos enrolled x gallery size), among those that keep wrong names
+    at most ``max_wrong`` and named strangers at most ``max_strangers_named`` at *every* setting.
+
+    Returns:
+        ``(chosen, rows)``: for every (cap, a, b, n0) its best ``c`` (rows without an admissible ``c`` are left
+        out), each ``{"a", "b", "c", "prior", "n0", "cap", "right" (mean), "wrong" (worst), "strangers_named"
+        (worst), "by_setting"}``; ``chosen`` is the best row (the first on ties), None when no row keeps the
+        limits.
+    """
+    cs = np.sort(np.asarray(c_grid, dtype=np.float64))
+    rows = []
+    for cap, a in ((t, a) for t in cap_grid for a in a_grid):
+        for b in b_grid:
+            for n0 in n0_grid:
+                R, W, S = [], [], []
+                for f in features.values():
+                    M = f["members"]
+                    sm = spread_scores(M, a, b, prior, n0, cap)
+                    ss = np.sort(spread_scores(f["strangers"], a, b, prior, n0, cap))
+                    ok = M[:, 4] == 1
+                    n = max(1, len(M))
+                    R.append(np.searchsorted(np.sort(sm[ok]), cs, side="right") / n)
+                    W.append(np.searchsorted(np.sort(sm[~ok]), cs, side="right") / n)
+                    S.append(np.searchsorted(ss, cs, side="right") / max(1, len(ss)))
+                R, W, S = np.array(R), np.array(W), np.array(S)
+                admissible = (W.max(0) <= max_wrong) & (S.max(0) <= max_strangers_named)
+                if not admissible.any():
+                    continue
+                i = int(np.argmax(np.where(admissible, R.mean(0), -1.0)))
+                rows.append({"a": float(a), "b": float(b), "c": float(cs[i]), "prior": float(prior), "n0": float(n0),
+                             "cap": float(cap), "right": float(R[:, i].mean()), "wrong": float(W[:, i].max()),
+                             "strangers_named": float(S[:, i].max()),
+                             "by_setting": {str(key): {"right": float(R[j, i]), "wrong": float(W[j, i]),
+                                                       "strangers_named": float(S[j, i])}
+                                            for j, key in enumerate(features)}})
+    chosen = max(rows, key=lambda r: r["right"]) if rows else None
+    return chosen, rows

@@ -227,8 +227,8 @@ def embedder_metadata(embedder: Any, source: SourceModel | None = None) -> dict[
         out["iznet.threshold"] = repr(threshold)
     cal = source.meta.get("calibration") if source is not None else None
     if isinstance(cal, dict) and threshold is not None:  # the shipped unknown-face rule travels with the model
-        out["iznet.calibration"] = json.dumps({k: cal[k] for k in ("threshold", "gallery_far", "margin")
-                                               if cal.get(k) is not None})
+        out["iznet.calibration"] = json.dumps({k: cal[k] for k in ("threshold", "gallery_far", "margin",
+                                                                   "spread_rule") if cal.get(k) is not None})
     return out
 
 

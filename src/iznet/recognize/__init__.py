@@ -14,7 +14,7 @@ _EXPORTS = {
                 "RESERVED_NAMES", "sha256_bytes", "sha256_file", "validate_name"],
     "prototypes": ["METHODS", "centroid", "compute_prototypes", "kmeans_prototypes", "medoid", "pairwise_distances",
                    "spherical_kmeans"],
-    "matcher": ["UNKNOWN", "Match", "Matcher", "calibrate_threshold"],
+    "matcher": ["UNKNOWN", "Match", "Matcher", "SpreadRule", "calibrate_threshold", "person_spreads"],
     "pipeline": ["DemoAssets", "EnrollReport", "FaceCrop", "FaceDetector", "FaceResult",
                  "LabelResult", "Pipeline", "RebuildReport", "check_gallery_embedder",
                  "crops_to_batch", "default_detector_spec", "default_embedder_spec", "default_gallery_path",

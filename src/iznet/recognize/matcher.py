@@ -6,6 +6,10 @@ smallest distance; the answer is that person's name when the distance is ``<= th
 otherwise (no threshold: always the best person, i.e. closed-set identification). The margin is the
 second-best person's distance minus the best one's: how clearly the best person won; with ``min_margin``
 a best person who wins by less is answered ``"unknown"`` too (a look-alike in the gallery is not a name).
+With a :class:`SpreadRule` the answer is a name only when ``distance - a * spread - b * margin <= c`` and the
+distance is at most the rule's cap (in place of the threshold, when there is a runner-up), where ``spread`` is
+how far apart the best person's own enrolled photos lie (:func:`person_spreads`): a person photographed in
+many ways may be matched from further away, a clear win counts for more than a close one.
 """
 
 from __future__ import annotations
@@ -24,6 +28,82 @@ if TYPE_CHECKING:
     from iznet.recognize.gallery import Gallery
 
 UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class SpreadRule:
+    """The unknown-face rule that weighs the runner-up margin and the person's own spread.
+
+    A face is named only when ``distance - a * spread - b * margin <= c`` and ``distance <= cap``, with
+    ``spread`` the person's :func:`person_spreads` value: the mean distance between two of their enrolled
+    photos, shrunk towards ``prior`` as if ``n0`` pairs at ``prior`` had been seen too (a person with one photo
+    has no spread of their own and gets ``prior``). ``cap`` takes the place of the matcher's threshold when
+    there is a runner-up to compare with; a gallery of one person has none, and keeps the threshold. The six
+    numbers are chosen for one embedder on development people (``scripts/choose_spread_rule.py``) and
+    shipped in its calibration as ``spread_rule``.
+    """
+
+    a: float
+    b: float
+    c: float
+    prior: float
+    n0: float
+    cap: float
+
+    def __post_init__(self):
+        for key in ("a", "b", "c", "prior", "n0", "cap"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise GalleryError(f"spread rule: {key} must be a finite number, got {v!r}")
+        if self.a < 0 or self.b < 0 or self.n0 < 0 or self.prior < 0:
+            raise GalleryError(f"spread rule: a, b, prior and n0 must be >= 0, got {self.to_dict()}")
+
+    @classmethod
+    def from_dict(cls, d) -> "SpreadRule":
+        """From a calibration's ``spread_rule`` dict; a missing or extra key raises :class:`GalleryError`."""
+        keys = ("a", "b", "c", "prior", "n0", "cap")
+        if not isinstance(d, dict) or set(d) != set(keys):
+            raise GalleryError(f"a spread rule needs exactly the keys {', '.join(keys)}; got {d!r}"
+                               " (rewrite the calibration with scripts/make_assets.py --spread-rule)")
+        return cls(**{k: d[k] for k in keys})
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, "c": self.c, "prior": self.prior, "n0": self.n0, "cap": self.cap}
+
+    def named(self, distance, spread, margin) -> np.ndarray:
+        """True where the score passes, ``distance - a * spread - b * margin <= c`` (arrays broadcast; an
+        infinite margin passes when ``b > 0``); the cap is the caller's (:class:`Matcher`)."""
+        d, s, m = (np.asarray(x, dtype=np.float64) for x in (distance, spread, margin))
+        score = d - self.a * s - (self.b * m if self.b else 0.0)  # b = 0: an infinite margin adds nothing
+        return score <= self.c
+
+
+def person_spreads(embeddings, labels, n_people: int, rule: SpreadRule) -> np.ndarray:
+    """Each person's spread for :class:`SpreadRule`: ``(pairs * mean + n0 * prior) / (pairs + n0)``, where
+    ``mean`` is the mean Euclidean distance over the ``pairs`` pairs of the person's embeddings.
+
+    Args:
+        embeddings: (N, D) enrolled embeddings.
+        labels: (N,) person index of each row, in ``range(n_people)``.
+        n_people: number of people.
+        rule: gives ``prior`` and ``n0``.
+
+    Returns:
+        float64 (n_people,); a person with one embedding (no pair) and ``n0 = 0`` gets ``prior``.
+    """
+    X = np.asarray(embeddings, dtype=np.float64)
+    lab = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if len(lab) != len(X):
+        raise GalleryError(f"{len(lab)} labels for {len(X)} embeddings")
+    out = np.full(n_people, float(rule.prior))
+    for j in range(n_people):
+        e = X[lab == j]
+        pairs = len(e) * (len(e) - 1) / 2
+        if pairs == 0:
+            continue
+        total = float(np.triu(pairwise_distances(e, e), 1).sum())
+        out[j] = (total + rule.n0 * rule.prior) / (pairs + rule.n0)
+    return out
 
 
 @dataclass(frozen=True)
@@ -77,6 +157,8 @@ class Matcher:
         person_of_prototype: (P,) index into ``names`` of each prototype row, for several prototypes per person.
         min_margin: answer ``"unknown"`` when the runner-up person is closer than ``distance + min_margin``
             (0: off).
+        spread_rule: a :class:`SpreadRule` the best person must pass too, with ``spreads``: (n_people,) each
+            person's spread (:func:`person_spreads`), in the order of the people (:attr:`names`).
 
     >>> m = Matcher(np.eye(2), ["ann", "bob"], threshold=0.5)
     >>> m.match(np.array([[1.0, 0.0]]))[0].name
@@ -90,6 +172,8 @@ class Matcher:
         threshold: float | None = None,
         person_of_prototype: Sequence[int] | None = None,
         min_margin: float = 0.0,
+        spread_rule: SpreadRule | None = None,
+        spreads: Sequence[float] | None = None,
     ):
         P = np.asarray(prototypes, dtype=np.float64)
         if not (math.isfinite(float(min_margin)) and min_margin >= 0):
@@ -132,6 +216,14 @@ class Matcher:
         self._starts = np.flatnonzero(np.r_[True, np.diff(self.person_of_prototype) != 0])
         self.names = people
         self.threshold = None if threshold is None else float(threshold)
+        self.spread_rule = spread_rule
+        self.spreads = None
+        if spread_rule is not None:
+            sp = None if spreads is None else np.asarray(spreads, dtype=np.float64).reshape(-1)
+            if sp is None or len(sp) != len(people) or not np.all(np.isfinite(sp)):
+                raise GalleryError(f"a spread rule needs one finite spread per person ({len(people)}), got "
+                                   f"{None if sp is None else sp.tolist()}")
+            self.spreads = sp
 
     @classmethod
     def from_gallery(
@@ -142,13 +234,21 @@ class Matcher:
         k: int = 3,
         threshold: float | None | str = "stored",
         min_margin: float = 0.0,
+        spread_rule: SpreadRule | None = None,
     ) -> Matcher:
         """A matcher over a gallery's prototypes; ``threshold="stored"`` uses the one calibrated for the embedder
-        (see :meth:`Gallery.set_threshold`), or none when nothing is stored."""
+        (see :meth:`Gallery.set_threshold`), or none when nothing is stored. With ``spread_rule`` the people's
+        spreads come from their enrolled embeddings."""
         P, names = gallery.prototypes(embedder_tag, method=method, k=k)
         if threshold == "stored":
             threshold = gallery.threshold(embedder_tag)
-        return cls(P, names, threshold=threshold, min_margin=min_margin)
+        spreads = None
+        if spread_rule is not None:
+            X, labels, people = gallery.embeddings(embedder_tag)
+            by_name = dict(zip(people, person_spreads(X, labels, len(people), spread_rule)))
+            spreads = [by_name.get(n, spread_rule.prior) for n in dict.fromkeys(names)]
+        return cls(P, names, threshold=threshold, min_margin=min_margin, spread_rule=spread_rule,
+                   spreads=spreads)
 
     @property
     def dim(self) -> int:
@@ -189,7 +289,12 @@ class Matcher:
                 name2, d2 = self.names[second], float(row[second])
             else:
                 name2, d2 = None, math.inf
-            known = (self.threshold is None or d <= self.threshold) and d2 - d >= self.min_margin
+            limit = self.threshold
+            if self.spread_rule is not None and name2 is not None:  # a runner-up: the rule's own cap
+                limit = self.spread_rule.cap
+            known = (limit is None or d <= limit) and d2 - d >= self.min_margin
+            if known and self.spread_rule is not None:
+                known = bool(self.spread_rule.named(d, self.spreads[best], d2 - d))
             out.append(
                 Match(
                     name=self.names[best] if known else UNKNOWN,

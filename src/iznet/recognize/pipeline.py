@@ -36,7 +36,7 @@ from iznet.data.crops import FACE_CROP_SCALE
 from iznet.data.images import load_image
 from iznet.errors import GalleryError, ModelError
 from iznet.recognize.gallery import EMPTY_MESSAGE, SOURCE_META_PREFIX, Gallery
-from iznet.recognize.matcher import Match, Matcher, gallery_threshold
+from iznet.recognize.matcher import Match, Matcher, SpreadRule, gallery_threshold
 from iznet.recognize.prototypes import DEFAULT_METHOD
 from iznet.utils.assets import (ASSETS_DIR, DEFAULT_DETECTOR_FILE, DEFAULT_EMBEDDER_FILE, DEMO_DIR, DEMO_GALLERY,
                                 DEMO_PHOTO, DemoAssets, default_detector_spec, default_embedder_spec, demo_assets)
@@ -154,15 +154,17 @@ class Pipeline:
             self._set_empty()
             return
         # raises GalleryError naming the tags the gallery holds when this embedder is not among them
-        setting, margin = self.threshold_setting, 0.0
+        setting, margin, spread = self.threshold_setting, 0.0, None
         cal = getattr(self.embedder, "calibration", None) or {}
         shipped = setting == "stored" and g.threshold(self.tag) is None
         if shipped:
             # nothing calibrated in this gallery: the rule the embedder was shipped with, if any
             setting = getattr(self.embedder, "calibrated_threshold", None)
             margin = float(cal.get("margin", 0.0) or 0.0)
+            if setting is not None and cal.get("spread_rule") is not None:
+                spread = SpreadRule.from_dict(cal["spread_rule"])
         self.matcher = Matcher.from_gallery(g, self.tag, method=self.prototype_method, k=self.k, threshold=setting,
-                                            min_margin=margin)
+                                            min_margin=margin, spread_rule=spread)
         if shipped and setting is not None and cal.get("gallery_far") is not None:
             # tightened where the gallery's own people are look-alikes (iznet.recognize.matcher.gallery_threshold)
             X, labels, names = g.embeddings(self.tag)
