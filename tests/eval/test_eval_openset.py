@@ -233,3 +233,12 @@ def test_spread_rule_choice_against_brute_force():
     assert len(rows) <= 16
     none, _ = choose_spread_rule(feats, prior, **grid, max_wrong=-1.0)
     assert none is None
+    # limits setting by setting: the same everywhere is the same choice; a tighter one in one setting binds there
+    same, _ = choose_spread_rule(feats, prior, **grid, max_wrong={key: 0.05 for key in feats},
+                                 max_strangers_named={key: 0.2 for key in feats})
+    assert same == chosen
+    tight, _ = choose_spread_rule(feats, prior, **grid, max_wrong={(2, 6): 0.0, (3, 6): 0.05},
+                                  max_strangers_named=0.2)
+    assert tight is None or tight["by_setting"]["(2, 6)"]["wrong"] == 0.0
+    with pytest.raises(ValueError, match="no limit for the settings"):
+        choose_spread_rule(feats, prior, **grid, max_wrong={(2, 6): 0.05})

@@ -345,12 +345,14 @@ def spread_prior(emb: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
 
 def choose_spread_rule(features: dict, prior: float, cap_grid: Sequence[float], a_grid: Sequence[float],
                        b_grid: Sequence[float], n0_grid: Sequence[float], c_grid: Sequence[float],
-                       max_wrong: float = 0.01, max_strangers_named: float = 0.1) -> tuple[dict | None, list[dict]]:
+                       max_wrong: float | dict = 0.01, max_strangers_named: float | dict = 0.1
+                       ) -> tuple[dict | None, list[dict]]:
     """The spread rule (:class:`~iznet.recognize.matcher.SpreadRule`: a face is named when ``best <= cap`` and
     ``best - a * spread - b * margin <= c``, the spread shrunk to ``prior`` by ``n0`` pairs; every combination of
     the grids) with the most right names, on average over every setting in ``features`` (a dict
     ``{setting: probe_features(...)}``, e.g. photos enrolled x gallery size), among those that keep wrong names
-    at most ``max_wrong`` and named strangers at most ``max_strangers_named`` at *every* setting.
+    at most ``max_wrong`` and named strangers at most ``max_strangers_named`` at *every* setting. Either limit
+    may be a dict with one value per setting (keys as in ``features``), e.g. what another rule gives there.
 
     Returns:
         ``(chosen, rows)``: for every (cap, a, b, n0) its best ``c`` (rows without an admissible ``c`` are left
@@ -359,6 +361,16 @@ def choose_spread_rule(features: dict, prior: float, cap_grid: Sequence[float], 
         limits.
     """
     cs = np.sort(np.asarray(c_grid, dtype=np.float64))
+
+    def per_setting(limit, what):
+        if not isinstance(limit, dict):
+            return np.full((len(features), 1), float(limit))
+        missing = [key for key in features if key not in limit]
+        if missing:
+            raise ValueError(f"{what} has no limit for the settings {missing}")
+        return np.array([[float(limit[key])] for key in features])
+
+    lim_w, lim_s = per_setting(max_wrong, "max_wrong"), per_setting(max_strangers_named, "max_strangers_named")
     rows = []
     for cap, a in ((t, a) for t in cap_grid for a in a_grid):
         for b in b_grid:
@@ -374,7 +386,7 @@ def choose_spread_rule(features: dict, prior: float, cap_grid: Sequence[float], 
                     W.append(np.searchsorted(np.sort(sm[~ok]), cs, side="right") / n)
                     S.append(np.searchsorted(ss, cs, side="right") / max(1, len(ss)))
                 R, W, S = np.array(R), np.array(W), np.array(S)
-                admissible = (W.max(0) <= max_wrong) & (S.max(0) <= max_strangers_named)
+                admissible = (W <= lim_w).all(0) & (S <= lim_s).all(0)
                 if not admissible.any():
                     continue
                 i = int(np.argmax(np.where(admissible, R.mean(0), -1.0)))
