@@ -64,9 +64,10 @@ print('--far %s --margin %s' % (c.get('far') or 0.05, c.get('margin') or 0.0))")
       $C --rounds 200 --json "$OUT/openset_glint24.json"
     if [ -f "$OUT/spread_dev.json" ]; then
       M=$($PY -c "import json;print((json.load(open('$OUT/openset_dev.json'))['chosen'] or {}).get('margin') or 0)")
-      for P in "$COLL/heldout_${CROP}112.pt:heldout" packs/glint24_112.pt:glint24; do
-        $PY scripts/choose_spread_rule.py -e "$RUN/model.pt" --pack "${P%%:*}" --threshold "$T" --margin "$M" \
-          --rule "$OUT/spread_dev.json" --json "$OUT/spread_${P##*:}.json"
+      for P in "$COLL/heldout_${CROP}112.pt:heldout:3,12,48" packs/glint24_112.pt:glint24:3,12; do  # 24 people
+        IFS=: read -r PK NAME SIZES <<< "$P"
+        $PY scripts/choose_spread_rule.py -e "$RUN/model.pt" --pack "$PK" --threshold "$T" --margin "$M" \
+          --group-size "$SIZES" --rule "$OUT/spread_dev.json" --json "$OUT/spread_$NAME.json"
       done
     fi ;;
   cluster)  # dlib's descriptors are deterministic: its scores on the same folders come from an earlier run
