@@ -54,6 +54,32 @@ def decide(best: np.ndarray, second: np.ndarray, rule: str, t: float, t_gallery:
     return ok
 
 
+def _galleries(emb: np.ndarray, labels: np.ndarray, group_size: int, k: int, strangers: int, rounds: int, seed: int,
+               method: str):
+    """The simulated galleries of :func:`simulate_groups` and :func:`probe_features`, one per round: yields
+    ``(P, enrolled, probe_rows, probe_true, stranger_rows)``, the (group_size, D) prototypes, each member's k
+    enrolled embeddings, the rows of the members' other images with their member index, and the strangers'
+    rows."""
+    if method not in ("medoid", "centroid"):
+        raise ValueError(f"unknown prototype method {method!r}: choose medoid or centroid")
+    people, inv = np.unique(labels, return_inverse=True)
+    rows = [np.flatnonzero(inv == i) for i in range(len(people))]
+    eligible = [i for i, r in enumerate(rows) if len(r) > k]
+    if len(eligible) < group_size or len(people) < group_size + strangers:
+        raise ValueError(f"need {group_size} people with more than {k} images and {group_size + strangers} people "
+                         f"in all; got {len(eligible)} and {len(people)}")
+    rng = np.random.default_rng(seed)
+    for _ in range(rounds):
+        members = rng.choice(eligible, size=group_size, replace=False)
+        others = np.setdiff1d(np.arange(len(people)), members)
+        stranger_ids = rng.choice(others, size=strangers, replace=False)
+        enrolled = [emb[rows[p][:k]] for p in members]
+        P = np.stack([e[medoid(e)[0]] if method == "medoid" else centroid(e) for e in enrolled])
+        probe_rows = np.concatenate([rows[p][k:] for p in members])
+        probe_true = np.concatenate([[j] * (len(rows[p]) - k) for j, p in enumerate(members)])
+        yield P, enrolled, probe_rows, probe_true, np.concatenate([rows[p] for p in stranger_ids])
+
+
 def simulate_groups(emb: np.ndarray, labels: np.ndarray, settings: RuleSettings, *, group_size: int = 12,
                     k: int = 5, strangers: int = 12, rounds: int = 50, seed: int = 0,
                     method: str = DEFAULT_METHOD) -> dict:
@@ -74,37 +100,17 @@ def simulate_groups(emb: np.ndarray, labels: np.ndarray, settings: RuleSettings,
         ``{"rules": {rule: {"right", "wrong", "unknown", "strangers_rejected", "strangers_named"}}, "members": n,
         "strangers": n, "rounds": rounds, ...}``; shares are pooled over all rounds.
     """
-    if method not in ("medoid", "centroid"):
-        raise ValueError(f"unknown prototype method {method!r}: choose medoid or centroid")
     emb = np.asarray(emb, dtype=np.float64)
     labels = np.asarray(labels)
-    people, inv = np.unique(labels, return_inverse=True)
-    rows = [np.flatnonzero(inv == i) for i in range(len(people))]
-    eligible = [i for i, r in enumerate(rows) if len(r) > k]
-    if len(eligible) < group_size or len(people) < group_size + strangers:
-        raise ValueError(f"need {group_size} people with more than {k} images and {group_size + strangers} people "
-                         f"in all; got {len(eligible)} and {len(people)}")
-    rng = np.random.default_rng(seed)
     counts = {r: np.zeros(5, dtype=np.int64) for r in RULES}  # right, wrong, unknown, str_rejected, str_named
     n_mem = n_str = 0
     t_gal = []
-    for _ in range(rounds):
-        members = rng.choice(eligible, size=group_size, replace=False)
-        others = np.setdiff1d(np.arange(len(people)), members)
-        stranger_ids = rng.choice(others, size=strangers, replace=False)
-        protos, enrolled, owner = [], [], []
-        for j, p in enumerate(members):
-            e = emb[rows[p][:k]]
-            protos.append(e[medoid(e)[0]] if method == "medoid" else centroid(e))
-            enrolled.append(e)
-            owner += [j] * k
-        P = np.stack(protos)
-        names = [str(j) for j in range(group_size)]
-        tg = gallery_threshold(Matcher(P, names), np.concatenate(enrolled), [names[o] for o in owner], settings.far)
+    names = [str(j) for j in range(group_size)]
+    owner = [names[j] for j in range(group_size) for _ in range(k)]
+    for P, enrolled, probe_rows, probe_true, str_rows in _galleries(emb, labels, group_size, k, strangers, rounds,
+                                                                    seed, method):
+        tg = gallery_threshold(Matcher(P, names), np.concatenate(enrolled), owner, settings.far)
         t_gal.append(tg)
-        probe_rows = np.concatenate([rows[p][k:] for p in members])
-        probe_true = np.concatenate([[j] * (len(rows[p]) - k) for j, p in enumerate(members)])
-        str_rows = np.concatenate([rows[p] for p in stranger_ids])
         for part, idx in (("members", probe_rows), ("strangers", str_rows)):
             d = pairwise_distances(emb[idx], P)
             order = np.argsort(d, axis=1)
@@ -264,32 +270,14 @@ def probe_features(emb: np.ndarray, labels: np.ndarray, *, group_size: int = 12,
     Returns:
         ``{"members": (M, 5), "strangers": (S, 5)}`` float64, columns :data:`FEATURES`.
     """
-    if method not in ("medoid", "centroid"):
-        raise ValueError(f"unknown prototype method {method!r}: choose medoid or centroid")
     emb = np.asarray(emb, dtype=np.float64)
     labels = np.asarray(labels)
-    people, inv = np.unique(labels, return_inverse=True)
-    rows = [np.flatnonzero(inv == i) for i in range(len(people))]
-    eligible = [i for i, r in enumerate(rows) if len(r) > k]
-    if len(eligible) < group_size or len(people) < group_size + strangers:
-        raise ValueError(f"need {group_size} people with more than {k} images and {group_size + strangers} people "
-                         f"in all; got {len(eligible)} and {len(people)}")
-    rng = np.random.default_rng(seed)
     out: dict[str, list] = {"members": [], "strangers": []}
     pairs = k * (k - 1) / 2
-    for _ in range(rounds):
-        members = rng.choice(eligible, size=group_size, replace=False)
-        others = np.setdiff1d(np.arange(len(people)), members)
-        stranger_ids = rng.choice(others, size=strangers, replace=False)
-        protos, pair_mean = [], []
-        for p in members:
-            e = emb[rows[p][:k]]
-            protos.append(e[medoid(e)[0]] if method == "medoid" else centroid(e))
-            pair_mean.append(float(np.triu(pairwise_distances(e, e), 1).sum()) / pairs if pairs else 0.0)
-        P, pair_mean = np.stack(protos), np.asarray(pair_mean)
-        probe_rows = np.concatenate([rows[p][k:] for p in members])
-        probe_true = np.concatenate([[j] * (len(rows[p]) - k) for j, p in enumerate(members)])
-        str_rows = np.concatenate([rows[p] for p in stranger_ids])
+    for P, enrolled, probe_rows, probe_true, str_rows in _galleries(emb, labels, group_size, k, strangers, rounds,
+                                                                    seed, method):
+        pair_mean = np.array([float(np.triu(pairwise_distances(e, e), 1).sum()) / pairs if pairs else 0.0
+                              for e in enrolled])
         for part, idx in (("members", probe_rows), ("strangers", str_rows)):
             d = pairwise_distances(emb[idx], P)
             order = np.argsort(d, axis=1)
