@@ -65,10 +65,24 @@ def main() -> None:
     ap.add_argument("--untrained-by", default=None, metavar="PACK",
                     help="also score the development people a run on PACK (the same seed) did not train on: "
                     "those PACK lacks or holds out as its own development people (a model of an older collection)")
+    ap.add_argument("--untrained-by-dev-people", type=Path, default=None, metavar="FILE",
+                    help="with --untrained-by: the run on PACK held out the people of this file (its --dev-people) "
+                    "rather than a random draw with --seed")
     ap.add_argument("--save-pack", type=Path, default=None, metavar="DIR",
                     help="also write the detector's crops as packs DIR/dev_detector_<crop>112.pt (one per crop "
                     "convention; pictures with no face found keep the whole picture), for scripts/openset_rules.py")
     a = ap.parse_args()
+    other_dev_people = None
+    if a.untrained_by_dev_people is not None:
+        if not a.untrained_by:
+            ap.error("--untrained-by-dev-people goes with --untrained-by PACK")
+        from iznet.engine.data import read_people_list
+        from iznet.errors import DataError
+
+        try:
+            other_dev_people = set(read_people_list(a.untrained_by_dev_people))
+        except DataError as e:
+            ap.error(str(e))
     torch.set_num_threads(1)
 
     from iznet.data.align import face_pixels
@@ -118,7 +132,10 @@ def main() -> None:
     if a.untrained_by:
         other = load_pack(a.untrained_by)
         other_names = {other.classes[int(lab)] for lab in other.labels}
-        other_dev = {other.classes[int(other.labels[i])] for i in development_rows(a.untrained_by, a.seed)}
+        if other_dev_people is not None:  # the run named its development people (iznet train --dev-people)
+            other_dev = other_dev_people
+        else:
+            other_dev = {other.classes[int(other.labels[i])] for i in development_rows(a.untrained_by, a.seed)}
         keep = np.array([n not in other_names or n in other_dev for n in names])
         subsets["_untrained_by_other"] = keep
         results["untrained_by_other"] = {"pack": a.untrained_by, "people": len(set(names[keep].tolist())),

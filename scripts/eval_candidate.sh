@@ -24,8 +24,9 @@ case "$1" in
       | tee "$OUT/calibration.json" ;;
   devcrops)  # development people's faces cut by the bundled detector (the system's crops): rank-1, and a pack
     # UNTRAINED_BY=PACK: also the development people a model of that (older) collection did not train on
+    # (UNTRAINED_BY_DEV=FILE: that model held out the people of FILE, its --dev-people)
     $PY scripts/dev_detector_crops.py --pad 0 --coll "$COLL" -e "$RUN/model.pt" ${OLD:+-e "$OLD"} --save-pack "$COLL" \
-      ${UNTRAINED_BY:+--untrained-by "$UNTRAINED_BY"} --json "$OUT/dev_detector_crops_pipeline.json" ;;
+      ${UNTRAINED_BY:+--untrained-by "$UNTRAINED_BY"} ${UNTRAINED_BY_DEV:+--untrained-by-dev-people "$UNTRAINED_BY_DEV"} --json "$OUT/dev_detector_crops_pipeline.json" ;;
   openset_dev)  # choose the shipped rule on development people, faces cut as the system cuts them (stage devcrops),
     # the pipeline's prototypes, galleries of 12 and of 48 people (the limits must hold at both)
     T=$($PY -c "import json;print(json.load(open('$OUT/calibration.json'))['threshold'])")
