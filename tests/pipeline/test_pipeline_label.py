@@ -110,7 +110,11 @@ def test_the_shipped_rule_tightens_in_a_gallery_of_look_alikes(synth, gallery, e
     embedder.calibration = {"threshold": 5.0, "margin": 10.0}
     margin = Pipeline(blob_detector, embedder, gallery)
     assert margin.threshold == 5.0 and margin.min_margin == 10.0
-    assert margin.label(img).names == ["unknown"] * 3
+    res = margin.label(img)
+    assert res.names == ["unknown"] * 3
+    doc = res.to_json()  # the JSON says why a face under the threshold is unknown
+    assert doc["min_margin"] == 10.0 and all(f["distance"] <= doc["threshold"] for f in doc["faces"])
+    assert Pipeline(blob_detector, embedder, gallery, threshold=None).label(img).to_json()["min_margin"] == 0.0
 
 
 def test_the_shipped_spread_rule_applies_until_the_gallery_stores_a_threshold(synth, gallery, embedder,

@@ -143,7 +143,7 @@ class Pipeline:
                 self._build_matcher(g)
 
     def _set_empty(self) -> None:
-        self.matcher, self.threshold = None, None
+        self.matcher, self.threshold, self.min_margin = None, None, 0.0
         msg = f"gallery {self.gallery_path} is empty: every face is 'unknown'; {ENROLL_HINT}"
         self.warnings = [msg]  # the caller shows them; logged at debug level only to avoid saying it twice
         _logger.debug("%s", msg)
@@ -212,6 +212,7 @@ class Pipeline:
             prototype_method=self.prototype_method,
             threshold=self.threshold,
             warnings=list(self.warnings),
+            min_margin=self.min_margin,
         )
 
     def label_file(self, path: str | Path) -> LabelResult:

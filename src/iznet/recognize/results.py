@@ -99,6 +99,8 @@ class LabelResult:
         embedder: the embedder tag used for matching.
         prototype_method: how people were summarised (``medoid``...).
         threshold: the unknown-face threshold used (None: every face gets the nearest person's name).
+        min_margin: the runner-up margin a name also needs (0: none; a face under the threshold that wins by
+            less is "unknown").
         warnings: messages for the user (empty gallery, no calibrated threshold...).
     """
 
@@ -109,6 +111,7 @@ class LabelResult:
     prototype_method: str = DEFAULT_METHOD
     threshold: float | None = None
     warnings: list[str] = field(default_factory=list)
+    min_margin: float = 0.0
 
     def __len__(self) -> int:
         return len(self.faces)
@@ -131,6 +134,7 @@ class LabelResult:
             "embedder": self.embedder,
             "prototype_method": self.prototype_method,
             "threshold": _fin(self.threshold, 6),
+            "min_margin": _fin(self.min_margin, 6),
             "faces": [f.to_dict() for f in self.faces],
             "warnings": list(self.warnings),
         }

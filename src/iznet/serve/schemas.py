@@ -42,6 +42,7 @@ class LabelOut(BaseModel):
     embedder: Optional[str] = None
     prototype_method: str
     threshold: Optional[float] = Field(None, description="unknown-face distance used; null: every face named")
+    min_margin: Optional[float] = Field(None, description="runner-up margin a name also needs (0: none)")
     faces: list[FaceOut] = Field(..., description="highest detector score first; [] when no face was found")
     warnings: list[str] = Field(default_factory=list)
     image: Optional[str] = Field(None, description="the picture as a base64 JPEG (labelled: boxes and names "
