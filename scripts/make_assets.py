@@ -50,7 +50,8 @@ def build_embedder(run: Path, calibration: dict | None = None) -> dict:
     return meta
 
 
-def dev_threshold(run: Path, pack: Path, lfw_root: Path, target_far: float, checkpoint: Path | None = None) -> dict:
+def dev_threshold(run: Path, pack: Path, lfw_root: Path, target_far: float,
+                  checkpoint: Path | str | None = None) -> dict:
     from iznet.engine.data import build_train_data
     from iznet.recognize.embedder import load_embedder
     from iznet.recognize.matcher import calibrate_threshold
@@ -189,6 +190,8 @@ def main() -> None:
                          "a change of the default prototypes) and rewrite demo/expected.json")
     ap.add_argument("--calibrate-only", action="store_true",
                     help="print the run's development threshold as JSON and write nothing")
+    ap.add_argument("--embedder", default=None, help="with --calibrate-only: calibrate this embedder spec on the "
+                    "run's development pairs instead of the run's model.pt (e.g. an ensemble 'a.pt+b.pt')")
     a = ap.parse_args()
     if a.demo_answers_only:  # needs neither a run nor LFW
         print(json.dumps(record_demo_answers()))
@@ -200,8 +203,11 @@ def main() -> None:
         ap.error("--spread-rule weighs the runner-up margin itself: leave --margin out")
     if a.spread_rule is not None:
         read_spread_rule(a.spread_rule)  # a bad file stops here, before anything is written
+    if a.embedder is not None and not a.calibrate_only:
+        ap.error("--embedder goes with --calibrate-only (the shipped embedder is the run's model.pt)")
     if a.calibrate_only:
-        print(json.dumps(dev_threshold(a.embedder_run, a.pack, a.lfw, a.target_far, a.embedder_run / "model.pt")))
+        spec = a.embedder if a.embedder is not None else a.embedder_run / "model.pt"
+        print(json.dumps(dev_threshold(a.embedder_run, a.pack, a.lfw, a.target_far, spec)))
         return
     ASSETS.mkdir(parents=True, exist_ok=True)
     meta = build_embedder(a.embedder_run)
