@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.rule is not None:
         try:
             ch = json.loads(a.rule.read_text())["chosen"]
-            rule = SpreadRule.from_dict({k: ch[k] for k in ("a", "b", "c", "prior", "n0", "cap")})
+            rule = SpreadRule.from_dict({k: ch[k] for k in SpreadRule.KEYS})
         except (OSError, ValueError, KeyError, TypeError, IznetError) as e:
             ap.error(f"--rule {a.rule}: no readable chosen spread rule ({e}); write one with this script first")
     try:
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         if chosen is None:
             print("no rule keeps the limits", file=sys.stderr)
         else:
-            rule = SpreadRule.from_dict({k: chosen[k] for k in ("a", "b", "c", "prior", "n0", "cap")})
+            rule = SpreadRule.from_dict({k: chosen[k] for k in SpreadRule.KEYS})
     if rule is not None:
         out["rule"] = rule.to_dict()
         out["spread_rule"] = {str(key): spread_shares(f, rule) for key, f in feats.items()}

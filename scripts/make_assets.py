@@ -162,7 +162,7 @@ def read_spread_rule(path: Path) -> dict:
 
     try:
         ch = json.loads(path.read_text())["chosen"]
-        return SpreadRule.from_dict({k: ch[k] for k in ("a", "b", "c", "prior", "n0", "cap")}).to_dict()
+        return SpreadRule.from_dict({k: ch[k] for k in SpreadRule.KEYS}).to_dict()
     except (OSError, ValueError, KeyError, TypeError, IznetError) as e:
         raise SystemExit(f"--spread-rule {path}: no chosen spread rule in it ({e}); "
                          "write one with scripts/choose_spread_rule.py") from None

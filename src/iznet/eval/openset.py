@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 
 from iznet.recognize.matcher import Matcher, gallery_threshold
-from iznet.recognize.prototypes import DEFAULT_METHOD, centroid, medoid, pairwise_distances
+from iznet.recognize.prototypes import DEFAULT_METHOD, centroid, mean_pair_distance, medoid, pairwise_distances
 
 RULES = ("fixed", "gallery", "margin", "gallery+margin")
 
@@ -276,8 +276,7 @@ def probe_features(emb: np.ndarray, labels: np.ndarray, *, group_size: int = 12,
     pairs = k * (k - 1) / 2
     for P, enrolled, probe_rows, probe_true, str_rows in _galleries(emb, labels, group_size, k, strangers, rounds,
                                                                     seed, method):
-        pair_mean = np.array([float(np.triu(pairwise_distances(e, e), 1).sum()) / pairs if pairs else 0.0
-                              for e in enrolled])
+        pair_mean = np.array([mean_pair_distance(e) for e in enrolled])
         for part, idx in (("members", probe_rows), ("strangers", str_rows)):
             d = pairwise_distances(emb[idx], P)
             order = np.argsort(d, axis=1)
@@ -325,7 +324,7 @@ def spread_prior(emb: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
     for p in np.unique(labels):
         e = emb[labels == p][:k]
         if len(e) >= max(2, k):
-            vals.append(float(np.triu(pairwise_distances(e, e), 1).sum()) / (len(e) * (len(e) - 1) / 2))
+            vals.append(mean_pair_distance(e))
     if not vals:
         raise ValueError(f"no person has {k} or more photos: the prior spread cannot be measured")
     return float(np.median(vals))

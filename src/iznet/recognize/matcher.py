@@ -22,7 +22,7 @@ import numpy as np
 
 from iznet.errors import GalleryError
 from iznet.recognize.gallery import EMPTY_MESSAGE
-from iznet.recognize.prototypes import DEFAULT_METHOD, pairwise_distances
+from iznet.recognize.prototypes import DEFAULT_METHOD, mean_pair_distance, pairwise_distances
 
 if TYPE_CHECKING:
     from iznet.recognize.gallery import Gallery
@@ -50,8 +50,10 @@ class SpreadRule:
     n0: float
     cap: float
 
+    KEYS = ("a", "b", "c", "prior", "n0", "cap")  # the calibration dict's keys (a class constant, not a field)
+
     def __post_init__(self):
-        for key in ("a", "b", "c", "prior", "n0", "cap"):
+        for key in self.KEYS:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise GalleryError(f"spread rule: {key} must be a finite number, got {v!r}")
@@ -61,14 +63,14 @@ class SpreadRule:
     @classmethod
     def from_dict(cls, d) -> "SpreadRule":
         """From a calibration's ``spread_rule`` dict; a missing or extra key raises :class:`GalleryError`."""
-        keys = ("a", "b", "c", "prior", "n0", "cap")
+        keys = cls.KEYS
         if not isinstance(d, dict) or set(d) != set(keys):
             raise GalleryError(f"a spread rule needs exactly the keys {', '.join(keys)}; got {d!r}"
                                " (rewrite the calibration with scripts/make_assets.py --spread-rule)")
         return cls(**{k: d[k] for k in keys})
 
     def to_dict(self) -> dict:
-        return {"a": self.a, "b": self.b, "c": self.c, "prior": self.prior, "n0": self.n0, "cap": self.cap}
+        return {k: getattr(self, k) for k in self.KEYS}
 
     def named(self, distance, spread, margin) -> np.ndarray:
         """True where the score passes, ``distance - a * spread - b * margin <= c`` (arrays broadcast; an
@@ -101,8 +103,7 @@ def person_spreads(embeddings, labels, n_people: int, rule: SpreadRule) -> np.nd
         pairs = len(e) * (len(e) - 1) / 2
         if pairs == 0:
             continue
-        total = float(np.triu(pairwise_distances(e, e), 1).sum())
-        out[j] = (total + rule.n0 * rule.prior) / (pairs + rule.n0)
+        out[j] = (pairs * mean_pair_distance(e) + rule.n0 * rule.prior) / (pairs + rule.n0)
     return out
 
 

@@ -53,6 +53,14 @@ def pairwise_distances(A, B) -> np.ndarray:
     return np.sqrt(np.maximum(sq, 0.0))
 
 
+def mean_pair_distance(X) -> float:
+    """The mean Euclidean distance over the pairs of rows of ``X`` (N, D); 0.0 with fewer than two rows."""
+    n = len(X)
+    if n < 2:
+        return 0.0
+    return float(np.triu(pairwise_distances(X, X), 1).sum()) / (n * (n - 1) / 2)
+
+
 def medoid(X) -> tuple[int, np.ndarray]:
     """The member of ``X`` minimising the summed Euclidean distance to all the others.
 
