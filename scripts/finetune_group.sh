@@ -19,18 +19,7 @@ HELDOUT=${HELDOUT:-collection/v2/heldout_box112.pt}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$OUT"
 # 1. the user's photos: the first K of each person (the same split bench_group.py enrols)
-$PY - "$DATA" "$K" "$OUT/photos" <<'PYEOF'
-import sys
-from pathlib import Path
-from iznet.eval.group import split_group
-root, k, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
-for s in split_group(root, k):
-    (out / s.person).mkdir(parents=True, exist_ok=True)
-    for f in s.enroll:
-        dst = out / s.person / f.name
-        if not dst.exists():
-            dst.symlink_to(f.resolve())
-PYEOF
+$PY scripts/group_photos.py "$DATA" "$K" "$OUT/photos"
 # 2. faces cut the way the bundled embedder expects them, 3. fine-tune with early stopping on held-out faces
 CROP=$($PY -c "from iznet.recognize.embedder import load_embedder; from iznet.recognize.pipeline import default_embedder_spec; print(load_embedder(default_embedder_spec()).face_crop)")
 [ -d "$OUT/faces" ] || .venv/bin/iznet extract-faces "$OUT/photos" "$OUT/faces" --size 112 --crop "$CROP" | tail -1
