@@ -245,3 +245,27 @@ def test_padded_detector_keeps_the_landmarks_for_aligned_embedders():
     d = PaddedDetector(Pointed(), pad=2.0).detect(np.zeros((20, 30, 3), np.uint8))
     assert d.xyxy.tolist() == [[0.0, 0.0, 30.0, 20.0]]
     assert d.landmarks is not None and d.landmarks[0].tolist() == [[0, 0], [30, 0], [15, 10], [0, 20], [30, 20]]
+
+
+def _group_photos_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "group_photos.py"
+    spec = importlib.util.spec_from_file_location("group_photos_script", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_group_photos_links_the_enrolled_pictures(group, tmp_path, capsys):
+    """scripts/group_photos.py links exactly split_group's enrolment pictures; too few pictures is a clear error."""
+    mod = _group_photos_script()
+    out = tmp_path / "photos"
+    assert mod.main([str(group), "2", str(out)]) == 0
+    linked = sorted((p.parent.name, p.name, p.resolve()) for p in out.glob("*/*"))
+    want = sorted((s.person, f.name, f.resolve()) for s in split_group(group, enroll=2) for f in s.enroll)
+    assert linked == want and len(linked) == 6
+    assert mod.main([str(group), "2", str(out)]) == 0  # again: links already there are kept
+    assert "6 photos" in capsys.readouterr().out
+    assert mod.main([str(group), "3", str(tmp_path / "other")]) == 2
+    assert "lower --enroll" in capsys.readouterr().err
