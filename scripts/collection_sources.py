@@ -6,7 +6,7 @@ plus ``OUT/<source>/people.csv`` (folder, name, gender, group) and ``OUT/<source
 commit, path, counts). ``iznet data build`` turns these folders into the collection's packs (docs/data.md).
 Nothing here is committed: OUT is an ignored folder (default ``collection/raw``).
 
-    python scripts/collection_sources.py --out collection/raw [--mirrors /work/.mirror] [--only fiw,pins]
+    python scripts/collection_sources.py --out collection/raw [--mirrors /work/.mirror] [--only fiw,pins] [--skip-written]
 """
 
 from __future__ import annotations
@@ -72,13 +72,21 @@ NOGIZAKA = {"asuka": "Asuka Saito", "erika": "Erika Ikuta", "mai": "Mai Shiraish
 WOMEN = {"Maryam Nawaz", "Hina Rabbani Khar", "Deepika Padukone"}  # of the named politicians and actors
 
 
+def snapshot_dir(mirrors: Path, repo_name: str) -> Path | None:
+    """The git directory of ``repo_name``'s fetched snapshot under ``mirrors``, or None when it is not there."""
+    git_dir = mirrors / repo_name.replace("/", "+") / "repo"
+    for d in (git_dir, git_dir / ".git"):  # a bare snapshot, or one brought as a work tree
+        if (d / "HEAD").exists():
+            return d
+    return None
+
+
 class Repo:
-    def __init__(self, git_dir: Path, commit: str):
-        if not (git_dir / "HEAD").exists() and (git_dir / ".git" / "HEAD").exists():
-            git_dir = git_dir / ".git"  # a snapshot brought as a work tree
+    def __init__(self, mirrors: Path, repo_name: str, commit: str):
+        git_dir = snapshot_dir(mirrors, repo_name)
+        if git_dir is None:
+            sys.exit(f"no git snapshot of {repo_name} under {mirrors}: bring it with the search tool's fetch first")
         self.git_dir, self.commit = git_dir, commit
-        if not (git_dir / "HEAD").exists():
-            sys.exit(f"no git snapshot at {git_dir}: bring it with the search tool's fetch first")
 
     def _git(self, *args: str, input: bytes | None = None) -> bytes:
         return subprocess.run(["git", f"--git-dir={self.git_dir}", *args], check=True, capture_output=True,
@@ -301,7 +309,7 @@ def plan(source: str, repo: Repo, prefix: str, skip_families: set[str]) -> tuple
 
 def materialise(source: str, mirrors: Path, out: Path, skip_families: set[str]) -> set[str]:
     repo_name, commit, prefix = SOURCES[source]
-    repo = Repo(mirrors / repo_name.replace("/", "+") / "repo", commit)
+    repo = Repo(mirrors, repo_name, commit)
     files, people, skipped = plan(source, repo, prefix, skip_families)
     root = out / source
     root.mkdir(parents=True, exist_ok=True)
@@ -340,7 +348,7 @@ def materialise(source: str, mirrors: Path, out: Path, skip_families: set[str]) 
 def cfp_names(mirrors: Path, out: Path) -> None:
     """Write CFP's 500 names to OUT/exclude_cfp.txt (for ``iznet data build --exclude``)."""
     repo_name, commit, path = CFP
-    repo = Repo(mirrors / repo_name.replace("/", "+") / "repo", commit)
+    repo = Repo(mirrors, repo_name, commit)
     sha = [s for rel, s, _ in repo.list(path)][0]
     names = [n.strip() for n in repo.read([sha])[sha].decode("utf-8", "replace").splitlines() if n.strip()]
     out.mkdir(parents=True, exist_ok=True)
@@ -354,14 +362,28 @@ def main() -> None:
     ap.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
     ap.add_argument("--only", default=",".join(SOURCES), help="comma-separated sources")
     ap.add_argument("--cfp-names", action="store_true", help="also write OUT/exclude_cfp.txt from CFP's name list")
+    ap.add_argument("--skip-written", action="store_true",
+                    help="leave out what OUT already holds (a source's SOURCE.json, written last; exclude_cfp.txt)")
     args = ap.parse_args()
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(only) - set(SOURCES)
     if unknown:
         sys.exit(f"unknown sources {sorted(unknown)}: choose from {', '.join(SOURCES)}")
+    only = [x for x in SOURCES if x in only]  # fiw before fiw_kaggle, whatever the order given
+    if args.skip_written:
+        todo = {x for x in only if not (args.out / x / "SOURCE.json").exists()}
+        if "fiw_kaggle" in todo:
+            todo.add("fiw")  # its families are what fiw_kaggle leaves out
+        only = [x for x in only if x in todo]
+        args.cfp_names = args.cfp_names and not (args.out / "exclude_cfp.txt").exists()
     families: set[str] = set()
     if "fiw_kaggle" in only and "fiw" not in only:
         sys.exit("fiw_kaggle takes only the families missing from fiw: materialise both together")
+    needed = [SOURCES[x][0] for x in only] + ([CFP[0]] if args.cfp_names else [])
+    missing = sorted({r for r in needed if snapshot_dir(args.mirrors, r) is None})
+    if missing:  # all of them named at once, before any source is written
+        sys.exit(f"no git snapshot under {args.mirrors} of: {', '.join(missing)}; bring them with the search "
+                 "tool's fetch first")
     if args.cfp_names:
         cfp_names(args.mirrors, args.out)
     for source in only:

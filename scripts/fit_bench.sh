@@ -21,7 +21,7 @@ for g in ${FIT_GROUPS:-glint24_k20 heldout_k10}; do
   esac
   O=runs/fit_${TAG}_$1
   mkdir -p "$O"
-  [ -d "$O/photos" ] || $PY scripts/group_photos.py "$2" "$3" "$O/photos"
+  $PY scripts/group_photos.py "$2" "$3" "$O/photos"
   [ -f "$O/fit/fit.json" ] || .venv/bin/iznet fit "$O/photos" --out "$O/fit" > "$O/fit.log" 2>&1 \
     || { echo "fit $1 failed: $O/fit.log"; exit 1; }
   B=$($PY -c "import json,math;d=json.load(open('$O/fit/fit.json'));t=d['threshold'];print(d['embedder']+':'+('shipped' if t is None or (isinstance(t,float) and math.isnan(t)) else str(t)))")

@@ -23,17 +23,7 @@ V3_EXTRA="--source casia5=collection/raw/casia5 --source asianfaces=collection/r
   --source bollywood=collection/raw/bollywood:named --exclude collection/raw/exclude_glint24.txt"
 
 collections() {
-  $PY - <<'PYEOF'
-import sys
-from pathlib import Path
-sys.path.insert(0, "scripts")
-from collection_sources import CFP, SOURCES
-missing = sorted({repo for repo, *_ in list(SOURCES.values()) + [CFP]
-                  if not (Path("/work/.mirror") / repo.replace("/", "+") / "repo").exists()})
-if missing:
-    sys.exit("fetch these repositories first (the search tool's fetch): " + ", ".join(missing))
-PYEOF
-  [ -f collection/raw/exclude_cfp.txt ] || $PY scripts/collection_sources.py --out collection/raw --cfp-names
+  $PY scripts/collection_sources.py --out collection/raw --cfp-names --skip-written  # names any snapshot to fetch
   (echo "# glint24 people"; ls "$DATA/glint24/images" | tr _ ' ') > collection/raw/exclude_glint24.txt
   # shellcheck disable=SC2086
   [ -f collection/v2/collection.json ] || $IZ data build $V2 --out collection/v2

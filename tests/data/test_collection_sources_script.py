@@ -60,3 +60,17 @@ def test_images_are_told_from_web_pages_by_their_first_bytes(cs):
     assert cs._looks_like_image(b"BM" + b"0" * 20)
     assert cs._looks_like_image(b"RIFF\x00\x00\x00\x00WEBPVP8 ")
     assert not cs._looks_like_image(b"<!DOCTYPE html><html>")
+
+
+def test_snapshot_dir_bare_work_tree_or_missing(cs, tmp_path):
+    bare = tmp_path / "a+b" / "repo"
+    bare.mkdir(parents=True)
+    (bare / "HEAD").write_text("ref: refs/heads/main\n")
+    tree = tmp_path / "c+d" / "repo" / ".git"
+    tree.mkdir(parents=True)
+    (tree / "HEAD").write_text("ref: refs/heads/main\n")
+    assert cs.snapshot_dir(tmp_path, "a/b") == bare
+    assert cs.snapshot_dir(tmp_path, "c/d") == tree
+    assert cs.snapshot_dir(tmp_path, "e/f") is None
+    with pytest.raises(SystemExit, match="no git snapshot of e/f"):
+        cs.Repo(tmp_path, "e/f", "0" * 40)
