@@ -5,6 +5,7 @@
 #   scripts/pack_lfw_aligned.py, the held-out folder unpacked from heldout_aligned112.pt).
 #   calibrate | devcrops | openset_dev | spread_dev | cluster_dev | ship | lfw | ident | bench_heldout | bench_glint24
 #   | openset_test | cluster | cfp
+#   judge: the development numbers a candidate is judged by; measure: cluster_dev, ship and every test stage
 # The shipped unknown-face rule is the row openset_rules.py marks "chosen" on development people: the most right
 # names with at most 1% wrong names (3% until 2026-12-06; docs/training.md) and 10% of strangers named.
 set -euo pipefail
@@ -95,5 +96,33 @@ print('--far %s --margin %s' % (c.get('far') or 0.05, c.get('margin') or 0.0))")
   cfp)
     $PY scripts/cfp_eval.py -e "$RUN/model.pt" --teacher "$DATA/../models/face_detection_yunet_2026may.onnx" \
       --json "$OUT/cfp.json" ;;
+  judge)  # the development numbers a candidate is judged by (docs/training.md): centroid rank-1 on the
+    # development crops, then calibrate and openset_dev; one line each at the end
+    .venv/bin/iznet eval ident -e "$RUN/model.pt" --pack "$COLL/dev_detector_${CROP}112.pt" -k 5 \
+      --json "$OUT/dev_ident.json" > "$OUT/dev_ident.log"
+    bash "$0" calibrate > "$OUT/calibrate.log"
+    bash "$0" openset_dev > "$OUT/openset_dev.log"
+    $PY - "$OUT" <<'PYEOF'
+import json, sys
+out = sys.argv[1]
+ident = json.load(open(f"{out}/dev_ident.json"))
+cal = json.load(open(f"{out}/calibration.json"))
+c = json.load(open(f"{out}/openset_dev.json"))["chosen"] or {}
+print("centroid rank-1 (development crops):", json.dumps(ident.get("rank1", ident)))
+print(f"TAR {cal['tar']:.1%} at FAR {cal['far']:.1%} (threshold {cal['threshold']:.4f})")
+print("openset_dev chosen:", {k: c.get(k) for k in ("rule", "far", "margin", "right", "wrong", "strangers_named")})
+PYEOF
+    ;;
+  measure)  # after a candidate passes: choose the cluster cut, ship it, then every test stage in two lanes
+    bash "$0" cluster_dev > "$OUT/cluster_dev.log"
+    bash "$0" ship > "$OUT/ship.log"
+    (bash "$0" bench_heldout > "$OUT/bench_heldout.log" && bash "$0" lfw > "$OUT/lfw.log" && bash "$0" ident > "$OUT/ident.log") &
+    A=$!
+    (bash "$0" bench_glint24 > "$OUT/bench_glint24.log" && bash "$0" openset_test > "$OUT/openset_test.log" \
+      && bash "$0" cluster > "$OUT/cluster.log" && bash "$0" cfp > "$OUT/cfp.log") &
+    B=$!
+    F=0; wait $A || F=1; wait $B || F=1
+    if [ $F = 1 ]; then echo "a test stage failed: see $OUT/*.log" >&2; exit 1; fi
+    echo "measured: $OUT" ;;
   *) echo "unknown stage $1" >&2; exit 2 ;;
 esac
