@@ -48,6 +48,17 @@ SOURCES = {
     "nogizaka": ("ShozenD/CNN-Nogizaka46", "b762bf58c3fda2c15fd32a714719fb03b5986063", "Input_Data_NoChange/"),
     "bollywood": ("SambhavMishra8319/Indian-Celebrity-Face-Recognition", "e80ae35a0a7d918038b041ebb7fed471fab740be",
                   "datasets/bollywood_actor_images/"),
+    # Found 2026-12-06 (docs/data.md, "Found for a next collection"): 100 Indian film actors, 64x64 face crops.
+    "bollywood100": ("ARPIT-SINGHAL-22102003/Bollywood-Celebrity-Resemblence",
+                     "71b7e95762923987473eed0a9c07b68106c0ea3f", "data/all_actors/"),
+    # CelebA 000001-010000, aligned crops at half size (89x109); identities from the celeba source's
+    # identity_CelebA.txt; identities the celeba source already has are left out (one person, one identity).
+    "celeba10k": ("karthikSingireddy/cs389-hw4", "702f8f7bdf59386959872d52879faac800f20ab1", "celebA/"),
+    # FG-NET ageing database: 82 people, each from childhood to adulthood, scanned photos (many greyscale).
+    "fgnet": ("TAKENISHI-Kaito/allAgesPredictSystem", "bf8d93b62a326a4ac440478413b0b58111a39a1b", "images/"),
+    # Pakistani actors and singers, web photos (uncleaned: the build keeps the confident face nearest the centre).
+    "pakistani_celebs": ("whoisusmanali/Pakistani_Celebrity_Image_Classifier_CNN",
+                         "55fe4ca4e4b3ddcecb92c43e4445471a99296a4d", "Dataset/"),
 }
 # CFP is evaluation-only: only its list of names is taken, to exclude its people from training.
 CFP = ("zhangjunh/DR-GAN-by-pytorch", "12de9e083449d5ab0b6cd63afc8df697bd7f63c2", "cfp-dataset/Data/list_name.txt")
@@ -61,7 +72,9 @@ ASIANFACES_DROPPED = {"jackson-wang": "K-pop idol (GOT7)", "kris-wu": "K-pop ido
 # Abe is in LFW and CFP, whose names the build excludes.
 ASIANFACES_ALIASES = {"hu-yi-tian": "hu-yitian", "shinz-abe": "shinzo-abe"}
 # Spelt as LFW (Fazal-ur-Rehman, the same man) and CFP (Shahrukh Khan) spell them, so the build's exclusions match.
-SPELLING = {"fazlur_rehman": "Fazal ur Rehman", "shah_rukh_khan": "Shahrukh Khan"}
+# Keys are folder names in lower case.
+SPELLING = {"fazlur_rehman": "Fazal ur Rehman", "shah_rukh_khan": "Shahrukh Khan", "ajay_devgn": "Ajay Devgan",
+            "humayo saeed": "Humayun Saeed"}
 # The folders give first names only; these are the Hinatazaka46 members of those names (repo of 2021).
 HINATAZAKA = {"akari": "Akari Nibu", "kyoko": "Kyoko Saito", "miho": "Miho Watanabe", "miku": "Miku Kanemura",
               "shiho": "Shiho Kato"}
@@ -69,7 +82,16 @@ HINATAZAKA = {"akari": "Akari Nibu", "kyoko": "Kyoko Saito", "miho": "Miho Watan
 # Its nanami/ and nanase/ folders (train and test) hold each other's files: the prefix is the person.
 NOGIZAKA = {"asuka": "Asuka Saito", "erika": "Erika Ikuta", "mai": "Mai Shiraishi", "nanami": "Nanami Hashimoto",
             "nanase": "Nanase Nishino"}
-WOMEN = {"Maryam Nawaz", "Hina Rabbani Khar", "Deepika Padukone"}  # of the named politicians and actors
+WOMEN = {  # of the named politicians, actors and singers (the others are men)
+    "Maryam Nawaz", "Hina Rabbani Khar", "Mahira Khan", "Ayza Khan", "Saba Qamar", "Sajal Ali", "Ayesha Umar",
+    "Aishwarya Rai", "Alia Bhatt", "Ameesha Patel", "Amrita Rao", "Amy Jackson", "Anushka Sharma", "Anushka Shetty",
+    "Asin", "Bhumi Pednekar", "Bipasha Basu", "Deepika Padukone", "Disha Patani", "Esha Gupta", "Huma Qureshi",
+    "Ileana Dcruz", "Jacqueline Fernandez", "Juhi Chawla", "Kajal Aggarwal", "Kajol", "Kangana Ranaut",
+    "Kareena Kapoor", "Karisma Kapoor", "Katrina Kaif", "Kiara Advani", "Kriti Kharbanda", "Kriti Sanon",
+    "Lara Dutta", "Madhuri Dixit", "Mrunal Thakur", "Nargis Fakhri", "Nushrat Bharucha", "Parineeti Chopra",
+    "Pooja Hegde", "Prachi Desai", "Preity Zinta", "Priyanka Chopra", "Rani Mukerji", "Richa Chadda",
+    "Sara Ali Khan", "Shilpa Shetty", "Shraddha Kapoor", "Shruti Haasan", "Sonakshi Sinha", "Sonam Kapoor",
+    "Taapsee Pannu", "Tabu", "Tamannaah Bhatia", "Vaani Kapoor", "Vidya Balan", "Yami Gautam", "Zareen Khan"}
 
 
 def snapshot_dir(mirrors: Path, repo_name: str) -> Path | None:
@@ -152,6 +174,15 @@ def celeba_identities(repo: Repo) -> dict[str, str]:
     return out
 
 
+def celeba_taken(mirrors: Path) -> tuple[dict[str, str], set[str]]:
+    """identity_CelebA.txt (from the celeba source's snapshot) and the identities that source holds."""
+    repo_name, commit, prefix = SOURCES["celeba"]
+    repo = Repo(mirrors, repo_name, commit)
+    identity = celeba_identities(repo)
+    held = {identity[rel] for rel, _, _ in repo.list(prefix) if rel in identity}
+    return identity, held
+
+
 def _words(text: str) -> str:
     """``"imran_khan"``, ``"ai-weiwei"`` -> ``"Imran Khan"``, ``"Ai Weiwei"``."""
     return " ".join(w.capitalize() for w in re.split(r"[-_\s]+", text) if w)
@@ -193,7 +224,7 @@ def read_name_folders(rel: str):
         return "not <name>/file"
     if base.startswith("aug_"):
         return "augmented copy (aug_*)"
-    name = SPELLING.get(top) or _words(top)
+    name = SPELLING.get(top.lower()) or _words(top)
     return _named(name, base, "f" if name in WOMEN else "m")
 
 
@@ -211,9 +242,31 @@ def read_nogizaka(rel: str):
     return _named(NOGIZAKA[m[2]], m[1], "f")
 
 
+def read_fgnet(rel: str):
+    """``NNNAxx[a|b].JPG``: subject NNN at age xx."""
+    m = re.fullmatch(r"((\d{3})A\d{2}[ab]?\.jpg)", rel, flags=re.IGNORECASE)
+    if not m:
+        return "not NNNAxx.JPG"
+    folder = f"fgnet_{m[2]}"
+    return folder, m[1], ("", "", folder)
+
+
+def celeba10k_reader(identity: dict[str, str], taken: set[str]):
+    """CelebA file names -> identities, leaving out the identities of ``taken`` (another source has them)."""
+    def read(rel: str):
+        if "/" in rel or rel not in identity:
+            return "not in identity_CelebA.txt"
+        if identity[rel] in taken:
+            return "identity already in the celeba source"
+        folder = f"celeba{identity[rel]}"
+        return folder, rel, ("", "", folder)
+    return read
+
+
 READERS = {"casia5": read_casia5, "asianfaces": read_asianfaces, "pakistani1": read_name_folders,
            "pakistani2": read_name_folders, "hinatazaka": read_hinatazaka, "nogizaka": read_nogizaka,
-           "bollywood": read_name_folders}
+           "bollywood": read_name_folders, "bollywood100": read_name_folders, "fgnet": read_fgnet,
+           "pakistani_celebs": read_name_folders}
 
 
 def _drop_repeats(files: list, skipped: Counter) -> list:
@@ -239,9 +292,12 @@ def _looks_like_image(data: bytes) -> bool:
             or (data[:4] == b"RIFF" and data[8:12] == b"WEBP") or data[:6] in (b"GIF87a", b"GIF89a"))
 
 
-def plan(source: str, repo: Repo, prefix: str, skip_families: set[str]) -> tuple[list, dict, Counter]:
-    """Which blobs go where: ([(person folder, file name, sha)], {folder: (name, gender, group)}, reasons)."""
+def plan(source: str, repo: Repo, prefix: str, skip_families: set[str], reader=None) -> tuple[list, dict, Counter]:
+    """Which blobs go where: ([(person folder, file name, sha)], {folder: (name, gender, group)}, reasons).
+
+    ``reader`` (path -> person or the reason to skip) replaces ``READERS[source]``."""
     files, people, skipped = [], {}, Counter()
+    reader = reader or READERS.get(source)
     names = fiw_people(repo, prefix) if source == "fiw" else {}
     celeb_id = celeba_identities(repo) if source == "celeba" else {}
     for rel, sha, size in repo.list(prefix):
@@ -292,8 +348,8 @@ def plan(source: str, repo: Repo, prefix: str, skip_families: set[str]) -> tuple
                 continue
             folder = f"celeba{celeb_id[rel]}"
             people[folder] = ("", "", folder)
-        elif source in READERS:
-            got = READERS[source](rel)
+        elif reader is not None:
+            got = reader(rel)
             if isinstance(got, str):
                 skipped[got] += 1
                 continue
@@ -301,7 +357,7 @@ def plan(source: str, repo: Repo, prefix: str, skip_families: set[str]) -> tuple
         else:
             raise ValueError(source)
         files.append((folder, base, sha))
-    if source in READERS:
+    if reader is not None:
         files = _drop_repeats(files, skipped)
         people = {folder: people[folder] for folder in {f for f, _, _ in files}}
     return files, people, skipped
@@ -310,7 +366,8 @@ def plan(source: str, repo: Repo, prefix: str, skip_families: set[str]) -> tuple
 def materialise(source: str, mirrors: Path, out: Path, skip_families: set[str]) -> set[str]:
     repo_name, commit, prefix = SOURCES[source]
     repo = Repo(mirrors, repo_name, commit)
-    files, people, skipped = plan(source, repo, prefix, skip_families)
+    reader = celeba10k_reader(*celeba_taken(mirrors)) if source == "celeba10k" else None
+    files, people, skipped = plan(source, repo, prefix, skip_families, reader)
     root = out / source
     root.mkdir(parents=True, exist_ok=True)
     per_person = Counter()
@@ -322,7 +379,7 @@ def materialise(source: str, mirrors: Path, out: Path, skip_families: set[str]) 
             if data is None:
                 skipped["blob missing"] += 1
                 continue
-            if source in READERS and not _looks_like_image(data):
+            if (reader is not None or source in READERS) and not _looks_like_image(data):
                 skipped["not an image (e.g. a web page saved as .jpg)"] += 1
                 continue
             (root / folder).mkdir(exist_ok=True)
@@ -380,6 +437,8 @@ def main() -> None:
     if "fiw_kaggle" in only and "fiw" not in only:
         sys.exit("fiw_kaggle takes only the families missing from fiw: materialise both together")
     needed = [SOURCES[x][0] for x in only] + ([CFP[0]] if args.cfp_names else [])
+    if "celeba10k" in only:
+        needed.append(SOURCES["celeba"][0])  # its identity_CelebA.txt, and the identities it already has
     missing = sorted({r for r in needed if snapshot_dir(args.mirrors, r) is None})
     if missing:  # all of them named at once, before any source is written
         sys.exit(f"no git snapshot under {args.mirrors} of: {', '.join(missing)}; bring them with the search "

@@ -74,3 +74,33 @@ def test_snapshot_dir_bare_work_tree_or_missing(cs, tmp_path):
     assert cs.snapshot_dir(tmp_path, "e/f") is None
     with pytest.raises(SystemExit, match="no git snapshot of e/f"):
         cs.Repo(tmp_path, "e/f", "0" * 40)
+
+
+def test_sources_found_for_a_next_collection(cs):
+    # Bollywood actors: the spellings CFP uses, so its exclusion list sees them; women by name
+    assert cs.read_name_folders("Ajay_Devgn/Ajay.3.jpg")[2] == ("Ajay Devgan", "m", "Ajay_Devgan")
+    assert cs.read_name_folders("Shah_Rukh_Khan/Shah.1.jpg")[0] == "Shahrukh_Khan"
+    assert cs.read_name_folders("Vidya_Balan/Vidya.7.jpg")[2] == ("Vidya Balan", "f", "Vidya_Balan")
+    assert cs.read_name_folders("Tabu/Tabu.2.jpg")[2][1] == "f"
+    assert cs.read_name_folders("Humayo Saeed/x.jpg")[2] == ("Humayun Saeed", "m", "Humayun_Saeed")
+    assert cs.read_name_folders("Saba Qamar/y.png")[0] == "Saba_Qamar"
+    # FG-NET: the first three digits are the person, whatever the age and suffix
+    assert cs.read_fgnet("001A02.JPG") == ("fgnet_001", "001A02.JPG", ("", "", "fgnet_001"))
+    assert cs.read_fgnet("082A18b.JPG")[0] == cs.read_fgnet("082A05.jpg")[0] == "fgnet_082"
+    assert isinstance(cs.read_fgnet("annotations.csv"), str)
+    # CelebA crops: the identity file names the person; identities another source has are left out
+    read = cs.celeba10k_reader({"000001.jpg": "2880", "000002.jpg": "2937"}, taken={"2937"})
+    assert read("000001.jpg") == ("celeba2880", "000001.jpg", ("", "", "celeba2880"))
+    assert read("000002.jpg") == "identity already in the celeba source"
+    assert read("999999.jpg") == "not in identity_CelebA.txt"
+
+
+def test_plan_with_a_reader_counts_what_it_skips(cs):
+    class FakeRepo:
+        def list(self, prefix):
+            return [("001A02.JPG", "s1", 5000), ("001A05.JPG", "s2", 5000), ("002A10.JPG", "s3", 100),
+                    ("notes.txt", "s4", 50), ("003A01.JPG", "s5", -1)]
+    files, people, skipped = cs.plan("fgnet", FakeRepo(), "images/", set())
+    assert files == [("fgnet_001", "001A02.JPG", "s1"), ("fgnet_001", "001A05.JPG", "s2")]
+    assert people == {"fgnet_001": ("", "", "fgnet_001")}
+    assert skipped == {"Git LFS pointer or empty file": 1, "absent from the snapshot": 1}
