@@ -7,6 +7,7 @@ commit, path, counts). ``iznet data build`` turns these folders into the collect
 Nothing here is committed: OUT is an ignored folder (default ``collection/raw``).
 
     python scripts/collection_sources.py --out collection/raw [--mirrors /work/.mirror] [--only fiw,pins] [--skip-written]
+        [--count-only]
 """
 
 from __future__ import annotations
@@ -363,11 +364,17 @@ def plan(source: str, repo: Repo, prefix: str, skip_families: set[str], reader=N
     return files, people, skipped
 
 
-def materialise(source: str, mirrors: Path, out: Path, skip_families: set[str]) -> set[str]:
+def materialise(source: str, mirrors: Path, out: Path, skip_families: set[str], count_only: bool = False) -> set[str]:
     repo_name, commit, prefix = SOURCES[source]
     repo = Repo(mirrors, repo_name, commit)
-    reader = celeba10k_reader(*celeba_taken(mirrors)) if source == "celeba10k" else None
+    reader = celeba10k_reader(*celeba_taken(mirrors)) if source == "celeba10k" else READERS.get(source)
     files, people, skipped = plan(source, repo, prefix, skip_families, reader)
+    if count_only:  # what the listing gives, before any blob is read
+        per = Counter(folder for folder, _, _ in files)
+        print(json.dumps({"source": source, "repo": repo_name, "commit": commit, "path": prefix, "images": len(files),
+                          "people": len(per), "people_2plus": sum(1 for n in per.values() if n >= 2),
+                          "women": sum(1 for f in per if people[f][1] == "f"), "skipped": dict(skipped)}))
+        return {p[2] for p in people.values()}
     root = out / source
     root.mkdir(parents=True, exist_ok=True)
     per_person = Counter()
@@ -379,7 +386,7 @@ def materialise(source: str, mirrors: Path, out: Path, skip_families: set[str]) 
             if data is None:
                 skipped["blob missing"] += 1
                 continue
-            if (reader is not None or source in READERS) and not _looks_like_image(data):
+            if reader is not None and not _looks_like_image(data):
                 skipped["not an image (e.g. a web page saved as .jpg)"] += 1
                 continue
             (root / folder).mkdir(exist_ok=True)
@@ -421,6 +428,8 @@ def main() -> None:
     ap.add_argument("--cfp-names", action="store_true", help="also write OUT/exclude_cfp.txt from CFP's name list")
     ap.add_argument("--skip-written", action="store_true",
                     help="leave out what OUT already holds (a source's SOURCE.json, written last; exclude_cfp.txt)")
+    ap.add_argument("--count-only", action="store_true",
+                    help="print each source's people and images from its snapshot listing; write nothing")
     args = ap.parse_args()
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(only) - set(SOURCES)
@@ -443,10 +452,11 @@ def main() -> None:
     if missing:  # all of them named at once, before any source is written
         sys.exit(f"no git snapshot under {args.mirrors} of: {', '.join(missing)}; bring them with the search "
                  "tool's fetch first")
-    if args.cfp_names:
+    if args.cfp_names and not args.count_only:
         cfp_names(args.mirrors, args.out)
     for source in only:
-        got = materialise(source, args.mirrors, args.out, families if source == "fiw_kaggle" else set())
+        got = materialise(source, args.mirrors, args.out, families if source == "fiw_kaggle" else set(),
+                          args.count_only)
         if source == "fiw":
             families |= got
 

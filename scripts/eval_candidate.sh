@@ -108,7 +108,7 @@ out = sys.argv[1]
 ident = json.load(open(f"{out}/dev_ident.json"))
 cal = json.load(open(f"{out}/calibration.json"))
 c = json.load(open(f"{out}/openset_dev.json"))["chosen"] or {}
-print("centroid rank-1 (development crops):", json.dumps(ident.get("rank1", ident)))
+print("centroid rank-1 (development crops):", json.dumps(ident["rank1"]))
 print(f"TAR {cal['tar']:.1%} at FAR {cal['far']:.1%} (threshold {cal['threshold']:.4f})")
 print("openset_dev chosen:", {k: c.get(k) for k in ("rule", "far", "margin", "right", "wrong", "strangers_named")})
 PYEOF
