@@ -73,7 +73,7 @@ def main() -> None:
     from iznet.loading import load_embedder
     from iznet.recognize.pipeline import crops_to_batch
 
-    repo = Repo(a.mirrors / REPO.replace("/", "+") / "repo", COMMIT)
+    repo = Repo(a.mirrors, REPO, COMMIT)
     files, pairs = load_protocol(repo)
     needed = sorted({p for rows in pairs.values() for _, x, y, _ in rows for p in (x, y)})
     blobs = repo.read([files[r] for r in needed])
