@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Everything the training and evaluation commands read that is not committed, rebuilt on a new machine with the
 # commands of docs/data.md, docs/detection.md and scripts/eval_candidate.sh (each step skipped when its output
-# exists): the collections' identity folders and packs (v2, v3), the development people and their detector
+# exists): the collections' identity folders and packs (v2, v3, v4), the development people and their detector
 # crops, the held-out folders, and the LFW, glint24 and detector packs.
-# Usage: bash scripts/rebuild_data.sh [collections|eval|detector|all]   (default: all; about 40 minutes here)
+# Usage: bash scripts/rebuild_data.sh [collections|eval|detector|all]   (default: all; about an hour here)
 # Needs the sources' git snapshots under /work/.mirror (brought with the search tool's fetch: the repositories
 # are listed in scripts/collection_sources.py; the script names any that are missing).
 set -euo pipefail
@@ -21,6 +21,8 @@ V3_EXTRA="--source casia5=collection/raw/casia5 --source asianfaces=collection/r
   --source pakistani1=collection/raw/pakistani1:named --source pakistani2=collection/raw/pakistani2:named
   --source hinatazaka=collection/raw/hinatazaka:named --source nogizaka=collection/raw/nogizaka:named
   --source bollywood=collection/raw/bollywood:named --exclude collection/raw/exclude_glint24.txt"
+V4_EXTRA="--source celeba10k=collection/raw/celeba10k --source bollywood100=collection/raw/bollywood100:named
+  --source fgnet=collection/raw/fgnet --source pakistani_celebs=collection/raw/pakistani_celebs:named"
 
 collections() {
   $PY scripts/collection_sources.py --out collection/raw --cfp-names --skip-written  # names any snapshot to fetch
@@ -31,6 +33,11 @@ collections() {
     mkdir -p collection/v3/landmarks && cp -n collection/v2/landmarks/*.npz collection/v3/landmarks/  # the teacher's cache
     # shellcheck disable=SC2086
     $IZ data build $V2 $V3_EXTRA --out collection/v3
+  fi
+  if [ ! -f collection/v4/collection.json ]; then
+    mkdir -p collection/v4/landmarks && cp -n collection/v3/landmarks/*.npz collection/v4/landmarks/
+    # shellcheck disable=SC2086
+    $IZ data build $V2 $V3_EXTRA $V4_EXTRA --out collection/v4
   fi
 }
 
