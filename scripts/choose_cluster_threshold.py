@@ -37,8 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--group-size", type=int, default=24)
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--calibration", type=Path, default=None,
+                    help="the run's calibration.json (stage calibrate): the unknown-face threshold shown beside the "
+                         "chosen cut; without it, the embedder's own (a run's model.pt carries its --init's)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
+    if a.calibration is not None and not a.calibration.is_file():
+        ap.error(f"--calibration {a.calibration}: no such file (stage calibrate writes it)")
 
     from iznet.data.pack import load_pack
     from iznet.recognize.embedder import load_embedder
@@ -66,10 +71,17 @@ def main(argv: list[str] | None = None) -> int:
                     for t, w, g, s in zip(thresholds, whole, group_mean, score)],
            "chosen": {"threshold": float(thresholds[best]), "bcubed_f_all": float(whole[best]),
                       "bcubed_f_groups": float(group_mean[best])}}
-    cal = getattr(embedder, "calibration", None) or {}
+    if a.calibration is not None:
+        import json
+
+        cal, source = json.loads(a.calibration.read_text()), str(a.calibration)
+    else:
+        cal = getattr(embedder, "calibration", None) or {}
+        source = f"{a.embedder}: {cal.get('source', 'its calibration')}"
     if isinstance(cal.get("threshold"), (int, float)):
         t0 = float(cal["threshold"])
-        out["unknown_face_threshold"] = {"threshold": t0, "bcubed_f_all": grid_scores(E, names, np.array([t0]))[0]}
+        out["unknown_face_threshold"] = {"threshold": t0, "source": source,
+                                         "bcubed_f_all": grid_scores(E, names, np.array([t0]))[0]}
     for r in out["rows"]:
         print(f"{r['threshold']:.3f}  all {r['bcubed_f_all']:.3f}  groups of {a.group_size} {r['bcubed_f_groups']:.3f}")
     c = out["chosen"]

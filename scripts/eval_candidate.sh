@@ -42,7 +42,7 @@ case "$1" in
       --margin "$M" --json "$OUT/spread_dev.json" ;;
   cluster_dev)  # iznet cluster's default cut, chosen on development people's faces as the system cuts them
     $PY scripts/choose_cluster_threshold.py -e "$RUN/model.pt" --pack "$COLL/dev_detector_${CROP}112.pt" \
-      --json "$OUT/cluster_dev.json" ;;
+      --calibration "$OUT/calibration.json" --json "$OUT/cluster_dev.json" ;;
   ship)  # the candidate becomes the bundled embedder, with the rule chosen on development people
     ARGS=$($PY -c "
 import json; c = json.load(open('$OUT/openset_dev.json'))['chosen'] or {}
