@@ -8,6 +8,11 @@ Nothing here is committed: OUT is an ignored folder (default ``collection/raw``)
 
     python scripts/collection_sources.py --out collection/raw [--mirrors /work/.mirror] [--only fiw,pins] [--skip-written]
         [--count-only]
+    python scripts/collection_sources.py --out collection/raw --merge celeba_v5=celeba10k,celeba30k
+
+``--merge NAME=A,B`` links the written sources A and B into one identity folder ``OUT/NAME`` (a person in both
+gets one folder): two samples of the same CelebA people are one source to ``iznet data build``, whose
+identities are ``source/folder``.
 """
 
 from __future__ import annotations
@@ -60,7 +65,12 @@ SOURCES = {
     # Pakistani actors and singers, web photos (uncleaned: the build keeps the confident face nearest the centre).
     "pakistani_celebs": ("whoisusmanali/Pakistani_Celebrity_Image_Classifier_CNN",
                          "55fe4ca4e4b3ddcecb92c43e4445471a99296a4d", "Dataset/"),
+    # Found 2026-12-07: 30,000 CelebA aligned crops sampled over the whole numbering, squashed to 64x64 (written
+    # un-squashed to 64x78); the files celeba10k already has (000001-010000) and the celeba source's people left out.
+    "celeba30k": ("fulvio9999/diffusion-face-generator", "72695d9dc74bb7939abbd35b07645870c4d53f82", "dataset/"),
 }
+CELEBA10K_LAST = 10000  # celeba10k's files are CelebA 000001 .. 010000
+CELEBA_ASPECT = 218 / 178  # height / width of CelebA's aligned crops
 # CFP is evaluation-only: only its list of names is taken, to exclude its people from training.
 CFP = ("zhangjunh/DR-GAN-by-pytorch", "12de9e083449d5ab0b6cd63afc8df697bd7f63c2", "cfp-dataset/Data/list_name.txt")
 # .bmp (casia5) and .webp (pakistani2) are read by iznet data build (PIL); no older source has such files.
@@ -252,16 +262,86 @@ def read_fgnet(rel: str):
     return folder, m[1], ("", "", folder)
 
 
-def celeba10k_reader(identity: dict[str, str], taken: set[str]):
-    """CelebA file names -> identities, leaving out the identities of ``taken`` (another source has them)."""
+def celeba10k_reader(identity: dict[str, str], taken: set[str], skip_upto: int = 0):
+    """CelebA file names -> identities, leaving out the identities of ``taken`` (another source has them) and
+    the files numbered up to ``skip_upto`` (another source has that range)."""
     def read(rel: str):
         if "/" in rel or rel not in identity:
             return "not in identity_CelebA.txt"
+        if rel[:6].isdigit() and int(rel[:6]) <= skip_upto:
+            return f"file number up to {skip_upto:06d} (celeba10k has it)"
         if identity[rel] in taken:
             return "identity already in the celeba source"
         folder = f"celeba{identity[rel]}"
         return folder, rel, ("", "", folder)
     return read
+
+
+def unsquash_celeba(data: bytes) -> bytes:
+    """A CelebA crop resized to a square (64x64) back to CelebA's aspect, keeping its width (64x78): faces keep
+    their shape, and the eyes their distance in pixels. Anything not square is returned as it is."""
+    import cv2
+    import numpy as np
+
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None or img.shape[0] != img.shape[1]:
+        return data
+    w = img.shape[1]
+    img = cv2.resize(img, (w, round(w * CELEBA_ASPECT)), interpolation=cv2.INTER_CUBIC)
+    return cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
+TRANSFORMS = {"celeba30k": unsquash_celeba}
+
+
+def _reader_for(source: str, mirrors: Path):
+    if source == "celeba10k":
+        return celeba10k_reader(*celeba_taken(mirrors))
+    if source == "celeba30k":
+        return celeba10k_reader(*celeba_taken(mirrors), skip_upto=CELEBA10K_LAST)
+    return READERS.get(source)
+
+
+def merge_sources(out: Path, name: str, parts: list[str]) -> dict:
+    """Link the written sources ``parts`` (``OUT/<part>/<person>/<file>``) into ``OUT/<name>``, one folder a
+    person; people.csv is their union (the first part's row wins). Two parts with the same file of a person
+    stop the merge: they would be one picture twice."""
+    import os
+    import shutil
+
+    rows, per_person, seen = {}, Counter(), {}
+    for part in parts:
+        if not (out / part / "SOURCE.json").exists():
+            sys.exit(f"--merge: {out / part} is not a written source (no SOURCE.json): materialise it first")
+        with open(out / part / "people.csv", newline="") as f:
+            for r in csv.DictReader(f):
+                rows.setdefault(r["folder"], r)
+        for img in sorted((out / part).glob("*/*")):
+            key = (img.parent.name, img.name)
+            if key in seen:
+                sys.exit(f"--merge: {img} and {seen[key]} are the same file of one person; merge sources "
+                         "that do not share files")
+            seen[key] = img
+    root = out / name
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    for (folder, base), src in seen.items():
+        (root / folder).mkdir(exist_ok=True)
+        os.link(src, root / folder / base)
+        per_person[folder] += 1
+    with open(root / "people.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["folder", "name", "gender", "group"])
+        for folder in sorted(per_person):
+            r = rows.get(folder, {})
+            w.writerow([folder, r.get("name", ""), r.get("gender", ""), r.get("group", "") or folder])
+    info = {"merged": parts, "images": sum(per_person.values()), "people": len(per_person),
+            "people_2plus": sum(1 for n in per_person.values() if n >= 2),
+            "sources": [json.loads((out / p / "SOURCE.json").read_text()) for p in parts]}
+    (root / "SOURCE.json").write_text(json.dumps(info, indent=1) + "\n")
+    print(json.dumps({k: info[k] for k in ("merged", "images", "people", "people_2plus")}))
+    return info
 
 
 READERS = {"casia5": read_casia5, "asianfaces": read_asianfaces, "pakistani1": read_name_folders,
@@ -367,7 +447,7 @@ def plan(source: str, repo: Repo, prefix: str, skip_families: set[str], reader=N
 def materialise(source: str, mirrors: Path, out: Path, skip_families: set[str], count_only: bool = False) -> set[str]:
     repo_name, commit, prefix = SOURCES[source]
     repo = Repo(mirrors, repo_name, commit)
-    reader = celeba10k_reader(*celeba_taken(mirrors)) if source == "celeba10k" else READERS.get(source)
+    reader = _reader_for(source, mirrors)
     files, people, skipped = plan(source, repo, prefix, skip_families, reader)
     if count_only:  # what the listing gives, before any blob is read
         per = Counter(folder for folder, _, _ in files)
@@ -389,6 +469,8 @@ def materialise(source: str, mirrors: Path, out: Path, skip_families: set[str], 
             if reader is not None and not _looks_like_image(data):
                 skipped["not an image (e.g. a web page saved as .jpg)"] += 1
                 continue
+            if source in TRANSFORMS:
+                data = TRANSFORMS[source](data)
             (root / folder).mkdir(exist_ok=True)
             (root / folder / base).write_bytes(data)
             per_person[folder] += 1
@@ -430,7 +512,16 @@ def main() -> None:
                     help="leave out what OUT already holds (a source's SOURCE.json, written last; exclude_cfp.txt)")
     ap.add_argument("--count-only", action="store_true",
                     help="print each source's people and images from its snapshot listing; write nothing")
+    ap.add_argument("--merge", default=None, metavar="NAME=A,B",
+                    help="link the written sources A, B into OUT/NAME (nothing is read from the snapshots)")
     args = ap.parse_args()
+    if args.merge:
+        name, _, parts = args.merge.partition("=")
+        parts = [x.strip() for x in parts.split(",") if x.strip()]
+        if not name or len(parts) < 2:
+            sys.exit(f"--merge {args.merge}: give NAME=A,B (two or more written sources)")
+        merge_sources(args.out, name, parts)
+        return
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(only) - set(SOURCES)
     if unknown:
@@ -446,7 +537,7 @@ def main() -> None:
     if "fiw_kaggle" in only and "fiw" not in only:
         sys.exit("fiw_kaggle takes only the families missing from fiw: materialise both together")
     needed = [SOURCES[x][0] for x in only] + ([CFP[0]] if args.cfp_names else [])
-    if "celeba10k" in only:
+    if "celeba10k" in only or "celeba30k" in only:
         needed.append(SOURCES["celeba"][0])  # its identity_CelebA.txt, and the identities it already has
     missing = sorted({r for r in needed if snapshot_dir(args.mirrors, r) is None})
     if missing:  # all of them named at once, before any source is written

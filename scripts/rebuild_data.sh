@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything the training and evaluation commands read that is not committed, rebuilt on a new machine with the
 # commands of docs/data.md, docs/detection.md and scripts/eval_candidate.sh (each step skipped when its output
-# exists): the collections' identity folders and packs (v2, v3, v4), the development people and their detector
+# exists): the collections' identity folders and packs (v2, v3, v4, v5), the development people and their detector
 # crops, the held-out folders, and the LFW, glint24 and detector packs.
 # Usage: bash scripts/rebuild_data.sh [collections|eval|detector|all]   (default: all; about an hour here)
 # Needs the sources' git snapshots under /work/.mirror (brought with the search tool's fetch: the repositories
@@ -21,8 +21,11 @@ V3_EXTRA="--source casia5=collection/raw/casia5 --source asianfaces=collection/r
   --source pakistani1=collection/raw/pakistani1:named --source pakistani2=collection/raw/pakistani2:named
   --source hinatazaka=collection/raw/hinatazaka:named --source nogizaka=collection/raw/nogizaka:named
   --source bollywood=collection/raw/bollywood:named --exclude collection/raw/exclude_glint24.txt"
-V4_EXTRA="--source celeba10k=collection/raw/celeba10k --source bollywood100=collection/raw/bollywood100:named
-  --source fgnet=collection/raw/fgnet --source pakistani_celebs=collection/raw/pakistani_celebs:named"
+V4_REST="--source bollywood100=collection/raw/bollywood100:named --source fgnet=collection/raw/fgnet
+  --source pakistani_celebs=collection/raw/pakistani_celebs:named"
+V4_EXTRA="--source celeba10k=collection/raw/celeba10k $V4_REST"
+# v5: celeba10k's folder with celeba30k's pictures linked in (the same people keep their identities)
+V5_EXTRA="--source celeba10k=collection/raw/celeba_v5 $V4_REST"
 
 collections() {
   $PY scripts/collection_sources.py --out collection/raw --cfp-names --skip-written  # names any snapshot to fetch
@@ -38,6 +41,13 @@ collections() {
     mkdir -p collection/v4/landmarks && cp -n collection/v3/landmarks/*.npz collection/v4/landmarks/
     # shellcheck disable=SC2086
     $IZ data build $V2 $V3_EXTRA $V4_EXTRA --out collection/v4
+  fi
+  [ -f collection/raw/celeba_v5/SOURCE.json ] || $PY scripts/collection_sources.py --out collection/raw \
+    --merge celeba_v5=celeba10k,celeba30k
+  if [ ! -f collection/v5/collection.json ]; then
+    mkdir -p collection/v5/landmarks && cp -n collection/v4/landmarks/*.npz collection/v5/landmarks/
+    # shellcheck disable=SC2086
+    $IZ data build $V2 $V3_EXTRA $V5_EXTRA --out collection/v5
   fi
 }
 

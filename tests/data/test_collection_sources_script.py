@@ -104,3 +104,67 @@ def test_plan_with_a_reader_counts_what_it_skips(cs):
     assert files == [("fgnet_001", "001A02.JPG", "s1"), ("fgnet_001", "001A05.JPG", "s2")]
     assert people == {"fgnet_001": ("", "", "fgnet_001")}
     assert skipped == {"Git LFS pointer or empty file": 1, "absent from the snapshot": 1}
+
+
+def test_celeba30k_leaves_out_celeba10k_range_and_taken_people(cs):
+    read = cs.celeba10k_reader({"000005.jpg": "2880", "010000.jpg": "7", "010001.jpg": "2880",
+                                "150000.jpg": "2937"}, taken={"2937"}, skip_upto=cs.CELEBA10K_LAST)
+    assert read("000005.jpg") == read("010000.jpg") == "file number up to 010000 (celeba10k has it)"
+    # the same person as celeba10k's file 000005: the same folder, so a merge gives one person
+    assert read("010001.jpg") == ("celeba2880", "010001.jpg", ("", "", "celeba2880"))
+    assert read("150000.jpg") == "identity already in the celeba source"
+
+
+def test_unsquash_restores_celeba_aspect_and_keeps_the_width(cs):
+    import cv2
+    import numpy as np
+
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[20:24, 10:20] = 255  # a bright band: its row must move down by the aspect, its columns stay
+    out = cv2.imdecode(np.frombuffer(cs.unsquash_celeba(cv2.imencode(".jpg", img)[1].tobytes()), np.uint8), 1)
+    assert out.shape == (78, 64, 3)
+    rows = np.flatnonzero(out[:, 15, 0] > 128)
+    cols = np.flatnonzero(out[round(22 * 78 / 64), :, 0] > 128)
+    assert abs(rows.mean() - 22 * 78 / 64) < 1.5 and abs(cols.mean() - 14.5) < 1.5
+    wide = cv2.imencode(".png", np.zeros((40, 60, 3), np.uint8))[1].tobytes()
+    assert cs.unsquash_celeba(wide) == wide  # not square: left as it is
+    assert cs.unsquash_celeba(b"not an image") == b"not an image"
+
+
+def _written(root: Path, files: dict[str, bytes], people: list[tuple[str, str]]):
+    import csv
+    import json
+
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    with open(root / "people.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["folder", "name", "gender", "group"])
+        for folder, gender in people:
+            w.writerow([folder, "", gender, folder])
+    (root / "SOURCE.json").write_text(json.dumps({"source": root.name}))
+
+
+def test_merge_links_two_samples_of_the_same_people_into_one_folder_each(cs, tmp_path):
+    import csv
+    import json
+
+    _written(tmp_path / "a", {"celeba1/000001.jpg": b"x1", "celeba2/000002.jpg": b"x2"},
+             [("celeba1", ""), ("celeba2", "")])
+    _written(tmp_path / "b", {"celeba1/020000.jpg": b"y1", "celeba3/030000.jpg": b"y3"},
+             [("celeba1", ""), ("celeba3", "")])
+    info = cs.merge_sources(tmp_path, "m", ["a", "b"])
+    assert (info["images"], info["people"], info["people_2plus"]) == (4, 3, 1)
+    assert sorted(p.name for p in (tmp_path / "m" / "celeba1").iterdir()) == ["000001.jpg", "020000.jpg"]
+    assert (tmp_path / "m" / "celeba1" / "020000.jpg").read_bytes() == b"y1"
+    with open(tmp_path / "m" / "people.csv", newline="") as f:
+        assert [r["folder"] for r in csv.DictReader(f)] == ["celeba1", "celeba2", "celeba3"]
+    assert [s["source"] for s in json.loads((tmp_path / "m" / "SOURCE.json").read_text())["sources"]] == ["a", "b"]
+    # merging again replaces the folder; a part not written, or a file in both parts, stops with a message
+    assert cs.merge_sources(tmp_path, "m", ["a", "b"])["images"] == 4
+    with pytest.raises(SystemExit, match="not a written source"):
+        cs.merge_sources(tmp_path, "m2", ["a", "none"])
+    _written(tmp_path / "c", {"celeba1/000001.jpg": b"z"}, [("celeba1", "")])
+    with pytest.raises(SystemExit, match="same file of one person"):
+        cs.merge_sources(tmp_path, "m3", ["a", "c"])
