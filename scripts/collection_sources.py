@@ -302,6 +302,20 @@ def _reader_for(source: str, mirrors: Path):
     return READERS.get(source)
 
 
+def _write_people(root: Path, people: dict[str, tuple[str, str, str]]) -> None:
+    """``root/people.csv``: folder, name, gender, group of each person written."""
+    with open(root / "people.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["folder", "name", "gender", "group"])
+        for folder in sorted(people):
+            w.writerow([folder, *people[folder]])
+
+
+def _counts(per_person: Counter) -> dict:
+    return {"images": sum(per_person.values()), "people": len(per_person),
+            "people_2plus": sum(1 for n in per_person.values() if n >= 2)}
+
+
 def merge_sources(out: Path, name: str, parts: list[str]) -> dict:
     """Link the written sources ``parts`` (``OUT/<part>/<person>/<file>``) into ``OUT/<name>``, one folder a
     person; people.csv is their union (the first part's row wins). Two parts with the same file of a person
@@ -315,7 +329,7 @@ def merge_sources(out: Path, name: str, parts: list[str]) -> dict:
             sys.exit(f"--merge: {out / part} is not a written source (no SOURCE.json): materialise it first")
         with open(out / part / "people.csv", newline="") as f:
             for r in csv.DictReader(f):
-                rows.setdefault(r["folder"], r)
+                rows.setdefault(r["folder"], (r["name"], r["gender"], r["group"] or r["folder"]))
         for img in sorted((out / part).glob("*/*")):
             key = (img.parent.name, img.name)
             if key in seen:
@@ -330,14 +344,8 @@ def merge_sources(out: Path, name: str, parts: list[str]) -> dict:
         (root / folder).mkdir(exist_ok=True)
         os.link(src, root / folder / base)
         per_person[folder] += 1
-    with open(root / "people.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["folder", "name", "gender", "group"])
-        for folder in sorted(per_person):
-            r = rows.get(folder, {})
-            w.writerow([folder, r.get("name", ""), r.get("gender", ""), r.get("group", "") or folder])
-    info = {"merged": parts, "images": sum(per_person.values()), "people": len(per_person),
-            "people_2plus": sum(1 for n in per_person.values() if n >= 2),
+    _write_people(root, {folder: rows.get(folder, ("", "", folder)) for folder in per_person})
+    info = {"merged": parts, **_counts(per_person),
             "sources": [json.loads((out / p / "SOURCE.json").read_text()) for p in parts]}
     (root / "SOURCE.json").write_text(json.dumps(info, indent=1) + "\n")
     print(json.dumps({k: info[k] for k in ("merged", "images", "people", "people_2plus")}))
@@ -474,14 +482,8 @@ def materialise(source: str, mirrors: Path, out: Path, skip_families: set[str], 
             (root / folder).mkdir(exist_ok=True)
             (root / folder / base).write_bytes(data)
             per_person[folder] += 1
-    with open(root / "people.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["folder", "name", "gender", "group"])
-        for folder in sorted(people):
-            if per_person[folder]:
-                w.writerow([folder, *people[folder]])
-    info = {"source": source, "repo": repo_name, "commit": commit, "path": prefix, "images": sum(per_person.values()),
-            "people": len(per_person), "people_2plus": sum(1 for n in per_person.values() if n >= 2),
+    _write_people(root, {folder: people[folder] for folder in people if per_person[folder]})
+    info = {"source": source, "repo": repo_name, "commit": commit, "path": prefix, **_counts(per_person),
             "skipped": dict(skipped)}
     if source == "asianfaces":
         info["dropped_people"] = [{"name": _words(stem), "file_stem": stem, "reason": why}
