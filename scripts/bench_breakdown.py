@@ -30,13 +30,25 @@ def populations(identities: Path) -> dict[str, dict[str, str]]:
     return out
 
 
-def breakdown(bench: dict, pops: dict[str, dict[str, str]]) -> list[dict]:
+def review_groups(path: Path) -> dict[str, str]:
+    """person -> "in training" / "not found in training", from a review file of `scripts/overlap_check.py`'s
+    contact sheets (columns ``person,in_training``; docs/data.md, "Evaluation people in the training data")."""
+    out = {}
+    for r in csv.DictReader(open(path, newline="")):
+        out[r["person"].replace("/", "__")] = "in training" if r["in_training"] == "yes" else "not found in training"
+    return out
+
+
+def breakdown(bench: dict, pops: dict[str, dict[str, str]], review: dict[str, str] | None = None) -> list[dict]:
     rows = []
     for system, res in bench["systems"].items():
         groups: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
         for person, c in res["people"].items():
             pop = pops.get(person, {"gender": "unknown person", "source": "unknown person"})
-            for key in (("all", "all"), ("gender", pop["gender"]), ("source", pop["source"])):
+            keys = [("all", "all"), ("gender", pop["gender"]), ("source", pop["source"])]
+            if review is not None:
+                keys.append(("training", review.get(person, "not reviewed")))
+            for key in keys:
                 g = groups[key]
                 for f in FIELDS:
                     g[f] += int(c.get(f, 0))
@@ -52,11 +64,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("bench", type=Path)
     ap.add_argument("--identities", type=Path, default=Path("collection/v2/identities.csv"))
+    ap.add_argument("--review", type=Path, default=None,
+                    help="also rows for the people found in the training data and the others (a review CSV)")
     ap.add_argument("--md", type=Path)
     a = ap.parse_args()
-    rows = breakdown(json.loads(a.bench.read_text()), populations(a.identities))
+    rows = breakdown(json.loads(a.bench.read_text()), populations(a.identities),
+                     review_groups(a.review) if a.review else None)
     lines = [f"Per population, from `{a.bench}` (command: `{json.loads(a.bench.read_text())['command']}`); "
-             f"people from `{a.identities}`.", "",
+             f"people from `{a.identities}`" + (f", training review `{a.review}`" if a.review else "") + ".", "",
              "| by | group | people | pictures | " + " | ".join(f"{s} right / wrong / nearest" for s in
                                                               dict.fromkeys(r["system"] for r in rows)) + " |",
              "|---|---|---|---|" + "---|" * len(dict.fromkeys(r["system"] for r in rows))]

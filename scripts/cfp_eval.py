@@ -54,33 +54,18 @@ def load_protocol(repo: Repo):
     return files, pairs
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-e", "--embedder", action="append", required=True, help="repeatable")
-    ap.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
-    ap.add_argument("--teacher", type=Path, default=Path("../shared/models/face_detection_yunet_2026may.onnx"))
-    ap.add_argument("--dlib", action="store_true", help="also dlib's descriptor on the same boxes")
-    ap.add_argument("--json", type=Path)
-    a = ap.parse_args()
-    torch.set_num_threads(1)
-    import cv2
-
+def find_faces(repo: Repo, files: dict, rels: list[str], teacher_path: Path):
+    """Each image's face as the build finds it: ({rel: RGB image}, {rel: box}, {rel: landmarks or None}, how many
+    the teacher missed, whose centre square stands in)."""
     from iznet.data.collection import BuildConfig, detect_one
-    from iznet.data.align import face_pixels
     from iznet.data.images import load_image_bytes
     from iznet.detect.teachers import YuNetDetector
-    from iznet.eval.verification import auc, kfold_accuracy
-    from iznet.loading import load_embedder
-    from iznet.recognize.pipeline import crops_to_batch
 
-    repo = Repo(a.mirrors, REPO, COMMIT)
-    files, pairs = load_protocol(repo)
-    needed = sorted({p for rows in pairs.values() for _, x, y, _ in rows for p in (x, y)})
-    blobs = repo.read([files[r] for r in needed])
-    teacher = YuNetDetector(a.teacher, score_threshold=0.3)
+    blobs = repo.read([files[r] for r in rels])
+    teacher = YuNetDetector(teacher_path, score_threshold=0.3)
     cfg = BuildConfig(min_score=0.3, min_eye_px=0)
     imgs, boxes, points, fallback = {}, {}, {}, 0
-    for r in needed:
+    for r in rels:
         img = load_image_bytes(blobs[files[r]], r)
         got = detect_one(img, teacher, cfg)
         if isinstance(got, str):
@@ -91,6 +76,27 @@ def main() -> None:
         else:
             box, lm = got[0], got[1]
         imgs[r], boxes[r], points[r] = img, box, lm
+    return imgs, boxes, points, fallback
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-e", "--embedder", action="append", required=True, help="repeatable")
+    ap.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
+    ap.add_argument("--teacher", type=Path, default=Path("../shared/models/face_detection_yunet_2026may.onnx"))
+    ap.add_argument("--dlib", action="store_true", help="also dlib's descriptor on the same boxes")
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    from iznet.data.align import face_pixels
+    from iznet.eval.verification import auc, kfold_accuracy
+    from iznet.loading import load_embedder
+    from iznet.recognize.pipeline import crops_to_batch
+
+    repo = Repo(a.mirrors, REPO, COMMIT)
+    files, pairs = load_protocol(repo)
+    needed = sorted({p for rows in pairs.values() for _, x, y, _ in rows for p in (x, y)})
+    imgs, boxes, points, fallback = find_faces(repo, files, needed, a.teacher)
     index = {r: k for k, r in enumerate(needed)}
     systems = {}
     for spec in a.embedder:
