@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from iznet.data.align import TEMPLATE_112
-from iznet.data.collection import (BuildConfig, SourceSpec, build_collection, near_duplicate_pairs,
+from iznet.data.collection import (BuildConfig, OneEditIndex, SourceSpec, build_collection, near_duplicate_pairs,
                                    normalise_name, phash, pick_face, stable_share)
 from iznet.data.pack import load_pack
 from iznet.errors import DataError
@@ -162,6 +162,58 @@ def test_build_collection_end_to_end(folders, tmp_path):
     assert json.loads((out / "collection.json").read_text())["counts"] == c
 
 
+def _osa_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance (insert, delete, substitute, swap two neighbours), by dynamic programming."""
+    d = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(len(a) + 1):
+        d[i][0] = i
+    for j in range(len(b) + 1):
+        d[0][j] = j
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
+def test_one_edit_index_matches_brute_force():
+    rng = np.random.default_rng(5)
+    alphabet = list("abc ")
+    names = {"".join(rng.choice(alphabet, rng.integers(6, 11))) for _ in range(300)}
+    index = OneEditIndex(names, min_len=8)
+    long_names = [n for n in names if len(n) >= 8]
+    queries = list(names) + ["".join(rng.choice(alphabet, rng.integers(5, 12))) for _ in range(600)]
+    for q in queries:
+        want = [n for n in long_names if _osa_distance(q, n) <= 1] if len(q) >= 7 else []
+        got = index.match(q)
+        assert (got is not None) == bool(want), q
+        if got is not None:
+            assert _osa_distance(q, got) <= 1
+    real = OneEditIndex(["victoria beckham", "chris patt", "tom hanks"])
+    assert real.match("victoria beckam") == "victoria beckham" and real.match("chris pratt") == "chris patt"
+    assert real.match("tom hank") == "tom hanks" and real.match("ann") is None and real.match("tom banks x") is None
+
+
+def test_build_drops_identity_keys_and_misspelt_names(folders, tmp_path):
+    fam, celeb, other = folders
+    sources = [SourceSpec("fam", fam), SourceSpec("celeb", celeb, named=True), SourceSpec("other", other, named=True)]
+    cfg = BuildConfig(size=64, held_out_share=0.25, min_eye_px=5, exclude_names=["Alan Turring", "Grace Hoper"],
+                      exclude_keys=["fam/F0005_MID2", "celeb/unused"], exclude_one_edit=True)
+    report = build_collection(sources, tmp_path / "coll", cfg, FakeTeacher)
+    c = report["counts"]
+    assert c["skipped"]["fam"] == {"no face found": 1, "identity on the key exclusion list": 3}
+    assert c["skipped"]["celeb"] == {"identity one edit from an excluded name": 8}
+    ids = {r["identity"] for r in csv.DictReader(open(tmp_path / "coll" / "identities.csv"))}
+    assert "fam/F0005_MID2" not in ids and "fam/F0005_MID1" in ids
+    assert not ids & {"alan turing", "grace hopper"} and "ada lovelace" in ids
+    assert report["config"]["exclude_keys"] == ["fam/F0005_MID2", "celeb/unused"]
+    # without --exclude-one-edit the misspelt names miss
+    cfg.exclude_one_edit = False
+    again = build_collection(sources, tmp_path / "coll2", cfg, FakeTeacher)
+    assert "identity one edit from an excluded name" not in again["counts"]["skipped"]["celeb"]
+
+
 def test_build_collection_errors(tmp_path, folders):
     fam, _, _ = folders
     with pytest.raises(DataError, match="unique"):
@@ -170,3 +222,15 @@ def test_build_collection_errors(tmp_path, folders):
         build_collection([SourceSpec("a", tmp_path / "nope")], tmp_path / "o", BuildConfig(), FakeTeacher)
     with pytest.raises(DataError, match="unknown crop"):
         build_collection([SourceSpec("a", fam)], tmp_path / "o", BuildConfig(crops=("tight",)), FakeTeacher)
+
+
+def test_cli_names_a_missing_key_list(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "src").mkdir()
+    r = subprocess.run([sys.executable, "-m", "iznet", "data", "build", "--source", f"a={tmp_path / 'src'}", "--out",
+                        str(tmp_path / "o"), "--teacher", str(tmp_path / "t.onnx"), "--exclude-keys",
+                        str(tmp_path / "keys.txt")], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "--exclude-keys" in r.stderr and "keys.txt: no such file" in r.stderr
+    assert "Traceback" not in r.stderr

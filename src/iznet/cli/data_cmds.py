@@ -99,6 +99,11 @@ def data_build_cmd(
                                      "name (for a model to be scored on LFW)"),
     exclude: list[Path] = typer.Option([], "--exclude", help="text file of names to drop, one per line "
                                        "(e.g. an evaluation set's people); repeatable"),
+    exclude_keys: list[Path] = typer.Option([], "--exclude-keys", help="text file of identity keys to drop "
+                                            "(source/folder, e.g. fiw/F0696_MID1: evaluation people found by face "
+                                            "with scripts/overlap_check.py), one per line; repeatable"),
+    exclude_one_edit: bool = typer.Option(False, "--exclude-one-edit", help="also drop named identities one "
+                                          "letter from an excluded name of 8+ letters (misspellings)"),
     data: Optional[Path] = typer.Option(None, "--data", help="data root holding lfw/ (for --exclude-lfw)"),
     held_out: float = typer.Option(0.1, "--held-out", help="share of each source's groups (a family, a person) "
                                    "held out for evaluation"),
@@ -140,9 +145,17 @@ def data_build_cmd(
         got = [line.strip() for line in f.read_text().splitlines() if line.strip() and not line.startswith("#")]
         names += got
         where[str(f)] = f"{len(got)} names"
+    keys: list[str] = []
+    for f in exclude_keys:
+        if not f.is_file():
+            raise DataError(f"--exclude-keys {f}: no such file (one identity key per line, e.g. fiw/F0696_MID1)")
+        got = [line.split("#")[0].strip() for line in f.read_text().splitlines()]
+        keys += [k for k in got if k]
+        where[str(f)] = f"{sum(1 for k in got if k)} identity keys"
     cfg = BuildConfig(size=size, held_out_share=held_out, quality=quality,
                       crops=tuple(c.strip() for c in crops.split(",") if c.strip()),
-                      exclude_names=names, exclude_sources=where)
+                      exclude_names=names, exclude_sources=where, exclude_keys=keys,
+                      exclude_one_edit=exclude_one_edit)
     bars: dict = {}
 
     def progress(stage: str, k: int, total: int) -> None:

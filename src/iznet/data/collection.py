@@ -76,6 +76,12 @@ class BuildConfig:
     crops: tuple[str, ...] = CROPS
     exclude_names: list[str] = field(default_factory=list)
     exclude_sources: dict[str, str] = field(default_factory=dict)  # list name -> where it came from
+    #: identity keys to drop whatever their source (``fiw/F0696_MID1``, ``celeba10k/celeba974``): people of
+    #: evaluation sets found by face among sources that give no full name (scripts/overlap_check.py)
+    exclude_keys: list[str] = field(default_factory=list)
+    #: also drop named identities one edit (a letter added, dropped, changed or two swapped) from an excluded
+    #: name of 8+ characters: misspelt names ("Victoria Beckam")
+    exclude_one_edit: bool = False
 
 
 def normalise_name(name: str) -> str:
@@ -83,6 +89,54 @@ def normalise_name(name: str) -> str:
     s = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
     s = re.sub(r"[^a-z0-9]+", " ", s.lower().replace("_", " "))
     return " ".join(s.split())
+
+
+def _deletions(s: str) -> set[str]:
+    return {s[:i] + s[i + 1:] for i in range(len(s))}
+
+
+def within_one_edit(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` with at most one letter added, dropped or changed, or two neighbours swapped."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                   and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long[i]:
+        i += 1
+    return short[i:] == long[i + 1:]
+
+
+class OneEditIndex:
+    """Names within one edit of a query (:func:`within_one_edit`), found through shared single-letter
+    deletions (candidates, then checked) rather than by comparing the query with every name."""
+
+    def __init__(self, names: Iterable[str], min_len: int = 8):
+        self.min_len = min_len
+        self.names = {n for n in names if len(n) >= min_len}
+        self.by_deletion: dict[str, set[str]] = {}
+        for n in self.names:
+            for d in _deletions(n):
+                self.by_deletion.setdefault(d, set()).add(n)
+
+    def match(self, s: str) -> str | None:
+        """The first (sorted) listed name within one edit of ``s``, or None."""
+        if len(s) < self.min_len - 1:
+            return None
+        if s in self.names:
+            return s
+        found = set(self.by_deletion.get(s, ()))  # s lacks a letter of a name
+        for d in _deletions(s):
+            if d in self.names:  # s has a letter more
+                found.add(d)
+            found |= self.by_deletion.get(d, set())  # a letter changed or two swapped: candidates only
+        found = {n for n in found if within_one_edit(s, n)}
+        return min(found) if found else None
 
 
 def stable_share(key: str) -> float:
@@ -294,6 +348,8 @@ def curate(sources: Sequence[SourceSpec], scans: Sequence[dict], cfg: BuildConfi
     """Stage 2: identity keys, deduplication, exclusions, held-out split (see the module docstring).
     ``metas``: each source's people.csv rows by folder (read here when not given)."""
     excluded = {normalise_name(n) for n in cfg.exclude_names}
+    excluded_keys = set(cfg.exclude_keys)
+    near = OneEditIndex(excluded) if cfg.exclude_one_edit else None
     rows = []  # (source index, row in scan)
     ident_of, info = [], {}
     counts: dict = {"per_source": {}, "skipped": {}}
@@ -311,8 +367,14 @@ def curate(sources: Sequence[SourceSpec], scans: Sequence[dict], cfg: BuildConfi
                 key = normalise_name(name)
             else:
                 key = f"{src.name}/{folder}"
+            if key in excluded_keys:
+                c["identity on the key exclusion list"] += 1
+                continue
             if src.named and key in excluded:
                 c["identity on an exclusion list"] += 1
+                continue
+            if src.named and near is not None and near.match(key) is not None:
+                c["identity one edit from an excluded name"] += 1
                 continue
             group = f"{src.name}/{m.get('group') or folder}" if not src.named else key
             d = info.setdefault(key, {"name": name, "gender": "", "group": group, "sources": []})
