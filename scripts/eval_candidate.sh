@@ -92,7 +92,11 @@ print('--far %s --margin %s' % (c.get('far') or 0.05, c.get('margin') or 0.0))")
     if [ "$1" = bench_heldout ]; then D="$COLL/heldout_box"; MP=""; else D="$DATA/glint24"; MP="--max-probes 40"; fi
     $PY benchmarks/bench_group.py --data "$D" $MP --modes detect --latency-threads "" --cli-runs 0 \
       --embedder "new=src/iznet/assets/embedder.pt:shipped" ${OLD:+--embedder "old=$OLD:${OLD_T:?}"} --collection "$COLL" \
-      --out "$OUT/$1.json" --md "$OUT/$1.md" ;;
+      --out "$OUT/$1.json" --md "$OUT/$1.md"
+    if [ "$1" = bench_glint24 ]; then  # the people found in the training data apart (docs/data.md)
+      $PY scripts/bench_breakdown.py "$OUT/$1.json" --review docs/results/overlap_v5/glint24_review.csv \
+        --md "$OUT/bench_glint24_by_training.md"
+    fi ;;
   cfp)
     $PY scripts/cfp_eval.py -e "$RUN/model.pt" --teacher "$DATA/../models/face_detection_yunet_2026may.onnx" \
       --json "$OUT/cfp.json" ;;
