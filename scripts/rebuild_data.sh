@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything the training and evaluation commands read that is not committed, rebuilt on a new machine with the
 # commands of docs/data.md, docs/detection.md and scripts/eval_candidate.sh (each step skipped when its output
-# exists): the collections' identity folders and packs (v2, v3, v4, v5), the development people and their detector
+# exists): the collections' identity folders and packs (v2 to v6), the development people and their detector
 # crops, the held-out folders, and the LFW, glint24 and detector packs.
 # Usage: bash scripts/rebuild_data.sh [collections|eval|detector|all]   (default: all; about an hour here)
 # Needs the sources' git snapshots under /work/.mirror (brought with the search tool's fetch: the repositories
@@ -48,6 +48,13 @@ collections() {
     mkdir -p collection/v5/landmarks && cp -n collection/v4/landmarks/*.npz collection/v5/landmarks/
     # shellcheck disable=SC2086
     $IZ data build $V2 $V3_EXTRA $V5_EXTRA --out collection/v5
+  fi
+  # v6: v5 without the training identities found by face to be evaluation people, nor misspelt excluded names
+  if [ ! -f collection/v6/collection.json ]; then
+    mkdir -p collection/v6/landmarks && cp -n collection/v5/landmarks/*.npz collection/v6/landmarks/
+    # shellcheck disable=SC2086
+    $IZ data build $V2 $V3_EXTRA $V5_EXTRA --exclude-keys scripts/exclude_found_by_face.txt --exclude-one-edit \
+      --out collection/v6
   fi
 }
 
