@@ -32,7 +32,8 @@ case "$1" in
     # the pipeline's prototypes, galleries of 12 and of 48 people (the limits must hold at both)
     T=$($PY -c "import json;print(json.load(open('$OUT/calibration.json'))['threshold'])")
     $PY scripts/openset_rules.py -e "$RUN/model.pt" --pack "$COLL/dev_detector_${CROP}112.pt" --part all \
-      --threshold "$T" --far 0,0.01,0.03,0.05,0.1,0.2 --margin 0,0.05,0.1,0.15,0.2 --group-size 12,48 --rounds 200 \
+      --threshold "$T" --far 0,0.01,0.03,0.05,0.075,0.1,0.125,0.15,0.2 --margin 0,0.025,0.05,0.075,0.1,0.125,0.15,0.2 \
+      --group-size 12,48 --rounds 200 \
       --max-wrong 0.01 --json "$OUT/openset_dev.json" ;;  # 1%: development people showed a quarter of glint24's wrong names
   spread_dev)  # the spread rule (iznet.recognize.matcher.SpreadRule) chosen on the same development faces, beside
     # the rule openset_dev chose; when it is written, stage ship ships it in place of the margin
