@@ -68,6 +68,9 @@ def main() -> None:
                     help="also rows for the people found in the training data and the others (a review CSV)")
     ap.add_argument("--md", type=Path)
     a = ap.parse_args()
+    if a.review and not a.review.is_file():
+        raise SystemExit(f"--review {a.review}: no such file (columns person,in_training; "
+                         "docs/results/overlap_v5/glint24_review.csv is one)")
     rows = breakdown(json.loads(a.bench.read_text()), populations(a.identities),
                      review_groups(a.review) if a.review else None)
     lines = [f"Per population, from `{a.bench}` (command: `{json.loads(a.bench.read_text())['command']}`); "

@@ -72,10 +72,6 @@ class Cache:
         np.savez(self.path, key=np.array(self.key), **self.data)
 
 
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def nearest(queries: np.ndarray, refs: np.ndarray, exclude: np.ndarray | None = None, k: int = 1,
             chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """(Q, k) indices and Euclidean distances of each unit query's nearest unit refs; ``exclude[q]`` is a ref
@@ -91,12 +87,6 @@ def nearest(queries: np.ndarray, refs: np.ndarray, exclude: np.ndarray | None = 
         idx[s:s + chunk] = top
         dist[s:s + chunk] = np.sqrt(np.maximum(2 - 2 * np.take_along_axis(sim, top, axis=1), 0))
     return idx, dist
-
-
-def centroids(E: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
-    C = np.zeros((n, E.shape[1]), np.float64)
-    np.add.at(C, owner, E)
-    return unit(C).astype(np.float32)
 
 
 def cfp_people(mirrors: Path, teacher: Path, size: int, convention: str, per: int) -> tuple[list, list]:
@@ -159,15 +149,28 @@ def main() -> None:
     a = ap.parse_args()
     if a.per < 4:
         sys.exit(f"--per {a.per}: the same-person reference splits a person's pictures in two halves; use 4 or more")
+    sheet_range = (0.0, 2.0)
+    if a.sheet_range:
+        try:
+            lo, hi = (float(v) for v in a.sheet_range.split(","))
+        except ValueError:
+            sys.exit(f"--sheet-range {a.sheet_range!r}: expected LO,HI distances, e.g. 0.6,0.75")
+        sheet_range = (lo, hi)
+    if a.sheet_people and not a.sheet_people.is_file():
+        sys.exit(f"--sheet-people {a.sheet_people}: no such file (one person a line)")
     evals = []
     for spec in a.eval:
         name, sep, path = spec.partition("=")
         if not sep or not Path(path).is_file():
             sys.exit(f"--eval {spec!r}: expected NAME=PACK with an existing pack file")
         evals.append((name, Path(path)))
+    if not a.train.is_file():
+        sys.exit(f"--train {a.train}: no such pack (a collection's train_aligned112.pt, from `iznet data build`)")
     torch.set_num_threads(a.threads)
     from iznet.data.pack import load_pack
+    from iznet.eval.analysis import person_centroids
     from iznet.loading import load_embedder
+    from iznet.recognize.prototypes import centroid
 
     rng = np.random.default_rng(a.seed)
     emb = load_embedder(spec=a.embedder)
@@ -177,8 +180,8 @@ def main() -> None:
     t_idx = np.concatenate([pick[c] for c in sorted(pick)])
     t_own = np.concatenate([np.full(len(pick[c]), c) for c in sorted(pick)])
     print(f"embedding {len(t_idx)} training pictures of {len(pick)} identities", flush=True)
-    E = unit(cache.get("train", lambda: embed_pack(emb, train, t_idx)))
-    C = centroids(E, t_own, len(train.classes))
+    E = cache.get("train", lambda: embed_pack(emb, train, t_idx))  # unit rows (the embedder's contract)
+    C = person_centroids(E, t_own, len(train.classes))
     # references from the training people with 4+ pictures: two halves of one person, and one half to the nearest
     # other person (the centroid of the whole person stands for the others)
     halves_a, halves_b, who = [], [], []
@@ -186,10 +189,10 @@ def main() -> None:
         rows = np.flatnonzero(t_own == c)
         if len(rows) >= 4:
             h = len(rows) // 2
-            halves_a.append(E[rows[:h]].mean(0))
-            halves_b.append(E[rows[h:]].mean(0))
+            halves_a.append(centroid(E[rows[:h]]))
+            halves_b.append(centroid(E[rows[h:]]))
             who.append(c)
-    HA, HB, who = unit(np.array(halves_a)), unit(np.array(halves_b)), np.array(who)
+    HA, HB, who = np.stack(halves_a), np.stack(halves_b), np.array(who)
     same = np.linalg.norm(HA - HB, axis=1)
     _, diff = nearest(HA, C, exclude=who)
     diff = diff[:, 0]
@@ -207,10 +210,10 @@ def main() -> None:
         idx = np.concatenate([ep[c] for c in sorted(ep)])
         own = np.concatenate([np.full(len(ep[c]), c) for c in sorted(ep)])
         print(f"embedding {len(idx)} pictures of {len(ep)} {name} people", flush=True)
-        EE = unit(cache.get(f"eval_{name}", lambda: embed_pack(emb, pack, idx)))
+        EE = cache.get(f"eval_{name}", lambda: embed_pack(emb, pack, idx))
         for c in sorted(ep):
             rows = own == c
-            people.append((name, pack.classes[c], unit(EE[rows].mean(0)),
+            people.append((name, pack.classes[c], centroid(EE[rows]),
                            (lambda p=pack, i=idx[rows]: [x.permute(1, 2, 0).numpy() for x in p.decode(i)])))
     if a.cfp:
         from iznet.recognize.pipeline import crops_to_batch
@@ -221,10 +224,10 @@ def main() -> None:
             cache.data["cfp_crops"], cache.data["cfp_owners"] = np.stack(crops), np.array(owners)
         crops, owners = cache.data["cfp_crops"], cache.data["cfp_owners"]
         print(f"embedding {len(crops)} CFP frontal pictures", flush=True)
-        EE = unit(cache.get("eval_cfp", lambda: emb.embed(crops_to_batch(list(crops)), batch_size=128)))
+        EE = cache.get("eval_cfp", lambda: emb.embed(crops_to_batch(list(crops)), batch_size=128))
         for nm in sorted(set(owners.tolist())):
             rows = np.flatnonzero(owners == nm)
-            people.append(("cfp", nm, unit(EE[rows].mean(0)), (lambda r=rows: [crops[i] for i in r])))
+            people.append(("cfp", nm, centroid(EE[rows]), (lambda r=rows: [crops[i] for i in r])))
     cache.save()
     P = np.array([p[2] for p in people], np.float32)
     nn, nd = nearest(P, C, k=min(len(C), max(5, a.sheet_k)))
@@ -243,7 +246,7 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     top = [int(i) for i in order[:a.top]]
     if a.sheet_set or a.sheet_range or a.sheet_people:
-        lo, hi = (float(v) for v in a.sheet_range.split(",")) if a.sheet_range else (0.0, 2.0)
+        lo, hi = sheet_range
         only = None
         if a.sheet_people:
             only = {ln.strip().replace("__", "/") for ln in a.sheet_people.read_text().splitlines() if ln.strip()}

@@ -87,6 +87,15 @@ def _parse_source(text: str):
     return SourceSpec(name.strip(), Path(rest[: -len(":named")] if named else rest), named)
 
 
+def _list_file(path: Path, option: str, hint: str) -> list[str]:
+    """The non-blank lines of a list file that do not start with '#', stripped; a clear error when it is missing."""
+    from iznet.errors import DataError
+
+    if not path.is_file():
+        raise DataError(f"{option} {path}: no such file ({hint})")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
 @data_app.command("build")
 def data_build_cmd(
     source: list[str] = typer.Option(..., "--source", help="NAME=DIR (DIR/<person>/<image>, optional "
@@ -140,18 +149,15 @@ def data_build_cmd(
         names += lfw_names
         where["lfw"] = f"{lfw_root}/images ({len(lfw_names)} names)"
     for f in exclude:
-        if not f.is_file():
-            raise DataError(f"--exclude {f}: no such file (one name per line)")
-        got = [line.strip() for line in f.read_text().splitlines() if line.strip() and not line.startswith("#")]
+        got = _list_file(f, "--exclude", "one name per line")
         names += got
         where[str(f)] = f"{len(got)} names"
     keys: list[str] = []
-    for f in exclude_keys:
-        if not f.is_file():
-            raise DataError(f"--exclude-keys {f}: no such file (one identity key per line, e.g. fiw/F0696_MID1)")
-        got = [line.split("#")[0].strip() for line in f.read_text().splitlines()]
-        keys += [k for k in got if k]
-        where[str(f)] = f"{sum(1 for k in got if k)} identity keys"
+    for f in exclude_keys:  # a key may be followed by "# who it is"
+        got = [k for k in (line.split("#")[0].strip() for line in
+                           _list_file(f, "--exclude-keys", "one identity key per line, e.g. fiw/F0696_MID1")) if k]
+        keys += got
+        where[str(f)] = f"{len(got)} identity keys"
     cfg = BuildConfig(size=size, held_out_share=held_out, quality=quality,
                       crops=tuple(c.strip() for c in crops.split(",") if c.strip()),
                       exclude_names=names, exclude_sources=where, exclude_keys=keys,
