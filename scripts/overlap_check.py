@@ -174,7 +174,8 @@ def main() -> None:
 
     rng = np.random.default_rng(a.seed)
     emb = load_embedder(spec=a.embedder)
-    cache = Cache(a.out / "cache.npz", f"{Path(a.embedder).resolve()}|{a.train.resolve()}|{a.per}|{a.seed}")
+    cache = Cache(a.out / "cache.npz", "|".join([str(Path(a.embedder).resolve()), str(a.train.resolve()), str(a.per),
+                                                 str(a.seed), *(f"{n}={p.resolve()}" for n, p in evals)]))
     train = load_pack(a.train)
     pick = sample_per_class(train.labels.numpy(), a.per, rng)
     t_idx = np.concatenate([pick[c] for c in sorted(pick)])
