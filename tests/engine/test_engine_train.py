@@ -49,7 +49,8 @@ def _cfg(**kw) -> TrainConfig:
 
 
 @pytest.mark.parametrize("extra", [{}, {"id_weight": 0.5}, {"loss": "cosface"}, {"cpu_bf16": True},
-                                   {"id_weight": 0.5, "id_init": "centroids"}])
+                                   {"id_weight": 0.5, "id_init": "centroids"},
+                                   {"id_weight": 0.5, "id_init": "centroids", "lookalike_group": 2}])
 def test_resume_gives_identical_weights(tmp_path, extra):
     data = _synthetic()
     full = Trainer(_cfg(**extra), data, tmp_path / "full", device="cpu")
@@ -153,6 +154,60 @@ def test_centroid_imprinting_sets_each_direction_to_the_mean_embedding(tmp_path)
     assert ev["classes"] == len(set(data.train.labels.tolist())) and ev["images"] == len(data.train.indices)
     assert -1 <= ev["cos_nearest_other"] < ev["cos_own"] <= 1 and 0 <= ev["own_is_nearest"] <= 1
     assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])["event"] == "imprint"
+
+
+def test_lookalike_groups_come_from_the_imprinted_directions_and_survive_a_resume(tmp_path):
+    data = _synthetic(n_people=8)
+    cfg = _cfg(steps=4, p=4, k=2, id_weight=1.0, id_init="centroids", lookalike_group=2, people_weight="images")
+    tr = Trainer(cfg, data, tmp_path / "run", device="cpu")
+    seen = []
+    tr.on_event = seen.append
+    tr.fit(stop_after=2)
+    ev = next(e for e in seen if e["event"] == "lookalikes")
+    assert ev["group"] == 2 and ev["neighbours"] == tr._lookalikes.shape[1]
+    w = torch.nn.functional.normalize(tr.id_loss.weight.detach().double(), dim=1)  # moved since: recompute
+    table = tr._lookalikes
+    sampler = tr._batches.sampler
+    for b in range(3):  # every second person of a batch is the nearest free neighbour of the one before
+        people = sampler.batch_people(0, b)
+        assert len(set(people.tolist())) == 4
+        for i in (0, 2):
+            s, nb = int(people[i]), int(people[i + 1])
+            free = [int(c) for c in table[s] if c >= 0 and c not in people[:i + 1].tolist()]
+            assert nb == free[0]
+    # a resumed run keeps the table it was started with, though the directions have moved since
+    resumed = Trainer(cfg, data, tmp_path / "run", device="cpu")
+    resumed.resume(tmp_path / "run" / "last.pt")
+    assert np.array_equal(resumed._lookalikes, table)
+    assert np.array_equal(resumed._batches.at(2), tr._batches.at(2))
+    assert w.shape[0] == table.shape[0]
+    with pytest.raises(TrainingError, match="without look-alike groups"):
+        plain = _cfg(steps=4, p=4, k=2, id_weight=1.0, id_init="centroids")
+        Trainer(plain, data, tmp_path / "plain", device="cpu").fit(stop_after=1)
+        Trainer(cfg, data, tmp_path / "plain2", device="cpu").resume(tmp_path / "plain" / "last.pt")
+
+
+def test_lookalike_table_is_built_from_the_directions_at_the_start(tmp_path):
+    data = _synthetic(n_people=8)
+    cfg = _cfg(steps=1, p=4, k=2, id_weight=1.0, id_init="centroids", lookalike_group=2)
+    tr = Trainer(cfg, data, tmp_path / "run", device="cpu")
+    tr.fit(stop_after=0)
+    tr2 = Trainer(cfg, data, tmp_path / "run2", device="cpu")
+    tr2.imprint_class_directions()
+    w = torch.nn.functional.normalize(tr2.id_loss.weight.detach().double(), dim=1).numpy()
+    for c in range(len(w)):  # brute force: the most similar other direction first
+        sims = [(-(w[c] @ w[o]), o) for o in range(len(w)) if o != c]
+        assert tr._lookalikes[c, 0] == min(sims)[1]
+
+
+def test_lookalike_group_validation():
+    with pytest.raises(TrainingError, match="--id-init centroids"):
+        _cfg(lookalike_group=2, id_weight=1.0).validate()
+    with pytest.raises(TrainingError, match="lookalike_group must be an int from 1 to p=3"):
+        _cfg(lookalike_group=4, id_weight=1.0, id_init="centroids").validate()
+    with pytest.raises(TrainingError, match="lookalike_group must be"):
+        _cfg(lookalike_group=0).validate()
+    _cfg(lookalike_group=3, id_weight=1.0, id_init="centroids").validate()
 
 
 def test_resume_refuses_a_run_without_the_identity_term(tmp_path):

@@ -186,3 +186,80 @@ def test_weighted_people_follow_successive_sampling(people_weight):
 def test_people_weight_is_checked():
     with pytest.raises(SamplingError, match="people_weight 'count'"):
         PKBatchSampler(make_labels(), p=2, k=2, people_weight="count")
+
+
+# ------------------------------------------------------------------------------------ look-alike groups
+def test_lookalike_table_matches_a_loop():
+    from iznet.sampling.batches import lookalike_table
+
+    rng = np.random.default_rng(4)
+    d = rng.normal(size=(23, 5))
+    d[7] = 0.0  # a class without a direction is nobody's near neighbour ahead of a real one
+    got = lookalike_table(d, m=4, chunk=5)
+    u = [v / np.linalg.norm(v) if np.linalg.norm(v) > 0 else v for v in d]
+    for c in range(len(d)):
+        sims = sorted(((-float(u[c] @ u[o]), o) for o in range(len(d)) if o != c))
+        assert got[c].tolist() == [o for _, o in sims[:4]], c
+    assert lookalike_table(d[:3], m=5).tolist()[0][2:] == [-1, -1, -1]  # only two others exist
+    with pytest.raises(SamplingError, match="directions must be"):
+        lookalike_table(np.zeros(4), m=2)
+
+
+def _groups_by_loop(drawn, table, takes_part, p, g):
+    chosen = []
+    for s in drawn:
+        if len(chosen) >= p:
+            break
+        if s in chosen:
+            continue
+        chosen.append(s)
+        for c in table[s]:
+            if len(chosen) >= p or sum(1 for x in chosen[chosen.index(s):]) >= g:
+                break
+            if c >= 0 and takes_part[c] and c not in chosen:
+                chosen.append(c)
+    return chosen
+
+
+@pytest.mark.parametrize("group,weight", [(2, "images"), (3, "uniform"), (4, "sqrt")])
+def test_lookalike_batches_match_a_loop(group, weight):
+    from iznet.sampling.batches import lookalike_table
+
+    labels = np.repeat(np.arange(30), np.r_[[1] * 4, np.arange(2, 28)])  # people 0-3 have one image
+    rng = np.random.default_rng(0)
+    table = lookalike_table(rng.normal(size=(30, 6)), m=6)
+    s = PKBatchSampler(labels, p=8, k=2, seed=1, people_weight=weight, lookalikes=table, group=group)
+    takes_part = np.isin(np.arange(30), s.people)
+    for b in range(6):
+        u = np.random.default_rng([1, 0, b, 1]).random(len(s.people))
+        drawn = s.people[np.argsort(-(np.log(u) / s.weights), kind="stable")].tolist()
+        want = _groups_by_loop(drawn, table, takes_part, 8, group)
+        got = s.batch_people(0, b)
+        assert got.tolist() == want and len(set(want)) == 8 and takes_part[got].all()
+        assert len(s.batch_indices(0, b)) == 16
+
+
+def test_lookalike_seeds_follow_successive_sampling():
+    from scipy.stats import chisquare
+
+    from iznet.sampling.batches import lookalike_table
+
+    labels = np.repeat(np.arange(12), np.arange(2, 14))
+    table = lookalike_table(np.random.default_rng(2).normal(size=(12, 4)), m=4)
+    s = PKBatchSampler(labels, p=4, k=2, seed=0, people_weight="images", lookalikes=table, group=2)
+    first = np.array([s.batch_people(e, 0)[0] for e in range(4000)])
+    obs = np.bincount(first, minlength=12)
+    sizes = np.arange(2, 14)
+    assert chisquare(obs, sizes / sizes.sum() * len(first)).pvalue > 1e-3  # the first seed ∝ images
+
+
+def test_lookalike_errors():
+    labels = np.repeat(np.arange(6), 3)
+    with pytest.raises(SamplingError, match="needs a lookalikes table"):
+        PKBatchSampler(labels, p=4, k=2, group=2)
+    with pytest.raises(SamplingError, match=r"integer \(6, M\) table"):
+        PKBatchSampler(labels, p=4, k=2, group=2, lookalikes=np.zeros((5, 2), dtype=int))
+    with pytest.raises(SamplingError, match="outside -1..5"):
+        PKBatchSampler(labels, p=4, k=2, group=2, lookalikes=np.full((6, 2), 6))
+    with pytest.raises(SamplingError, match="larger than p=4"):
+        PKBatchSampler(labels, p=4, k=2, group=5, lookalikes=np.zeros((6, 2), dtype=int))

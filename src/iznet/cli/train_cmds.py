@@ -36,6 +36,10 @@ def train(
                                            "as negatives only (they are left out otherwise)"),
     people_weight: str = typer.Option(_D.people_weight, help="how often batches visit each person: uniform (once "
                                                       "per epoch) | images | sqrt (∝ n or √n images)"),
+    lookalike_group: int = typer.Option(_D.lookalike_group, "--lookalike-group",
+                                        help="people per look-alike group in a P×K batch: a drawn person and "
+                                        "the nearest others by the imprinted class directions (needs --id-init "
+                                        "centroids); 1: plain batches"),
     pair_batch: int = typer.Option(_D.pair_batch, help="pairs per batch (loss=pair)"),
     id_weight: float = typer.Option(_D.id_weight, help="weight of a CosFace identity term over all training people, "
                                               "added to the triplet or contrastive loss (0: off)"),
@@ -124,6 +128,7 @@ def train(
         raise TrainingError(f"--snapshot-at {snapshot_at!r}: give sample counts like 0,5000,20000") from None
     cfg = TrainConfig(model=model, model_kwargs=kwargs, loss=loss, mining=mining, margin=margin,
                       pair_metric=pair_metric, p=p, k=k, singletons=singletons, pair_batch=pair_batch,
+                      lookalike_group=lookalike_group,
                       people_weight=people_weight, id_weight=id_weight, id_scale=id_scale, id_margin=id_margin,
                       id_init=id_init,
                       optimizer=optimizer, lr=lr,

@@ -66,6 +66,9 @@ class TrainConfig:
     # How often P×K batches visit each person: "uniform" (each once per epoch), "images" or "sqrt"
     # (drawn per batch ∝ n_i or √n_i; iznet.sampling.batches).
     people_weight: str = "uniform"
+    # People per look-alike group in P×K batches (iznet.sampling.batches: a drawn person and the nearest
+    # others by the imprinted class directions; needs id_init "centroids"); 1: plain batches.
+    lookalike_group: int = 1
     pair_batch: int = 64  # pairs per batch for loss=pair
     # Identity term (iznet.losses.CosFaceLoss) over all training people: its weight next to the triplet or
     # contrastive loss (0: off; loss=cosface uses it alone with weight 1), scale s and cosine margin m.
@@ -144,6 +147,13 @@ class TrainConfig:
         if self.singletons and (self.loss == "pair" or self.uniform_triplets):
             raise TrainingError("singletons are added to P×K batches; they do not apply to loss 'pair' or "
                                 "mining 'uniform' (which sample pairs and triplets directly)")
+        if isinstance(self.lookalike_group, bool) or not isinstance(self.lookalike_group, int) \
+                or not 1 <= self.lookalike_group <= self.p:
+            raise TrainingError(f"lookalike_group must be an int from 1 to p={self.p}, got {self.lookalike_group!r}")
+        if self.lookalike_group > 1 and (self.loss == "pair" or self.uniform_triplets or self.id_init != "centroids"):
+            raise TrainingError("look-alike groups (--lookalike-group) are P×K batches of people near each other by "
+                                "the identity term's imprinted directions: they need --id-init centroids (with "
+                                "--id-weight > 0 or --loss cosface) and online mining")
         if not (math.isfinite(self.id_weight) and self.id_weight >= 0):
             raise TrainingError(f"id_weight must be >= 0, got {self.id_weight}")
         if self.id_weight and (self.loss in ("pair", "cosface") or self.uniform_triplets):

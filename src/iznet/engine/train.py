@@ -77,12 +77,13 @@ class _Batches:
     """P×K batches over the training labels, one epoch's order fixed by (seed, epoch)."""
 
     def __init__(self, labels: np.ndarray, p: int, k: int, seed: int, extra: int = 0,
-                 people_weight: str = "uniform"):
+                 people_weight: str = "uniform", lookalikes: np.ndarray | None = None, group: int = 1):
         from iznet.sampling.batches import PKBatchSampler
         from iznet.sampling._layout import SamplingError
 
         try:
-            self.sampler = PKBatchSampler(labels, p=p, k=k, seed=seed, extra=extra, people_weight=people_weight)
+            self.sampler = PKBatchSampler(labels, p=p, k=k, seed=seed, extra=extra, people_weight=people_weight,
+                                          lookalikes=lookalikes, group=group)
         except SamplingError as e:
             raise TrainingError(f"{e} (--singletons)" if extra else str(e)) from None
         self.per_epoch = len(self.sampler)
@@ -267,6 +268,7 @@ class Trainer:
         else:
             self._batches = _Batches(data.train.labels, cfg.p, cfg.k, cfg.seed, cfg.singletons,
                                      cfg.people_weight)
+        self._lookalikes: np.ndarray | None = None  # set at step 0 (after imprinting) or by resume
         self._rehearsal = self._rehearse_batches = None
         if cfg.rehearse:
             from iznet.engine.data import build_train_data
@@ -420,6 +422,8 @@ class Trainer:
             state["head"] = self.head.state_dict()
         if self.id_loss is not None:
             state["id_loss"] = self.id_loss.state_dict()
+        if self._lookalikes is not None:
+            state["lookalikes"] = torch.as_tensor(self._lookalikes)
         path = save_checkpoint(self.run_dir / "last.pt", kind="embedder", model=self.cfg.model,
                                model_kwargs=self._model_kwargs(), state_dict=self.model.state_dict(),
                                meta={**self.meta, "step": self.step}, train_state=state)
@@ -484,6 +488,11 @@ class Trainer:
             self.head.load_state_dict(ts["head"])
         if self.id_loss is not None:
             self.id_loss.load_state_dict(ts["id_loss"])
+        if self.cfg.lookalike_group > 1:
+            if "lookalikes" not in ts:
+                raise TrainingError(f"{path} was trained without look-alike groups; resume it with the settings "
+                                    "it was started with")
+            self._set_lookalikes(ts["lookalikes"].cpu().numpy())
         self.step = int(ts["step"])
         self.samples = int(ts["samples"])
         self._snapshot_left = [s for s in self._snapshot_left if s > self.samples]
@@ -518,6 +527,27 @@ class Trainer:
                 "cos_own": float(own.mean()), "cos_nearest_other": float(other.mean()),
                 "own_is_nearest": float((own > other).float().mean())}
 
+    def _set_lookalikes(self, table: np.ndarray) -> None:
+        """Use look-alike groups from now on: ``table`` (classes x M) lists each person's nearest others."""
+        cfg = self.cfg
+        self._lookalikes = np.asarray(table, dtype=np.int64)
+        self._batches = _Batches(self.data.train.labels, cfg.p, cfg.k, cfg.seed, cfg.singletons, cfg.people_weight,
+                                 lookalikes=self._lookalikes, group=cfg.lookalike_group)
+
+    def build_lookalikes(self) -> dict:
+        """The look-alike table from the identity term's class directions as they are now (after imprinting:
+        the starting network's centroids), kept for the whole run (saved in ``last.pt``). Returns an event."""
+        from iznet.sampling.batches import lookalike_table
+
+        w = self.id_loss.weight.detach().float().cpu().numpy()
+        table = lookalike_table(w, m=4 * self.cfg.lookalike_group + 4)
+        self._set_lookalikes(table)
+        u = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
+        people = self._batches.sampler.people
+        cos1 = np.einsum("ij,ij->i", u[people], u[table[people, 0]])
+        return {"event": "lookalikes", "classes": int(len(table)), "neighbours": int(table.shape[1]),
+                "group": self.cfg.lookalike_group, "cos_nearest_median": float(np.median(cos1))}
+
     def _snapshot(self) -> None:
         emb = embed_images(self.model, self.data.images, self.data.train.indices[self._snapshot_idx],
                            self.size, self.device, self.cfg.bf16, tta=False)
@@ -545,6 +575,10 @@ class Trainer:
         try:
             if self.step == 0 and self.id_loss is not None and cfg.id_init == "centroids":
                 ev = self.imprint_class_directions()
+                metrics_f.write(json.dumps(ev) + "\n")
+                self.on_event(ev)
+            if self.step == 0 and self.cfg.lookalike_group > 1 and self._lookalikes is None:
+                ev = self.build_lookalikes()
                 metrics_f.write(json.dumps(ev) + "\n")
                 self.on_event(ev)
             if self.step == 0 and self._snapshot_left and self._snapshot_left[0] == 0:

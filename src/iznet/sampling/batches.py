@@ -31,7 +31,7 @@ import numpy as np
 
 from iznet.sampling._layout import SamplingError, class_layout
 
-__all__ = ["PKBatchSampler", "PEOPLE_WEIGHTS"]
+__all__ = ["PKBatchSampler", "PEOPLE_WEIGHTS", "lookalike_table"]
 
 PEOPLE_WEIGHTS = ("uniform", "images", "sqrt")
 
@@ -40,6 +40,39 @@ def _positive_int(name: str, value) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
         raise SamplingError(f"{name} must be an int >= 1, got {value!r}")
     return int(value)
+
+
+def lookalike_table(directions, m: int, chunk: int = 2048) -> np.ndarray:
+    """Each class's ``m`` nearest other classes by the cosine of their direction vectors, nearest first.
+
+    Args:
+        directions: (C, D) one vector per class (e.g. imprinted class centroids; any norm, zero rows allowed).
+        m: neighbours per class (at most C - 1 are given; the rest of a row is -1).
+        chunk: rows compared at a time (memory C x chunk).
+
+    Returns:
+        (C, m) int64 class indices; ties keep the lower index first.
+
+    >>> lookalike_table(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]), 1).tolist()
+    [[1], [0], [1]]
+    """
+    d = np.asarray(directions, dtype=np.float64)
+    if d.ndim != 2 or len(d) == 0:
+        raise SamplingError(f"directions must be a (C, D) array with C >= 1, got shape {d.shape}")
+    m = _positive_int("m", m)
+    n = np.linalg.norm(d, axis=1, keepdims=True)
+    u = np.divide(d, n, out=np.zeros_like(d), where=n > 0)
+    c = len(u)
+    take = min(m, c - 1)
+    out = np.full((c, m), -1, dtype=np.int64)
+    if take == 0:
+        return out
+    for a in range(0, c, chunk):
+        sim = u[a:a + chunk] @ u.T
+        sim[np.arange(len(sim)), np.arange(a, a + len(sim))] = -np.inf  # not oneself
+        order = np.argsort(-sim, axis=1, kind="stable")[:, :take]
+        out[a:a + len(sim), :take] = order
+    return out
 
 
 class PKBatchSampler:
@@ -56,6 +89,10 @@ class PKBatchSampler:
             negatives only; 0: none.
         people_weight: ``"uniform"`` (each person once per epoch), ``"images"`` or ``"sqrt"`` (people
             drawn per batch with probability ∝ n_i or √n_i; see the module docstring).
+        lookalikes: (num_classes, M) class indices of each class's nearest other classes, nearest first (-1:
+            none), indexed like the labels; with ``group`` > 1 the batches are look-alike groups (module
+            docstring). None: plain batches.
+        group: people per look-alike group (a seed and ``group - 1`` of its neighbours); 1: plain batches.
 
     The epoch advances by itself at the end of a full pass; :meth:`set_epoch` sets it explicitly.
     :meth:`state_dict` is ``{"seed", "epoch", "batch"}`` (batch = index of the next batch to yield).
@@ -68,8 +105,9 @@ class PKBatchSampler:
     """
 
     def __init__(self, labels, p: int, k: int, seed: int = 0, drop_last: bool = True, min_images: int = 2,
-                 extra: int = 0, people_weight: str = "uniform"):
+                 extra: int = 0, people_weight: str = "uniform", lookalikes=None, group: int = 1):
         self.p = _positive_int("p", p)
+        self.group = _positive_int("group", group)
         self.k = _positive_int("k", k)
         self.min_images = _positive_int("min_images", min_images)
         self.extra = 0 if extra == 0 else _positive_int("extra", extra)
@@ -94,6 +132,22 @@ class PKBatchSampler:
                 f"p={self.p}; lower p or min_images, or use more data")
         sizes = self.layout.sizes[self.people].astype(np.float64)
         self.weights = {"uniform": np.ones_like(sizes), "images": sizes, "sqrt": np.sqrt(sizes)}[people_weight]
+        self.lookalikes = None
+        if self.group > 1:
+            if lookalikes is None:
+                raise SamplingError(f"group={self.group} needs a lookalikes table (each person's nearest others)")
+            table = np.asarray(lookalikes)
+            n_classes = len(self.layout.sizes)
+            if table.ndim != 2 or table.shape[0] != n_classes or not np.issubdtype(table.dtype, np.integer):
+                raise SamplingError(f"lookalikes must be an integer ({n_classes}, M) table, one row per class; got "
+                                    f"{table.dtype} {table.shape}")
+            if table.size and (table.min() < -1 or table.max() >= n_classes):
+                raise SamplingError(f"lookalikes holds class indices outside -1..{n_classes - 1}")
+            if self.group > self.p:
+                raise SamplingError(f"group={self.group} is larger than p={self.p} people per batch")
+            self.lookalikes = table.astype(np.int64)
+            self._takes_part = np.zeros(n_classes, dtype=bool)
+            self._takes_part[self.people] = True
         self.epoch = 0
         self.batch = 0
         self._order_cache: tuple[int, np.ndarray] | None = None
@@ -147,12 +201,36 @@ class PKBatchSampler:
 
     def batch_people(self, epoch: int, batch: int) -> np.ndarray:
         """Class indices of the people of batch ``batch`` of ``epoch``, in drawing order."""
-        if self.people_weight == "uniform":
+        if self.people_weight == "uniform" and self.lookalikes is None:
             return self._people_order(epoch)[batch * self.p : (batch + 1) * self.p]
         u = np.random.default_rng([self.seed, epoch, batch, 1]).random(len(self.people))
         keys = np.log(u) / self.weights  # log(u^(1/w)): the P largest are a successive sample ∝ w
+        if self.lookalikes is not None:
+            return self._lookalike_people(self.people[np.argsort(-keys, kind="stable")])
         top = np.argpartition(-keys, self.p - 1)[: self.p] if self.p < len(keys) else np.arange(len(keys))
         return self.people[top[np.argsort(-keys[top], kind="stable")]]
+
+    def _lookalike_people(self, drawn: np.ndarray) -> np.ndarray:
+        """P people in look-alike groups: seeds in ``drawn`` order, each followed by up to ``group - 1`` of its
+        neighbours (table order) that take part and are not chosen yet."""
+        chosen: list[int] = []
+        seen = np.zeros(len(self._takes_part), dtype=bool)
+        for s in drawn:  # stops after about P / group seeds
+            if len(chosen) >= self.p:
+                break
+            if seen[s]:
+                continue
+            chosen.append(int(s))
+            seen[s] = True
+            room = min(self.group - 1, self.p - len(chosen))
+            for c in self.lookalikes[s]:
+                if room == 0:
+                    break
+                if c >= 0 and self._takes_part[c] and not seen[c]:
+                    chosen.append(int(c))
+                    seen[c] = True
+                    room -= 1
+        return np.asarray(chosen, dtype=np.int64)
 
     def batch_indices(self, epoch: int, batch: int) -> list[int]:
         """The dataset indices of batch ``batch`` of ``epoch`` (P·K of them, K per person, person-major, then
@@ -182,4 +260,4 @@ class PKBatchSampler:
 
     def __repr__(self) -> str:
         return (f"PKBatchSampler(p={self.p}, k={self.k}, people={self.num_people}, batches={len(self)}, "
-                f"people_weight={self.people_weight!r}, seed={self.seed}, epoch={self.epoch})")
+                f"people_weight={self.people_weight!r}, group={self.group}, seed={self.seed}, epoch={self.epoch})")
