@@ -185,6 +185,8 @@ def test_lookalike_groups_come_from_the_imprinted_directions_and_survive_a_resum
         plain = _cfg(steps=4, p=4, k=2, id_weight=1.0, id_init="centroids")
         Trainer(plain, data, tmp_path / "plain", device="cpu").fit(stop_after=1)
         Trainer(cfg, data, tmp_path / "plain2", device="cpu").resume(tmp_path / "plain" / "last.pt")
+    with pytest.raises(TrainingError, match="with look-alike groups"):  # and the other way round
+        Trainer(plain, data, tmp_path / "plain3", device="cpu").resume(tmp_path / "run" / "last.pt")
 
 
 def test_lookalike_table_is_built_from_the_directions_at_the_start(tmp_path):

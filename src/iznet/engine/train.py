@@ -488,10 +488,11 @@ class Trainer:
             self.head.load_state_dict(ts["head"])
         if self.id_loss is not None:
             self.id_loss.load_state_dict(ts["id_loss"])
-        if self.cfg.lookalike_group > 1:
-            if "lookalikes" not in ts:
-                raise TrainingError(f"{path} was trained without look-alike groups; resume it with the settings "
-                                    "it was started with")
+        if (self.cfg.lookalike_group > 1) != ("lookalikes" in ts):
+            had = "with" if "lookalikes" in ts else "without"
+            raise TrainingError(f"{path} was trained {had} look-alike groups (--lookalike-group); resume it with "
+                                "the settings it was started with")
+        if "lookalikes" in ts:
             self._set_lookalikes(ts["lookalikes"].cpu().numpy())
         self.step = int(ts["step"])
         self.samples = int(ts["samples"])
