@@ -189,6 +189,37 @@ def test_lookalike_groups_come_from_the_imprinted_directions_and_survive_a_resum
         Trainer(plain, data, tmp_path / "plain3", device="cpu").resume(tmp_path / "run" / "last.pt")
 
 
+@pytest.mark.parametrize("stop", [2, 3])  # stopped on a refresh step and between two
+def test_refreshed_lookalike_tables_follow_the_directions_and_resume_exactly(tmp_path, stop):
+    from iznet.sampling.batches import lookalike_table
+
+    data = _synthetic(n_people=8)
+    cfg = _cfg(steps=5, p=4, k=2, id_weight=1.0, id_init="centroids", lookalike_group=2, lookalike_refresh=2)
+    full = Trainer(cfg, data, tmp_path / "full", device="cpu")
+    seen = []
+    full.on_event = seen.append
+    full.fit(stop_after=2)
+    expected = lookalike_table(full.id_loss.weight.detach().float().numpy(), m=full._lookalikes.shape[1])
+    full.fit()
+    assert [e["step"] for e in seen if e["event"] == "lookalikes"] == [0, 2, 4]
+    # rebuilt after two steps (before the third) from the directions as they were then, by brute force
+    part = Trainer(cfg, data, tmp_path / "part", device="cpu")
+    part.fit(stop_after=3)
+    assert np.array_equal(part._lookalikes, expected)
+    part = Trainer(cfg, data, tmp_path / "part2", device="cpu")
+    part.fit(stop_after=stop)
+    resumed = Trainer(cfg, data, tmp_path / "part2", device="cpu")
+    resumed.resume(tmp_path / "part2" / "last.pt")
+    resumed.fit()
+    assert np.array_equal(resumed._lookalikes, full._lookalikes)
+    for name, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[name]), name
+    assert torch.equal(full.id_loss.weight, resumed.id_loss.weight)
+    with pytest.raises(TrainingError, match="--lookalike-refresh 2, this run asks for 0"):
+        fixed = _cfg(steps=5, p=4, k=2, id_weight=1.0, id_init="centroids", lookalike_group=2)
+        Trainer(fixed, data, tmp_path / "fixed", device="cpu").resume(tmp_path / "part2" / "last.pt")
+
+
 def test_lookalike_table_is_built_from_the_directions_at_the_start(tmp_path):
     data = _synthetic(n_people=8)
     cfg = _cfg(steps=1, p=4, k=2, id_weight=1.0, id_init="centroids", lookalike_group=2)
@@ -210,6 +241,11 @@ def test_lookalike_group_validation():
     with pytest.raises(TrainingError, match="lookalike_group must be"):
         _cfg(lookalike_group=0).validate()
     _cfg(lookalike_group=3, id_weight=1.0, id_init="centroids").validate()
+    with pytest.raises(TrainingError, match="needs --lookalike-group 2"):
+        _cfg(lookalike_refresh=100).validate()
+    for bad in (-1, 2.5, True):
+        with pytest.raises(TrainingError, match="lookalike_refresh must be an int >= 0"):
+            _cfg(lookalike_group=2, lookalike_refresh=bad, id_weight=1.0, id_init="centroids").validate()
 
 
 def test_resume_refuses_a_run_without_the_identity_term(tmp_path):

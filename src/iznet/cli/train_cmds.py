@@ -40,6 +40,9 @@ def train(
                                         help="people per look-alike group in a P×K batch: a drawn person and "
                                         "the nearest others by the imprinted class directions (needs --id-init "
                                         "centroids); 1: plain batches"),
+    lookalike_refresh: int = typer.Option(_D.lookalike_refresh, "--lookalike-refresh",
+                                          help="rebuild the look-alike groups from the identity term's class "
+                                          "directions every this many steps (0: keep the step-0 table)"),
     pair_batch: int = typer.Option(_D.pair_batch, help="pairs per batch (loss=pair)"),
     id_weight: float = typer.Option(_D.id_weight, help="weight of a CosFace identity term over all training people, "
                                               "added to the triplet or contrastive loss (0: off)"),
@@ -128,7 +131,7 @@ def train(
         raise TrainingError(f"--snapshot-at {snapshot_at!r}: give sample counts like 0,5000,20000") from None
     cfg = TrainConfig(model=model, model_kwargs=kwargs, loss=loss, mining=mining, margin=margin,
                       pair_metric=pair_metric, p=p, k=k, singletons=singletons, pair_batch=pair_batch,
-                      lookalike_group=lookalike_group,
+                      lookalike_group=lookalike_group, lookalike_refresh=lookalike_refresh,
                       people_weight=people_weight, id_weight=id_weight, id_scale=id_scale, id_margin=id_margin,
                       id_init=id_init,
                       optimizer=optimizer, lr=lr,

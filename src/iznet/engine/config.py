@@ -69,6 +69,9 @@ class TrainConfig:
     # People per look-alike group in P×K batches (iznet.sampling.batches: a drawn person and the nearest
     # others by the imprinted class directions; needs id_init "centroids"); 1: plain batches.
     lookalike_group: int = 1
+    # Rebuild that table from the identity term's class directions as they are every this many steps (0: the
+    # table built at step 0 is kept for the whole run).
+    lookalike_refresh: int = 0
     pair_batch: int = 64  # pairs per batch for loss=pair
     # Identity term (iznet.losses.CosFaceLoss) over all training people: its weight next to the triplet or
     # contrastive loss (0: off; loss=cosface uses it alone with weight 1), scale s and cosine margin m.
@@ -150,6 +153,12 @@ class TrainConfig:
         if isinstance(self.lookalike_group, bool) or not isinstance(self.lookalike_group, int) \
                 or not 1 <= self.lookalike_group <= self.p:
             raise TrainingError(f"lookalike_group must be an int from 1 to p={self.p}, got {self.lookalike_group!r}")
+        if isinstance(self.lookalike_refresh, bool) or not isinstance(self.lookalike_refresh, int) \
+                or self.lookalike_refresh < 0:
+            raise TrainingError(f"lookalike_refresh must be an int >= 0 (steps), got {self.lookalike_refresh!r}")
+        if self.lookalike_refresh and self.lookalike_group < 2:
+            raise TrainingError("--lookalike-refresh rebuilds the look-alike table: it needs --lookalike-group 2 "
+                                "or more")
         if self.lookalike_group > 1 and (self.loss == "pair" or self.uniform_triplets or self.id_init != "centroids"):
             raise TrainingError("look-alike groups (--lookalike-group) are P×K batches of people near each other by "
                                 "the identity term's imprinted directions: they need --id-init centroids (with "

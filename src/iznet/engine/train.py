@@ -269,6 +269,7 @@ class Trainer:
             self._batches = _Batches(data.train.labels, cfg.p, cfg.k, cfg.seed, cfg.singletons,
                                      cfg.people_weight)
         self._lookalikes: np.ndarray | None = None  # set at step 0 (after imprinting) or by resume
+        self._refreshed_at = -1  # the step whose look-alike table was last rebuilt (lookalike_refresh)
         self._rehearsal = self._rehearse_batches = None
         if cfg.rehearse:
             from iznet.engine.data import build_train_data
@@ -492,6 +493,10 @@ class Trainer:
             had = "with" if "lookalikes" in ts else "without"
             raise TrainingError(f"{path} was trained {had} look-alike groups (--lookalike-group); resume it with "
                                 "the settings it was started with")
+        was = int((ts.get("config") or {}).get("lookalike_refresh", 0) or 0)
+        if "lookalikes" in ts and was != self.cfg.lookalike_refresh:
+            raise TrainingError(f"{path} was trained with --lookalike-refresh {was}, this run asks for "
+                                f"{self.cfg.lookalike_refresh}; resume it with the settings it was started with")
         if "lookalikes" in ts:
             self._set_lookalikes(ts["lookalikes"].cpu().numpy())
         self.step = int(ts["step"])
@@ -536,8 +541,9 @@ class Trainer:
                                  lookalikes=self._lookalikes, group=cfg.lookalike_group)
 
     def build_lookalikes(self) -> dict:
-        """The look-alike table from the identity term's class directions as they are now (after imprinting:
-        the starting network's centroids), kept for the whole run (saved in ``last.pt``). Returns an event."""
+        """The look-alike table from the identity term's class directions as they are now (at step 0, after
+        imprinting: the starting network's centroids), kept until the next refresh (``lookalike_refresh``) or
+        for the whole run, and saved in ``last.pt``. Returns an event."""
         from iznet.sampling.batches import lookalike_table
 
         w = self.id_loss.weight.detach().float().cpu().numpy()
@@ -546,7 +552,8 @@ class Trainer:
         u = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
         people = self._batches.sampler.people
         cos1 = np.einsum("ij,ij->i", u[people], u[table[people, 0]])
-        return {"event": "lookalikes", "classes": int(len(table)), "neighbours": int(table.shape[1]),
+        return {"event": "lookalikes", "step": self.step, "classes": int(len(table)),
+                "neighbours": int(table.shape[1]),
                 "group": self.cfg.lookalike_group, "cos_nearest_median": float(np.median(cos1))}
 
     def _snapshot(self) -> None:
@@ -588,6 +595,13 @@ class Trainer:
             start_step = self.step
             t_warm = None  # the first steps are slow (kernel selection): time the rate after them
             while self.step < end:
+                if (cfg.lookalike_refresh and self.step and self.step % cfg.lookalike_refresh == 0
+                        and self._refreshed_at != self.step):
+                    # before this step's draw, so a run resumed at this step rebuilds the same table
+                    ev = self.build_lookalikes()
+                    self._refreshed_at = self.step
+                    metrics_f.write(json.dumps(ev) + "\n")
+                    self.on_event(ev)
                 ev = self._train_step()
                 ev["time"] = time.perf_counter() - t0
                 if cfg.time_budget > 0 and self.step == start_step + 10:
