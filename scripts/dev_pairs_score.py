@@ -2,7 +2,8 @@
 
 A run of ``iznet train --data SPEC`` holds out a share of its people and scores its model on pairs of
 them (``summary.json`` -> ``dev``). This script rebuilds the same pairs (same data spec, pack and seed)
-and scores any embedders on them, e.g. two shipped-model candidates and their ensemble:
+and scores any embedders on them (a run of a collection pack with ``--dev-people FILE``: pass the same file),
+e.g. two shipped-model candidates and their ensemble:
 
     python scripts/dev_pairs_score.py --data lfw:all-except=George_W_Bush,Colin_Powell,Tony_Blair,Donald_Rumsfeld,Gerhard_Schroeder \\
         --pack packs/lfw112.pt runs/v3/model.pt runs/v5/model.pt runs/v3/model.pt+runs/v5/model.pt
@@ -24,6 +25,7 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="the training run's --data")
     ap.add_argument("--pack", default=None, help="the training run's --pack")
     ap.add_argument("--seed", type=int, default=0, help="the training run's --seed (it draws the development people)")
+    ap.add_argument("--dev-people", default=None, help="the training run's --dev-people file (one name a line)")
     ap.add_argument("--no-tta", action="store_true")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
@@ -36,7 +38,12 @@ def main() -> None:
     from iznet.recognize.embedder import load_embedder
 
     try:
-        td = build_train_data(args.data, pack=args.pack, device=torch.device("cpu"), seed=args.seed)
+        dev = None
+        if args.dev_people:
+            from iznet.engine.data import read_people_list
+
+            dev = read_people_list(args.dev_people)
+        td = build_train_data(args.data, pack=args.pack, device=torch.device("cpu"), seed=args.seed, dev_people=dev)
         embedders = [load_embedder(e, device="cpu", tta=not args.no_tta) for e in args.embedders]
     except IznetError as e:
         raise SystemExit(f"error: {e}") from None
@@ -55,7 +62,8 @@ def main() -> None:
     if args.json:
         from iznet.utils.io import write_json
 
-        write_json(args.json, {"data": args.data, "seed": args.seed, "tta": not args.no_tta, "rows": rows})
+        write_json(args.json, {"data": args.data, "seed": args.seed, "dev_people": args.dev_people,
+                               "tta": not args.no_tta, "rows": rows})
 
 
 if __name__ == "__main__":
