@@ -269,7 +269,6 @@ class Trainer:
             self._batches = _Batches(data.train.labels, cfg.p, cfg.k, cfg.seed, cfg.singletons,
                                      cfg.people_weight)
         self._lookalikes: np.ndarray | None = None  # set at step 0 (after imprinting) or by resume
-        self._refreshed_at = -1  # the step whose look-alike table was last rebuilt (lookalike_refresh)
         self._rehearsal = self._rehearse_batches = None
         if cfg.rehearse:
             from iznet.engine.data import build_train_data
@@ -493,11 +492,11 @@ class Trainer:
             had = "with" if "lookalikes" in ts else "without"
             raise TrainingError(f"{path} was trained {had} look-alike groups (--lookalike-group); resume it with "
                                 "the settings it was started with")
-        was = int((ts.get("config") or {}).get("lookalike_refresh", 0) or 0)
-        if "lookalikes" in ts and was != self.cfg.lookalike_refresh:
-            raise TrainingError(f"{path} was trained with --lookalike-refresh {was}, this run asks for "
-                                f"{self.cfg.lookalike_refresh}; resume it with the settings it was started with")
         if "lookalikes" in ts:
+            was = int((ts.get("config") or {}).get("lookalike_refresh", 0) or 0)
+            if was != self.cfg.lookalike_refresh:
+                raise TrainingError(f"{path} was trained with --lookalike-refresh {was}, this run asks for "
+                                    f"{self.cfg.lookalike_refresh}; resume it with the settings it was started with")
             self._set_lookalikes(ts["lookalikes"].cpu().numpy())
         self.step = int(ts["step"])
         self.samples = int(ts["samples"])
@@ -595,11 +594,10 @@ class Trainer:
             start_step = self.step
             t_warm = None  # the first steps are slow (kernel selection): time the rate after them
             while self.step < end:
-                if (cfg.lookalike_refresh and self.step and self.step % cfg.lookalike_refresh == 0
-                        and self._refreshed_at != self.step):
-                    # before this step's draw, so a run resumed at this step rebuilds the same table
+                if cfg.lookalike_refresh and self.step and self.step % cfg.lookalike_refresh == 0:
+                    # before this step's draw (each step reaches here once), so a run resumed at this step
+                    # rebuilds the same table
                     ev = self.build_lookalikes()
-                    self._refreshed_at = self.step
                     metrics_f.write(json.dumps(ev) + "\n")
                     self.on_event(ev)
                 ev = self._train_step()
