@@ -196,3 +196,68 @@ def test_pack_save_round_trip(tmp_path, tiny_pack):
     assert [p.name for p in back.photos] == [p.name for p in tiny_pack.photos]
     assert all(np.allclose(a.boxes, b.boxes) and torch.equal(a.jpeg, b.jpeg) for a, b in zip(back.photos, tiny_pack.photos))
     assert [f.split for f in back.faces] == [f.split for f in tiny_pack.faces]
+
+
+def _marked_photo(w: int, h: int, boxes) -> "PackedPhoto":
+    """A black photo whose face boxes are painted white (each box exactly)."""
+    from torchvision.io import encode_jpeg
+
+    from iznet.detect.pack import PackedPhoto
+
+    img = torch.zeros(3, h, w, dtype=torch.uint8)
+    for x1, y1, x2, y2 in boxes:
+        img[:, y1:y2, x1:x2] = 255
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return PackedPhoto("m.jpg", "train", encode_jpeg(img, quality=100), (w, h), b, b.copy(), b.copy())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hard_negative_crop_keeps_faces_where_the_pixels_are(seed):
+    from iznet.detect.data import hard_negative_crop
+
+    faces = [(20, 30, 60, 80), (150, 40, 190, 90)]
+    photo = _marked_photo(240, 160, faces)
+    g = torch.Generator().manual_seed(seed)
+    img, boxes = hard_negative_crop(photo, [100, 100, 120, 124], 128, g)
+    assert img.shape == (3, 128, 128) and img.dtype == torch.uint8
+    kept = clip_boxes(boxes, 128, 128, min_visible=0.0, min_size=1.0).numpy()
+    white = img[0].numpy() > 128
+    # brute force: every white pixel lies in a mapped face box, and each mapped box is white inside
+    covered = np.zeros_like(white)
+    for x1, y1, x2, y2 in kept:
+        covered[int(np.ceil(y1)) + 1:int(y2) - 1, int(np.ceil(x1)) + 1:int(x2) - 1] = True
+        assert white[int(np.ceil(y1)) + 1:int(y2) - 1, int(np.ceil(x1)) + 1:int(x2) - 1].mean() > 0.95
+    grown = np.zeros_like(white)
+    for x1, y1, x2, y2 in kept:
+        grown[max(0, int(y1) - 2):int(y2) + 3, max(0, int(x1) - 2):int(x2) + 3] = True
+    assert not (white & ~grown).any()
+
+
+def test_hard_negative_crop_zooms_on_the_false_face():
+    from iznet.detect.data import hard_negative_crop
+
+    photo = _marked_photo(1000, 1000, [(0, 0, 10, 10)])
+    for seed in range(20):
+        img, boxes = hard_negative_crop(photo, [500, 500, 540, 540], 200, torch.Generator().manual_seed(seed))
+        # the crop is 2.5-8 box sides wide, so the 40-px box is 1/8 to 1/2.5 of the 200-px input
+        assert len(clip_boxes(boxes, 200, 200)) == 0  # the face in the corner is far away
+    # a crop wider than the photo is the whole photo
+    small = _marked_photo(60, 40, [(5, 5, 15, 15)])
+    img, boxes = hard_negative_crop(small, [20, 10, 40, 30], 64, torch.Generator().manual_seed(0), zoom=(4, 8))
+    from iznet.detect.letterbox import Letterbox
+
+    lb = Letterbox.fit(60, 40, 64)
+    assert np.allclose(boxes, lb.to_input(np.array([[5, 5, 15, 15]], np.float32)), atol=1e-4)
+
+
+def test_train_set_with_hard_negatives(tiny_pack):
+    names = [p.name for p in tiny_pack.select_photos("train")]
+    ds = DetectionTrainSet(tiny_pack, 64, "train", composite_ratio=1.0,
+                           hard_negatives={names[0]: [[1, 1, 9, 9], [50, 50, 60, 62]]}, hard_ratio=2.0)
+    n = len(names)
+    assert len(ds) == n + n + 2 * n and len(ds.hard) == 2
+    img, boxes = ds[len(ds) - 1]
+    assert img.shape == (3, 64, 64) and boxes.shape[1] == 4
+    assert len(DetectionTrainSet(tiny_pack, 64, "train", hard_negatives={}, hard_ratio=2.0)) == 2 * n
+    with pytest.raises(DataError, match="not 'train' photos"):
+        DetectionTrainSet(tiny_pack, 64, "train", hard_negatives={"nope.jpg": [[1, 1, 5, 5]]}, hard_ratio=1.0)

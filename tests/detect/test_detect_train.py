@@ -153,3 +153,61 @@ def test_cli_train_detector_init(tmp_path, tiny_pack):
     assert res.exit_code != 0 and "not both" in res.output
     res = _run(common + ["--out", str(tmp_path / "c"), "--init", str(tmp_path / "none.pt")])
     assert isinstance(res.exception, ModelError) and "none.pt does not exist" in str(res.exception)
+
+
+def test_trainer_with_hard_negatives_and_file_errors(tmp_path, tiny_pack):
+    from iznet.detect.train import load_hard_negatives
+
+    name = tiny_pack.select_photos("train")[0].name
+    good = tmp_path / "hard.json"
+    good.write_text(json.dumps({"boxes": {name: [[2, 2, 20, 20]]}, "scores": {name: [0.5]}}))
+    tr = DetectorTrainer(_cfg(epochs=1, hard_negatives=str(good), hard_ratio=1.0), tiny_pack, tmp_path / "r",
+                         device="cpu")
+    n = len(tiny_pack.select_photos("train"))
+    assert len(tr.train_set) == 3 * n
+    tr.fit()
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["config"]["hard_negatives"] == str(good)
+    with pytest.raises(TrainingError, match="not found"):
+        load_hard_negatives(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"boxes": {name: [[1, 2, 3]]}}))
+    with pytest.raises(TrainingError, match="not a hard-negative file"):
+        load_hard_negatives(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(TrainingError, match="not a hard-negative file"):
+        load_hard_negatives(bad)
+    with pytest.raises(TrainingError, match="hard-negative ratio"):
+        _cfg(hard_ratio=-1.0).validate()
+
+
+def test_fine_tune_a_detector_with_landmarks(tmp_path, tiny_pack):
+    """The bundled detector has a landmark branch: `--init` from such a detector trains the boxes, keeps the
+    branch as it was (the pack has no landmark labels), says so, and resumes as a landmark run."""
+    from iznet.detect.detector import save_detector
+    from iznet.detect.model import create_detector
+
+    torch.manual_seed(0)
+    start = create_detector("light", width=8, image_size=64, landmarks=True)
+    save_detector(tmp_path / "lm.pt", start, "light", {"width": 8, "image_size": 64, "landmarks": True,
+                                                        "anchors": [list(a) for a in start.anchors]}, {})
+    tiny_pack.save(tmp_path / "p.pt")
+    common = ["train-detector", "--data", str(tmp_path / "p.pt"), "--image-size", "64", "--epochs", "1",
+              "--batch-size", "4", "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "run")]
+    res = _run(common + ["--init", str(tmp_path / "lm.pt")])
+    assert res.exit_code == 0, res.output
+    assert "retrain it with scripts/train_landmarks.py" in res.output
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    assert best["model_kwargs"]["landmarks"] and "landmarks_stale" in best["meta"]
+    before = start.state_dict()
+    branch = [k for k in best["state_dict"] if k.startswith("landmark_branch.")]
+    # the weights' average (EMA) of a constant is that constant up to rounding
+    assert branch and all(torch.allclose(best["state_dict"][k], before[k], rtol=1e-5, atol=1e-7) for k in branch)
+    assert not all(torch.allclose(best["state_dict"][k].float(), before[k].float(), rtol=1e-5, atol=1e-7)
+                   for k in best["state_dict"] if k not in branch)
+    assert load_detector(tmp_path / "run" / "best.pt").detect(np.zeros((64, 64, 3), np.uint8)).landmarks is not None
+    res = _run(common[:-6] + ["--epochs", "2", "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "run"),
+                              "--resume"])
+    assert res.exit_code == 0, res.output
+    # a run built without the branch refuses such a start, naming the setting
+    with pytest.raises(TrainingError, match="with landmarks"):
+        DetectorTrainer(_cfg(), tiny_pack, tmp_path / "x", device="cpu").init_from(tmp_path / "lm.pt")

@@ -195,6 +195,10 @@ def train_detector_cmd(
     conf_target: Optional[str] = typer.Option(None, help="object confidence target: iou | one (default iou; "
                                                            "--toy: one)"),
     composite_ratio: float = typer.Option(1.0, help="composites per photo in an epoch"),
+    hard_negatives: Optional[Path] = typer.Option(None, "--hard-negatives", help="false faces to learn from: "
+                                                  "the JSON of scripts/mine_hard_negatives.py (same pack)"),
+    hard_ratio: float = typer.Option(0.5, min=0.0, max=10.0, help="with --hard-negatives: crops around them "
+                                                                   "per photo in an epoch"),
     workers: Optional[int] = typer.Option(None, help="data loader workers (default: CPUs - 1, at most 12; CPU: 1)"),
     max_minutes: Optional[float] = typer.Option(None, help="stop after this much training time (the LR schedule "
                                                           "fits in it)"),
@@ -269,8 +273,21 @@ def train_detector_cmd(
         init_width = (init_ckpt.get("model_kwargs") or {}).get("width")
         if "width" not in given and backbone == "light" and init_width is not None:  # the width of the weights
             given["width"] = init_width
+        if (init_ckpt.get("model_kwargs") or {}).get("landmarks"):  # kept frozen; see DetectorTrainConfig
+            given["landmarks"] = True
+    if resume and (out / "last.pt").is_file():  # the network of the run resumed: its width and landmark branch
+        from iznet.detect.detector import KIND
+        from iznet.utils.checkpoint import load_checkpoint
+
+        last_kwargs = load_checkpoint(out / "last.pt", kind=KIND).get("model_kwargs") or {}
+        if "width" not in given and backbone == "light" and last_kwargs.get("width") is not None:
+            given["width"] = last_kwargs["width"]
+        if last_kwargs.get("landmarks"):
+            given["landmarks"] = True
     cfg = DetectorTrainConfig(backbone=backbone, image_size=image_size, epochs=epochs, lr=lr,
                               lambda_coord=lambda_coord, lambda_noobj=lambda_noobj, composite_ratio=composite_ratio,
+                              hard_negatives=None if hard_negatives is None else str(hard_negatives),
+                              hard_ratio=hard_ratio,
                               workers=workers, seed=seed, bf16=not no_bf16, max_minutes=max_minutes, **given)
     trainer = DetectorTrainer(cfg, data, out, device=dev, meta={"command": _command_line()})
     if resume:
@@ -294,3 +311,7 @@ def train_detector_cmd(
     bar.close()
     typer.echo(f"done: {summary['epochs']} epochs in {summary['train_seconds']:.0f} s; best dev AP@0.5 "
                f"{summary['best_dev_ap50']:.3f}; detector: {summary['best']}")
+    if cfg.landmarks:
+        typer.echo("note: the landmark branch came from --init unchanged while the rest trained; its points "
+                   "may have drifted: retrain it with scripts/train_landmarks.py --detector "
+                   f"{summary['best']} (docs/detection.md, Landmarks)")

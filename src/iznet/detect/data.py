@@ -6,6 +6,9 @@
   own brightness/contrast and a random flip; the boxes are exact (the crop's tight box, scaled and moved).
   Backgrounds are regions of the pack's photos away from every ``avoid`` box (any labelled or
   teacher-detected face, grown by 20%), else a procedural texture.
+- Hard negatives (optional): a crop of a training photo around a box the detector once took for a face where
+  no face is (mined by ``scripts/mine_hard_negatives.py``), zoomed so the false face has a face's size; the
+  photo's faces that fall in the crop keep their boxes.
 - Augmentation (training only) with ``torchvision.transforms.v2`` on ``tv_tensors``: random affine
   (scale 0.5–1.3, translation ±20%, grey fill), horizontal flip, colour jitter and grey scale, the boxes
   following; then boxes are clipped to the image and dropped when less than 40% of them stays visible.
@@ -236,18 +239,56 @@ def augment(image: torch.Tensor, boxes: np.ndarray | torch.Tensor, transform: v2
 # --------------------------------------------------------------------------- datasets
 
 
+def hard_negative_crop(photo: PackedPhoto, box: Sequence[float], size: int, g: torch.Generator | None = None,
+                       zoom: tuple[float, float] = (2.5, 8.0)) -> tuple[torch.Tensor, np.ndarray]:
+    """A square crop of ``photo`` around ``box`` (a false face), letterboxed into ``size``.
+
+    The crop's side is the box's longer side times a log-uniform factor in ``zoom`` (so the false face takes
+    the place of a face of ordinary size), its centre the box's, moved by up to half the box side, then shifted
+    to lie inside the photo (a crop larger than the photo is the whole photo). Returns ``(image (3, size,
+    size) uint8, the photo's boxes in input pixels)``; boxes mostly outside the crop are for the caller's
+    clipping (``clip_boxes``) to drop.
+    """
+    img = decode_image(photo.jpeg)
+    h, w = img.shape[1:]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = max(x2 - x1, y2 - y1, 1.0) * math.exp(_rand(g, math.log(zoom[0]), math.log(zoom[1])))
+    cx = (x1 + x2) / 2 + (_rand(g) - 0.5) * (x2 - x1)
+    cy = (y1 + y2) / 2 + (_rand(g) - 0.5) * (y2 - y1)
+    cw, ch = min(side, w), min(side, h)
+    left = int(round(min(max(cx - cw / 2, 0.0), w - cw)))
+    top = int(round(min(max(cy - ch / 2, 0.0), h - ch)))
+    right, bottom = min(w, left + max(1, int(round(cw)))), min(h, top + max(1, int(round(ch))))
+    out, lb = letterbox(img[:, top:bottom, left:right], size)
+    boxes = np.asarray(photo.boxes, np.float32).reshape(-1, 4) - np.array([left, top, left, top], np.float32)
+    return out, lb.to_input(boxes)
+
+
 class DetectionTrainSet(Dataset):
-    """Training samples: every photo of ``split`` once per epoch, plus ``composite_ratio`` × as many composites.
+    """Training samples: every photo of ``split`` once per epoch, plus ``composite_ratio`` × as many composites
+    and, with ``hard_negatives`` (photo name → false-face boxes), ``hard_ratio`` × as many hard-negative crops.
 
     Items are ``(image (3, S, S) uint8, boxes (K, 4) float32)`` in input pixels.
     """
 
     def __init__(self, pack: DetectionPack, image_size: int, split: str = "train", composite_ratio: float = 1.0,
-                 augment_photos: bool = True, max_faces: int = 8):
+                 augment_photos: bool = True, max_faces: int = 8,
+                 hard_negatives: dict[str, Sequence[Sequence[float]]] | None = None, hard_ratio: float = 0.0):
         self.photos = pack.select_photos(split)
         self.faces = pack.select_faces(split)
         self.size = image_size
         self.n_composites = round(composite_ratio * len(self.photos)) if self.faces else 0
+        index = {p.name: i for i, p in enumerate(self.photos)}
+        hard_negatives = hard_negatives or {}
+        unknown = sorted(set(hard_negatives) - set(index))
+        if unknown:
+            from iznet.errors import DataError
+
+            raise DataError(f"{len(unknown)} hard-negative photo(s) are not {split!r} photos of the pack "
+                            f"(first: {unknown[0]!r}); mine them from the same pack and split")
+        self.hard = [(index[name], np.asarray(b, np.float32)) for name in sorted(hard_negatives)
+                     for b in hard_negatives[name]]
+        self.n_hard = round(hard_ratio * len(self.photos)) if self.hard else 0
         self.transform = train_transforms() if augment_photos else None
         self.composite_transform = train_transforms(p_affine=0.2) if augment_photos else None
         self.max_faces = max_faces
@@ -257,13 +298,17 @@ class DetectionTrainSet(Dataset):
             raise DataError(f"the pack holds no {split!r} photos or faces to train on")
 
     def __len__(self) -> int:
-        return len(self.photos) + self.n_composites
+        return len(self.photos) + self.n_composites + self.n_hard
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         if i < len(self.photos):
             ph = self.photos[i]
             img, lb = letterbox(decode_image(ph.jpeg), self.size)
             boxes = lb.to_input(ph.boxes)
+            transform = self.transform
+        elif i >= len(self.photos) + self.n_composites:
+            j, box = self.hard[_randint(None, 0, len(self.hard) - 1)]
+            img, boxes = hard_negative_crop(self.photos[j], box, self.size)
             transform = self.transform
         else:
             img, boxes = make_composite(self.photos, self.faces, self.size, None, self.max_faces)

@@ -55,6 +55,8 @@ class DetectorTrainConfig:
 
     backbone: str = "light"
     width: int | None = None  # light backbone width (default: the registry's)
+    landmarks: bool = False  # the network has the landmark branch (a run from a detector that has one); the
+    # branch is kept frozen here (the pack has no landmark labels): retrain it with scripts/train_landmarks.py
     image_size: int = 416
     epochs: int = 30
     batch_size: int = 32
@@ -65,6 +67,8 @@ class DetectorTrainConfig:
     lambda_noobj: float = 0.5
     conf_target: str = "iou"
     composite_ratio: float = 1.0
+    hard_negatives: str | None = None  # JSON from scripts/mine_hard_negatives.py: photo name -> false-face boxes
+    hard_ratio: float = 0.5  # hard-negative crops per training photo in an epoch (with hard_negatives)
     max_faces: int = 8
     dev_composites: int = 100
     ema_decay: float = 0.999
@@ -86,11 +90,15 @@ class DetectorTrainConfig:
                 raise TrainingError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise TrainingError(f"learning rate must be positive, got {self.lr}")
+        if not 0.0 <= self.hard_ratio <= 10.0:
+            raise TrainingError(f"hard-negative ratio must be in 0..10, got {self.hard_ratio}")
 
     def model_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"image_size": self.image_size}
         if self.width is not None and self.backbone == "light":
             kw["width"] = self.width
+        if self.landmarks:
+            kw["landmarks"] = True
         return kw
 
     def to_dict(self) -> dict:
@@ -137,6 +145,24 @@ def evaluate_model(model: YoloDetector, data: EvalBatch, device: torch.device, b
     return evaluate_detections(ranked, data.truth, operating.conf_threshold, operating.max_detections)
 
 
+def load_hard_negatives(path: str | Path | None) -> dict[str, list[list[float]]] | None:
+    """The ``boxes`` of a hard-negative file (``scripts/mine_hard_negatives.py``): photo name -> boxes."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(Path(path).read_text())
+        boxes = data["boxes"]
+        if not isinstance(boxes, dict) or not all(
+                np.asarray(b, np.float32).reshape(-1, 4).shape[0] == len(b) for b in boxes.values()):
+            raise ValueError("'boxes' must map photo names to lists of [x1, y1, x2, y2]")
+    except FileNotFoundError:
+        raise TrainingError(f"hard-negative file {path} not found; write it with scripts/mine_hard_negatives.py")
+    except (ValueError, KeyError, TypeError) as e:
+        raise TrainingError(f"{path} is not a hard-negative file ({e}); write it with "
+                            f"scripts/mine_hard_negatives.py") from None
+    return boxes
+
+
 def _ema_fn(decay: float):
     """EMA update whose decay ramps up as (1 + n) / (10 + n) until ``decay`` (short runs still average)."""
 
@@ -180,15 +206,20 @@ class DetectorTrainer:
         self.model = create_detector(config.backbone, **config.model_kwargs()).to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if self.model.landmark_branch is not None:  # no landmark labels in a detection pack: keep it as it is
+            self.model.landmark_branch.requires_grad_(False)
         self.ema = AveragedModel(self.model, avg_fn=_ema_fn(config.ema_decay), use_buffers=True)
         self.loss_fn = YoloLoss(config.lambda_coord, config.lambda_noobj, config.conf_target)
         self.train_set = DetectionTrainSet(self.pack, config.image_size, "train", config.composite_ratio,
-                                           max_faces=config.max_faces)
+                                           max_faces=config.max_faces,
+                                           hard_negatives=load_hard_negatives(config.hard_negatives),
+                                           hard_ratio=config.hard_ratio)
         self.steps_per_epoch = max(1, len(self.train_set) // config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():
-            (no_decay if p.ndim <= 1 else decay).append(p)
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 else decay).append(p)
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                       {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
         dev_items = photo_eval_set(self.pack, "dev", truth="boxes")
@@ -266,6 +297,11 @@ class DetectorTrainer:
         ours = [tuple(map(float, a)) for a in self.model.anchors]
         if theirs and theirs != ours:
             raise TrainingError(f"{path} was trained with anchors {theirs}; this run has {ours}")
+        theirs_lm = bool((ckpt.get("model_kwargs") or {}).get("landmarks", False))
+        if theirs_lm != self.cfg.landmarks:
+            raise TrainingError(f"{path} is a detector {'with' if theirs_lm else 'without'} landmarks; this run "
+                                f"is {'with' if self.cfg.landmarks else 'without'} (set DetectorTrainConfig."
+                                f"landmarks={theirs_lm}; `iznet train-detector --init` does it)")
         try:
             self.model.load_state_dict(ckpt["state_dict"])
         except RuntimeError:
@@ -275,6 +311,10 @@ class DetectorTrainer:
                                 + (f"; give --width {width}" if width else "")) from None
         self.ema.module.load_state_dict(self.model.state_dict())
         self.meta["init"] = str(path)
+        if self.cfg.landmarks:
+            # the branch reads features this run changes: record that its points are the start's, to retrain
+            self.meta["landmarks_stale"] = ("the landmark branch of the start was kept frozen while the rest "
+                                            "trained; retrain it with scripts/train_landmarks.py")
 
     # ------------------------------------------------------------------ loop
 
@@ -313,7 +353,7 @@ class DetectorTrainer:
                 target = target.to(self.device, non_blocking=True)
                 with autocast(self.device, self.cfg.bf16):
                     raw = self.model(x)
-                out = self.loss_fn(raw.float(), target)
+                out = self.loss_fn(raw.float()[..., :5], target)  # the boxes (a landmark branch stays frozen)
                 if not torch.isfinite(out["loss"]):
                     raise TrainingError(f"loss became {out['loss'].item()} at step {self.step}; lower --lr")
                 self.opt.zero_grad(set_to_none=True)
