@@ -5,11 +5,11 @@ For the photos of one split, every box a detector keeps at its operating point (
 in one of three kinds:
 
 - ``loose``: it overlaps a given face at IoU 0.3-0.5 (found, badly placed);
-- ``teacher face``: it overlaps at IoU >= 0.5 a face the teacher (YuNet, run here at score >= ``--teacher-score``)
-  finds and no given box covers (an unlabelled face: a false face only for the labels);
-- ``other``: neither (a false face a person would also call false, mostly; see the contact sheet).
+- ``unlabelled face``: it overlaps at IoU >= 0.5 a face the teacher (YuNet, run here at score >=
+  ``--teacher-score``) finds and no given box covers (a false face only for the labels);
+- ``no face``: neither (a false face a person would also call false, mostly; see the contact sheet).
 
-It also writes a contact sheet of the ``other`` boxes (with 25% context) to look at, and an AP in which the
+(``iznet.detect.evaluate.false_face_kinds``.) It also writes a contact sheet of the ``no face`` boxes (with 25% context) to look at, and an AP in which the
 teacher's unlabelled faces are *ignored* (boxes on them count neither way), next to the plain AP: how much of a
 detector's AP on this truth is spent on faces the labels lack.
 
@@ -25,63 +25,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
-from torchvision.ops import box_iou
 
 from iznet.detect.data import photo_eval_set
-from iznet.detect.evaluate import average_precision
+from iznet.detect.evaluate import (FALSE_FACE_KINDS, ap_ignoring, average_precision, false_face_kinds,
+                                   operating_point, unlabelled_faces)
 from iznet.detect.pack import load_pack
-
-KINDS = ("loose", "teacher face", "other")
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    return box_iou(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)).numpy()
-
-
-def unlabelled_faces(teacher: np.ndarray, given: np.ndarray, cover: float = 0.3) -> np.ndarray:
-    """The teacher's boxes that no given face overlaps at IoU >= ``cover``."""
-    if len(teacher) == 0:
-        return teacher.reshape(0, 4)
-    keep = _iou(teacher, given).max(axis=1, initial=0.0) < cover
-    return teacher[keep]
-
-
-def classify(boxes: np.ndarray, given: np.ndarray, extra: np.ndarray) -> list[str | None]:
-    """Per kept box: None (a true face at IoU >= 0.5, greedy in the given order) or one of ``KINDS``."""
-    out: list[str | None] = []
-    iou_g, iou_e = _iou(boxes, given), _iou(boxes, extra)
-    taken = np.zeros(len(given), dtype=bool)
-    for i in range(len(boxes)):
-        cand = np.where(taken, -1.0, iou_g[i]) if len(given) else np.zeros(0)
-        j = int(np.argmax(cand)) if len(cand) else -1
-        if j >= 0 and cand[j] >= 0.5:
-            taken[j] = True
-            out.append(None)
-        elif len(given) and iou_g[i].max() >= 0.3:
-            out.append("loose")
-        elif len(extra) and iou_e[i].max() >= 0.5:
-            out.append("teacher face")
-        else:
-            out.append("other")
-    return out
-
-
-def ap_ignoring(found: list, truth: list, ignore: list) -> float:
-    """AP where detections on an ignored face (IoU >= 0.5, not a true face) are dropped from the ranking."""
-    kept = []
-    for (boxes, scores), gt, ign in zip(found, truth, ignore):
-        boxes, scores = np.asarray(boxes).reshape(-1, 4), np.asarray(scores).reshape(-1)
-        drop = np.zeros(len(boxes), dtype=bool)
-        if len(ign) and len(boxes):
-            on_true = _iou(boxes, gt).max(axis=1, initial=0.0) >= 0.5
-            drop = (_iou(boxes, ign).max(axis=1) >= 0.5) & ~on_true
-        kept.append((boxes[~drop], scores[~drop]))
-    return average_precision(kept, truth)
-
 
 def contact_sheet(crops: list[np.ndarray], path: Path, side: int = 96, cols: int = 10) -> None:
     if not crops:
@@ -129,30 +78,27 @@ def main(argv: list[str] | None = None) -> dict:
     for spec in args.detector:
         det, thr, max_det = make_detector(spec, "cpu", args.tta)
         found = [det.detect(img).numpy()[:2] for img, _ in items]
-        counts = {k: 0 for k in KINDS}
+        counts = {k: 0 for k in FALSE_FACE_KINDS}
         n_true, others = 0, []
-        for (img, gt), (boxes, scores), ex in zip(items, found, extras):
-            boxes, scores = np.asarray(boxes).reshape(-1, 4), np.asarray(scores).reshape(-1)
-            order = np.argsort(-scores, kind="stable")
-            keep = order[scores[order] >= thr][:max_det] if max_det else order[scores[order] >= thr]
-            for i, kind in zip(keep, classify(boxes[keep], gt, ex)):
+        for (img, gt), (boxes, scores), ex in zip(items, operating_point(found, thr, max_det), extras):
+            for box, score, kind in zip(boxes, scores, false_face_kinds(boxes, scores, gt, ex)):
                 if kind is None:
                     n_true += 1
                 else:
                     counts[kind] += 1
-                    if kind == "other":
-                        others.append((float(scores[i]), crop(img, boxes[i])))
+                    if kind == "no face":
+                        others.append((float(score), crop(img, box)))
         others.sort(key=lambda t: -t[0])
-        name = Path(spec).stem if not spec.startswith("yunet:") else "yunet"
-        contact_sheet([c for _, c in others], args.out / f"other_{name}.png")
+        name = f"{Path(spec).parent.name}_{Path(spec).stem}" if not spec.startswith("yunet:") else "yunet"
+        contact_sheet([c for _, c in others], args.out / f"no_face_{name}.png")
         result["detectors"][spec] = {
             "operating_threshold": thr, "true faces": n_true, "false faces": counts,
             "false per photo": round(sum(counts.values()) / len(items), 3),
-            "other per photo": round(counts["other"] / len(items), 3),
+            "no face per photo": round(counts["no face"] / len(items), 3),
             "ap50": round(average_precision(found, truth), 4),
             "ap50 ignoring unlabelled teacher faces": round(ap_ignoring(found, truth, extras), 4),
-            "other scores": [round(s, 3) for s, _ in others]}
-        print(json.dumps({spec: {k: v for k, v in result["detectors"][spec].items() if k != "other scores"}}))
+            "no face scores": [round(s, 3) for s, _ in others]}
+        print(json.dumps({spec: {k: v for k, v in result["detectors"][spec].items() if k != "no face scores"}}))
     (args.out / "false_faces.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 

@@ -135,14 +135,7 @@ def evaluate_detections(ranked: Sequence[tuple], ground_truth: Sequence,
         operating_threshold: the detector's own confidence threshold for recall and precision.
         max_detections: also keep at most this many boxes per image at the operating point.
     """
-    kept = []
-    for boxes, scores in ranked:
-        b, s = _as_np(boxes, 4), _as_np(scores)
-        order = np.argsort(-s, kind="stable")
-        order = order[s[order] >= operating_threshold]
-        if max_detections is not None:
-            order = order[:max_detections]
-        kept.append((b[order], s[order]))
+    kept = operating_point(ranked, operating_threshold, max_detections)
     n_det = sum(len(s) for _, s in kept)
     tp50 = sum(int(match_image(b, s, g, 0.5)[0].sum()) for (b, s), g in zip(kept, ground_truth))
     return DetectionMetrics(
@@ -154,3 +147,72 @@ def evaluate_detections(ranked: Sequence[tuple], ground_truth: Sequence,
         faces=sum(len(_as_np(g, 4)) for g in ground_truth),
         detections=n_det,
     )
+
+
+def operating_point(ranked: Sequence[tuple], threshold: float, max_detections: int | None = None) -> list[tuple]:
+    """Per image, the detections a detector keeps at ``threshold`` (at most ``max_detections``), by score."""
+    kept = []
+    for boxes, scores in ranked:
+        b, s = _as_np(boxes, 4), _as_np(scores)
+        order = np.argsort(-s, kind="stable")
+        order = order[s[order] >= threshold]
+        if max_detections is not None:
+            order = order[:max_detections]
+        kept.append((b[order], s[order]))
+    return kept
+
+
+# --------------------------------------------------------------------------- false faces
+
+#: The kinds of a detection that matches no true face (:func:`false_face_kinds`).
+FALSE_FACE_KINDS = ("loose", "unlabelled face", "no face")
+
+
+def _iou_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    return box_iou(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)).numpy()
+
+
+def unlabelled_faces(teacher: np.ndarray, truth: np.ndarray, cover: float = 0.3) -> np.ndarray:
+    """The teacher's boxes (K, 4) that no true box overlaps at IoU >= ``cover``: faces the labels lack."""
+    teacher = _as_np(teacher, 4)
+    if len(teacher) == 0:
+        return teacher
+    return teacher[_iou_np(teacher, _as_np(truth, 4)).max(axis=1, initial=0.0) < cover]
+
+
+def false_face_kinds(boxes: np.ndarray, scores: np.ndarray, truth: np.ndarray,
+                     unlabelled: np.ndarray) -> list[str | None]:
+    """Per detection (in the input order): None for a true face (the VOC matching of :func:`match_image` at
+    IoU 0.5), else ``"loose"`` (IoU 0.3-0.5 with a true face), ``"unlabelled face"`` (IoU >= 0.5 with one of
+    ``unlabelled``) or ``"no face"``."""
+    boxes, truth, unlabelled = _as_np(boxes, 4), _as_np(truth, 4), _as_np(unlabelled, 4)
+    tp, _ = match_image(boxes, scores, truth, 0.5)
+    near = _iou_np(boxes, truth).max(axis=1, initial=0.0)
+    on_unlabelled = _iou_np(boxes, unlabelled).max(axis=1, initial=0.0)
+    return [None if t else "loose" if n >= 0.3 else "unlabelled face" if u >= 0.5 else "no face"
+            for t, n, u in zip(tp, near, on_unlabelled)]
+
+
+def ap_ignoring(ranked: Sequence[tuple], ground_truth: Sequence, ignore: Sequence,
+                iou_threshold: float = 0.5) -> float:
+    """AP where detections on an ignored box (IoU >= 0.5 with it and not with a true face) leave the ranking:
+    faces the labels lack count neither way."""
+    kept = []
+    for (boxes, scores), gt, ign in zip(ranked, ground_truth, ignore):
+        b, s, ign = _as_np(boxes, 4), _as_np(scores), _as_np(ign, 4)
+        drop = (_iou_np(b, ign).max(axis=1, initial=0.0) >= 0.5) & (_iou_np(b, _as_np(gt, 4)).max(
+            axis=1, initial=0.0) < 0.5)
+        kept.append((b[~drop], s[~drop]))
+    return average_precision(kept, ground_truth, iou_threshold)
+
+
+def false_faces(kept: Sequence[tuple], ground_truth: Sequence, unlabelled: Sequence) -> dict[str, int]:
+    """Counts of :data:`FALSE_FACE_KINDS` over the detections a detector keeps (:func:`operating_point`)."""
+    counts = {k: 0 for k in FALSE_FACE_KINDS}
+    for (b, s), gt, un in zip(kept, ground_truth, unlabelled):
+        for kind in false_face_kinds(b, s, gt, un):
+            if kind is not None:
+                counts[kind] += 1
+    return counts

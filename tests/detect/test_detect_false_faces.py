@@ -1,4 +1,4 @@
-"""The hard-negative miner's and the false-face analysis' box rules, against loops over the boxes."""
+"""The hard-negative miner's box rule and the false-face kinds of iznet.detect.evaluate, against loops."""
 
 from __future__ import annotations
 
@@ -49,35 +49,45 @@ def test_no_face_there_matches_a_loop(seed):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_false_face_kinds_match_a_loop(seed):
-    mod = _script("detector_false_faces")
+    from iznet.detect.evaluate import false_face_kinds, false_faces
+
     rng = np.random.default_rng(seed)
-    given, extra = _random_boxes(rng, 4), _random_boxes(rng, 3)
-    # boxes near the given ones (some true, some loose) and near the extras, and random ones
-    boxes = np.concatenate([given + rng.normal(0, 3, given.shape), extra + rng.normal(0, 2, extra.shape),
+    truth, extra = _random_boxes(rng, 4), _random_boxes(rng, 3)
+    # boxes near the true ones (some found, some loose), near the unlabelled ones, and anywhere
+    boxes = np.concatenate([truth + rng.normal(0, 3, truth.shape), extra + rng.normal(0, 2, extra.shape),
                             _random_boxes(rng, 6)])
-    got = mod.classify(boxes, given, extra)
-    taken = [False] * len(given)
-    for b, kind in zip(boxes, got):
-        ious = [(-1.0 if taken[j] else _iou(b, g)) for j, g in enumerate(given)]
+    scores = rng.uniform(0, 1, len(boxes))
+    got = false_face_kinds(boxes, scores, truth, extra)
+    taken = [False] * len(truth)
+    want: dict[int, object] = {}
+    for i in np.argsort(-scores, kind="stable"):  # VOC matching: highest score first
+        b = boxes[i]
+        ious = [(-1.0 if taken[j] else _iou(b, g)) for j, g in enumerate(truth)]
         j = int(np.argmax(ious))
         if ious[j] >= 0.5:
             taken[j] = True
-            assert kind is None
-        elif max(_iou(b, g) for g in given) >= 0.3:
-            assert kind == "loose"
+            want[i] = None
+        elif max(_iou(b, g) for g in truth) >= 0.3:
+            want[i] = "loose"
         elif max(_iou(b, e) for e in extra) >= 0.5:
-            assert kind == "teacher face"
+            want[i] = "unlabelled face"
         else:
-            assert kind == "other"
+            want[i] = "no face"
+    assert got == [want[i] for i in range(len(boxes))]
+    counts = false_faces([(boxes, scores)], [truth], [extra])
+    assert sum(counts.values()) == sum(k is not None for k in got)
 
 
 def test_unlabelled_faces_and_ap_ignoring():
-    mod = _script("detector_false_faces")
+    from iznet.detect.evaluate import ap_ignoring, average_precision, unlabelled_faces
+
     given = np.array([[0, 0, 10, 10]], np.float64)
     teacher = np.array([[0, 0, 10, 10], [50, 50, 60, 60]], np.float64)
-    extra = mod.unlabelled_faces(teacher, given)
+    extra = unlabelled_faces(teacher, given)
     assert extra.tolist() == [[50, 50, 60, 60]]
+    assert unlabelled_faces(np.zeros((0, 4)), given).shape == (0, 4)
     found = [(np.array([[50, 50, 60, 60], [0, 0, 10, 10]], np.float64), np.array([0.9, 0.8]))]
-    # plain AP: the unlabelled face outranks the true one (AP 0.5); ignoring it, the ranking is perfect
-    assert mod.average_precision(found, [given]) == pytest.approx(0.5)
-    assert mod.ap_ignoring(found, [given], [extra]) == pytest.approx(1.0)
+    # plain AP: the unlabelled face outranks the true one (AP 0.5); leaving it out, the ranking is perfect
+    assert average_precision(found, [given]) == pytest.approx(0.5)
+    assert ap_ignoring(found, [given], [extra]) == pytest.approx(1.0)
+    assert ap_ignoring(found, [given], [np.zeros((0, 4))]) == pytest.approx(0.5)
