@@ -291,7 +291,8 @@ def test_training_the_branch_overfits_a_few_faces_and_keeps_the_boxes(tmp_path):
         for _ in range(10):
             base(torch.rand(8, 3, 64, 64, generator=torch.Generator().manual_seed(_)))
         base.eval()
-    save_detector(tmp_path / "base.pt", base, "light", {"image_size": 64})
+    save_detector(tmp_path / "base.pt", base, "light", {"image_size": 64},
+                  {"landmarks_stale": "a box run from a detector with landmarks"})
     g = torch.Generator().manual_seed(3)
     rel = torch.tensor([[-0.2, -0.15], [0.2, -0.15], [0.05, 0.05], [-0.15, 0.25], [0.15, 0.25]])
     paths, boxes, points = [], [], []
@@ -310,6 +311,7 @@ def test_training_the_branch_overfits_a_few_faces_and_keeps_the_boxes(tmp_path):
     out = train_landmark_head(tmp_path / "base.pt", labels, tmp_path / "run", cfg)
     ck = load_checkpoint(out, kind="detector")
     assert ck["model_kwargs"]["landmarks"] is True and "landmarks" in ck["meta"]
+    assert "landmarks_stale" not in ck["meta"]  # retrained: the mark of a box run goes
     for k, v in base.state_dict().items():
         assert torch.equal(ck["state_dict"][k], v), k
     model = detector_from_checkpoint_partial(ck).eval()

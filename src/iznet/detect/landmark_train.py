@@ -352,6 +352,7 @@ def train_landmark_head(detector: str | Path, labels: LandmarkLabels, out: str |
         if step % config.checkpoint_every == 0 or step == config.steps:
             save_run_state(last, branch, opt, step, rng)
     meta = dict(base.get("meta") or {})
+    meta.pop("landmarks_stale", None)  # the branch now fits the features it reads (DetectorTrainer's mark)
     meta["landmarks"] = {"trained_from": str(detector), "labels": labels.meta, "train_images": len(train),
                          "train_faces": train.faces(), "config": asdict(config),
                          "seconds_this_session": round(time.time() - t0, 1)}
