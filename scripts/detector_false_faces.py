@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from iznet.detect.data import photo_eval_set
-from iznet.detect.evaluate import (FALSE_FACE_KINDS, ap_ignoring, average_precision, false_face_kinds,
+from iznet.detect.evaluate import (FALSE_FACE_KINDS, ap_ignoring, average_precision, false_face_kinds, false_faces,
                                    operating_point, unlabelled_faces)
 from iznet.detect.pack import load_pack
 
@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--yunet", required=True, help="the teacher's ONNX file (finds the unlabelled faces)")
     ap.add_argument("--teacher-score", type=float, default=0.5)
     ap.add_argument("--out", type=Path, required=True, help="folder for the JSON and the contact sheets")
+    ap.add_argument("--conf", type=float, action="append", default=None,
+                    help="also count at these confidence thresholds (repeat; our detectors only)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     items = photo_eval_set(load_pack(args.pack), args.split, truth="given_tight")
@@ -98,6 +100,14 @@ def main(argv: list[str] | None = None) -> dict:
             "ap50": round(average_precision(found, truth), 4),
             "ap50 ignoring unlabelled teacher faces": round(ap_ignoring(found, truth, extras), 4),
             "no face scores": [round(s, 3) for s, _ in others]}
+        if args.conf and not spec.startswith("yunet:"):
+            sweep = {}
+            for t in args.conf:
+                kept = operating_point(found, t, max_det)
+                n_false = false_faces(kept, truth, extras)
+                sweep[str(t)] = {"true faces": int(sum(len(b) for b, _ in kept)) - sum(n_false.values()),
+                                 "false faces": n_false}
+            result["detectors"][spec]["by threshold"] = sweep
         print(json.dumps({spec: {k: v for k, v in result["detectors"][spec].items() if k != "no face scores"}}))
     (args.out / "false_faces.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
