@@ -264,26 +264,18 @@ def train_detector_cmd(
     if init is not None and resume:
         raise typer.BadParameter("give either --init (new run from trained weights) or --resume (continue "
                                  "OUT/last.pt), not both", param_hint="--init")
-    init_ckpt = None
-    if init is not None:
-        from iznet.detect.detector import KIND
-        from iznet.utils.checkpoint import load_checkpoint
+    from iznet.detect.detector import KIND
+    from iznet.utils.checkpoint import load_checkpoint
 
-        init_ckpt = load_checkpoint(init, kind=KIND)
-        init_width = (init_ckpt.get("model_kwargs") or {}).get("width")
-        if "width" not in given and backbone == "light" and init_width is not None:  # the width of the weights
-            given["width"] = init_width
-        if (init_ckpt.get("model_kwargs") or {}).get("landmarks"):  # kept frozen; see DetectorTrainConfig
-            given["landmarks"] = True
-    if resume and (out / "last.pt").is_file():  # the network of the run resumed: its width and landmark branch
-        from iznet.detect.detector import KIND
-        from iznet.utils.checkpoint import load_checkpoint
-
-        last_kwargs = load_checkpoint(out / "last.pt", kind=KIND).get("model_kwargs") or {}
-        if "width" not in given and backbone == "light" and last_kwargs.get("width") is not None:
-            given["width"] = last_kwargs["width"]
-        if last_kwargs.get("landmarks"):
-            given["landmarks"] = True
+    init_ckpt = load_checkpoint(init, kind=KIND) if init is not None else None
+    # the network of the weights the run starts from (--init) or continues (--resume): width, landmark branch
+    start = init_ckpt if init_ckpt is not None else (
+        load_checkpoint(out / "last.pt", kind=KIND) if resume and (out / "last.pt").is_file() else None)
+    start_kwargs = (start or {}).get("model_kwargs") or {}
+    if "width" not in given and backbone == "light" and start_kwargs.get("width") is not None:
+        given["width"] = start_kwargs["width"]
+    if start_kwargs.get("landmarks"):  # kept frozen; see DetectorTrainConfig
+        given["landmarks"] = True
     cfg = DetectorTrainConfig(backbone=backbone, image_size=image_size, epochs=epochs, lr=lr,
                               lambda_coord=lambda_coord, lambda_noobj=lambda_noobj, composite_ratio=composite_ratio,
                               hard_negatives=None if hard_negatives is None else str(hard_negatives),
