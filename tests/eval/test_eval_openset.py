@@ -242,3 +242,21 @@ def test_spread_rule_choice_against_brute_force():
     assert tight is None or tight["by_setting"]["(2, 6)"]["wrong"] == 0.0
     with pytest.raises(ValueError, match="no limit for the settings"):
         choose_spread_rule(feats, prior, **grid, max_wrong={(2, 6): 0.05})
+
+
+def test_simulated_self_rule_falls_back_to_the_shipped_one_and_spends_its_own_limits():
+    rng = np.random.default_rng(4)
+    centres = _unit(rng.normal(size=(40, 32)))
+    labels = np.repeat(np.arange(40), 10)
+    emb = _unit(centres[labels] + rng.normal(0, 0.25, (400, 32)))
+    shipped = RuleSettings(threshold=0.9, far=0.1, margin=0.05)
+    never = simulate_groups(emb, labels, shipped, group_size=8, k=6, strangers=5, rounds=10,
+                            self_rule={"min_members": 10_000})
+    assert never["rules"]["self"] == never["rules"]["gallery+margin"] and never["self_rule"]["chosen"] == 0
+    loose = simulate_groups(emb, labels, shipped, group_size=8, k=6, strangers=5, rounds=10,
+                            self_rule={"max_wrong": 0.05, "max_strangers": 0.3, "min_members": 1})
+    assert loose["self_rule"]["chosen"] == 1.0
+    s = loose["rules"]["self"]
+    assert s["right"] + s["wrong"] + s["unknown"] == pytest.approx(1.0)
+    # looser limits than the shipped rule's on well separated people: more names
+    assert s["right"] >= loose["rules"]["gallery+margin"]["right"]

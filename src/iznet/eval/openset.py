@@ -82,7 +82,7 @@ def _galleries(emb: np.ndarray, labels: np.ndarray, group_size: int, k: int, str
 
 def simulate_groups(emb: np.ndarray, labels: np.ndarray, settings: RuleSettings, *, group_size: int = 12,
                     k: int = 5, strangers: int = 12, rounds: int = 50, seed: int = 0,
-                    method: str = DEFAULT_METHOD) -> dict:
+                    method: str = DEFAULT_METHOD, self_rule: dict | None = None) -> dict:
     """Right / wrong / unknown shares of each rule over ``rounds`` simulated galleries.
 
     Args:
@@ -95,6 +95,9 @@ def simulate_groups(emb: np.ndarray, labels: np.ndarray, settings: RuleSettings,
         rounds: galleries simulated.
         seed: seeds the draws.
         method: ``centroid`` (the pipeline's default) or ``medoid`` prototypes, one per person.
+        self_rule: also score rule ``"self"``: the rule each gallery chooses on its own enrolled photos
+            (:func:`iznet.recognize.self_rule.choose_self_rule`, these keyword arguments), or ``gallery+margin``
+            where it chooses none; ``self_chosen`` is the share of galleries that chose one.
 
     Returns:
         ``{"rules": {rule: {"right", "wrong", "unknown", "strangers_rejected", "strangers_named"}}, "members": n,
@@ -102,22 +105,33 @@ def simulate_groups(emb: np.ndarray, labels: np.ndarray, settings: RuleSettings,
     """
     emb = np.asarray(emb, dtype=np.float64)
     labels = np.asarray(labels)
-    counts = {r: np.zeros(5, dtype=np.int64) for r in RULES}  # right, wrong, unknown, str_rejected, str_named
+    rules = RULES + (("self",) if self_rule is not None else ())
+    counts = {r: np.zeros(5, dtype=np.int64) for r in rules}  # right, wrong, unknown, str_rejected, str_named
     n_mem = n_str = 0
-    t_gal = []
+    t_gal, t_self = [], []
     names = [str(j) for j in range(group_size)]
     owner = [names[j] for j in range(group_size) for _ in range(k)]
     for P, enrolled, probe_rows, probe_true, str_rows in _galleries(emb, labels, group_size, k, strangers, rounds,
                                                                     seed, method):
         tg = gallery_threshold(Matcher(P, names), np.concatenate(enrolled), owner, settings.far)
         t_gal.append(tg)
+        chosen = None
+        if self_rule is not None:
+            from iznet.recognize.self_rule import choose_self_rule
+
+            chosen = choose_self_rule(np.concatenate(enrolled), np.repeat(np.arange(group_size), k), **self_rule)
+            t_self.append(None if chosen is None else (chosen.threshold, chosen.margin))
         for part, idx in (("members", probe_rows), ("strangers", str_rows)):
             d = pairwise_distances(emb[idx], P)
             order = np.argsort(d, axis=1)
             best = d[np.arange(len(idx)), order[:, 0]]
             second = d[np.arange(len(idx)), order[:, 1]]
-            for rule in RULES:
-                named = decide(best, second, rule, settings.threshold, tg, settings.margin)
+            for rule in rules:
+                if rule == "self" and chosen is not None:
+                    named = (best <= chosen.threshold) & ((second - best) >= chosen.margin)
+                else:
+                    named = decide(best, second, "gallery+margin" if rule == "self" else rule,
+                                   settings.threshold, tg, settings.margin)
                 if part == "members":
                     right = order[:, 0] == probe_true
                     counts[rule][0] += int((named & right).sum())
@@ -131,6 +145,11 @@ def simulate_groups(emb: np.ndarray, labels: np.ndarray, settings: RuleSettings,
     out = {"rounds": rounds, "group_size": group_size, "k": k, "strangers_per_round": strangers,
            "members": n_mem, "strangers": n_str, "threshold": settings.threshold, "far": settings.far,
            "margin": settings.margin, "gallery_threshold_median": float(np.median(t_gal)), "rules": {}}
+    if self_rule is not None:
+        got = [t for t in t_self if t is not None]
+        out["self_rule"] = {**self_rule, "chosen": len(got) / max(1, len(t_self)),
+                            "threshold_median": float(np.median([t for t, _ in got])) if got else None,
+                            "margin_median": float(np.median([m for _, m in got])) if got else None}
     for rule, c in counts.items():
         out["rules"][rule] = {"right": c[0] / max(1, n_mem), "wrong": c[1] / max(1, n_mem),
                               "unknown": c[2] / max(1, n_mem), "strangers_rejected": c[3] / max(1, n_str),

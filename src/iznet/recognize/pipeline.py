@@ -125,6 +125,7 @@ class Pipeline:
         self.matcher: Matcher | None = None
         self.threshold: float | None = None
         self.min_margin = 0.0
+        self.self_rule = None  # the rule the gallery chose on its own photos, when it did
         self.warnings: list[str] = []
         self.reload()
 
@@ -143,7 +144,7 @@ class Pipeline:
                 self._build_matcher(g)
 
     def _set_empty(self) -> None:
-        self.matcher, self.threshold, self.min_margin = None, None, 0.0
+        self.matcher, self.threshold, self.min_margin, self.self_rule = None, None, 0.0, None
         msg = f"gallery {self.gallery_path} is empty: every face is 'unknown'; {ENROLL_HINT}"
         self.warnings = [msg]  # the caller shows them; logged at debug level only to avoid saying it twice
         _logger.debug("%s", msg)
@@ -171,6 +172,17 @@ class Pipeline:
             tg = gallery_threshold(self.matcher, X, [names[i] for i in labels], float(cal["gallery_far"]))
             if tg < self.matcher.threshold:
                 self.matcher.threshold = float(tg)
+        self.self_rule = None
+        if (shipped and setting is not None and cal.get("self_rule") is not None
+                and self.prototype_method == "centroid"):
+            # a gallery with enough photos chooses its own threshold and margin (iznet.recognize.self_rule)
+            from iznet.recognize.self_rule import choose_self_rule
+
+            X, labels, _ = g.embeddings(self.tag)
+            self.self_rule = choose_self_rule(X, labels, **cal["self_rule"])
+            if self.self_rule is not None:
+                self.matcher.threshold = self.self_rule.threshold
+                self.matcher.min_margin = self.self_rule.margin
         self.threshold = self.matcher.threshold
         self.min_margin = self.matcher.min_margin
         self.warnings = []
