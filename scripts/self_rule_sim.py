@@ -53,6 +53,8 @@ def main() -> None:
                     help="the gallery's own limits, WRONG/STRANGERS shares, comma-separated pairs")
     ap.add_argument("--min-members", type=int, default=None, help="iznet.recognize.self_rule.MIN_MEMBERS")
     ap.add_argument("--cap", type=float, default=None, help="the gallery's threshold never exceeds it")
+    ap.add_argument("--margins", default=None, help="the margins the gallery may choose from, comma-separated "
+                    "(default: iznet.recognize.self_rule.MARGINS)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -73,6 +75,8 @@ def main() -> None:
         for size in a.group_size:
             for w, s in a.limits:
                 kw = {"max_wrong": w, "max_strangers": s, "cap": a.cap}
+                if a.margins is not None:
+                    kw["margins"] = [float(x) for x in a.margins.split(",")]
                 if a.min_members is not None:
                     kw["min_members"] = a.min_members
                 try:

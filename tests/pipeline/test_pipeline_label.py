@@ -401,3 +401,24 @@ def _pointed(det, path):
     from iznet.recognize.pipeline import detect_faces_with_landmarks
 
     return detect_faces_with_landmarks(det, load_image(path), retry_pad=2.0)[2][0]
+
+
+def test_a_shipped_self_rule_replaces_the_threshold_where_the_gallery_has_the_photos(synth, gallery, embedder,
+                                                                                    blob_detector):
+    """meta.calibration.self_rule: the gallery chooses its threshold and margin on its own photos
+    (iznet.recognize.self_rule); too few photos keep the shipped threshold; a stored threshold wins."""
+    from iznet.recognize.self_rule import choose_self_rule
+
+    embedder.calibrated_threshold = 5.0
+    embedder.calibration = {"threshold": 5.0, "self_rule": {"max_wrong": 0.5, "max_strangers": 0.5,
+                                                            "min_members": 1, "min_people": 2}}
+    pipe = Pipeline(blob_detector, embedder, gallery)
+    X, labels, _ = gallery.embeddings(embedder_tag(embedder))
+    want = choose_self_rule(X, labels, max_wrong=0.5, max_strangers=0.5, min_members=1, min_people=2)
+    assert want is not None and pipe.self_rule == want
+    assert (pipe.threshold, pipe.min_margin) == (want.threshold, want.margin)
+    embedder.calibration = {"threshold": 5.0, "self_rule": {"min_members": 10_000}}
+    few = Pipeline(blob_detector, embedder, gallery)
+    assert few.self_rule is None and few.threshold == 5.0
+    gallery.set_threshold(embedder_tag(embedder), 1.0)
+    assert Pipeline(blob_detector, embedder, gallery).self_rule is None
