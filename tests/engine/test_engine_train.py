@@ -356,6 +356,36 @@ def test_init_starts_from_a_checkpoint_and_freeze_trunk_trains_only_the_head(tmp
     assert all(p.requires_grad == n.startswith("head.") for n, p in ft.model.named_parameters())
 
 
+def test_freeze_through_fixes_the_first_blocks_and_resumes_exactly(tmp_path):
+    """--freeze-through B: features' blocks up to B keep weights and BN statistics, the rest trains; a resume
+    gives the weights of an uninterrupted run, and a resume with another setting is refused."""
+    data = _synthetic()
+    base = Trainer(_cfg(), data, tmp_path / "base", device="cpu")
+    base.fit()
+    ck = str(tmp_path / "base" / "model.pt")
+    cfg = dict(init=ck, freeze_through="inception_3a", seed=5)
+    ft = Trainer(_cfg(**cfg), data, tmp_path / "ft", device="cpu")
+    before = {k: v.clone() for k, v in ft.model.state_dict().items()}
+    ft.fit()
+    after = ft.model.state_dict()
+    frozen = ("features.conv1.", "features.inception_2.", "features.inception_3a.")
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(frozen))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("features.inception_3b."))
+    assert all(p.requires_grad != n.startswith(frozen) for n, p in ft.model.named_parameters())
+    part = Trainer(_cfg(**cfg), data, tmp_path / "part", device="cpu")
+    part.fit(stop_after=3)
+    resumed = Trainer(_cfg(**cfg), data, tmp_path / "part", device="cpu")
+    resumed.resume(tmp_path / "part" / "last.pt")
+    resumed.fit()
+    for k, v in after.items():
+        assert torch.equal(resumed.model.state_dict()[k], v), k
+    other = Trainer(_cfg(init=ck, seed=5), data, tmp_path / "other", device="cpu")
+    with pytest.raises(TrainingError, match="--freeze-through inception_3a"):
+        other.resume(tmp_path / "part" / "last.pt")
+    with pytest.raises(TrainingError, match="not a block of this network.*inception_3b"):
+        Trainer(_cfg(init=ck, freeze_through="layer9"), data, tmp_path / "bad", device="cpu")
+
+
 def test_init_into_a_gdc_head_keeps_the_base_function(tmp_path):
     """--head gdc --init BASE: the base's weights, the new pooling at the average pool, the same embeddings."""
     data = _synthetic()

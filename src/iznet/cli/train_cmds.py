@@ -80,6 +80,8 @@ def train(
                                        "weights ('bundled': the shipped embedder); use a low --lr"),
     freeze_trunk: bool = typer.Option(False, "--freeze-trunk", help="with --init: train only the embedding head "
                                       "(the trunk's weights and batch-norm statistics stay fixed)"),
+    freeze_through: Optional[str] = typer.Option(None, "--freeze-through", help="with --init: keep the network's "
+                                                 "blocks up to and including this one fixed (e.g. inception_3c)"),
     keep_best: bool = typer.Option(False, "--keep-best", help="save best.pt at each dev evaluation that beats "
                                    "the best dev AUC so far (early stopping; with --eval-every)"),
     calibrate_far: float = typer.Option(_D.calibrate_far, "--calibrate-far", min=0.0, max=0.99,
@@ -112,6 +114,10 @@ def train(
         kwargs["head"] = head
     if freeze_trunk and not init:
         raise TrainingError("--freeze-trunk needs --init (a trunk to keep)")
+    if freeze_through and not init:
+        raise TrainingError("--freeze-through needs --init (blocks to keep)")
+    if freeze_through and freeze_trunk:
+        raise TrainingError("--freeze-through and --freeze-trunk: choose one (--freeze-trunk freezes every block)")
     if model is None:
         model = "nn4"
         if init:
@@ -139,7 +145,8 @@ def train(
                       seed=seed, bf16=not no_bf16, cpu_bf16=cpu_bf16,
                       channels_last=channels_last, eval_every=eval_every, checkpoint_every=checkpoint_every,
                       snapshot_at=snaps, time_budget=time_budget, profile=profile, init=init or "",
-                      freeze_trunk=freeze_trunk, keep_best=keep_best, calibrate_far=calibrate_far,
+                      freeze_trunk=freeze_trunk, freeze_through=freeze_through or "", keep_best=keep_best,
+                      calibrate_far=calibrate_far,
                       calibrate_stranger_far=calibrate_strangers,
                       rehearse=rehearse or "", rehearse_p=rehearse_p)
     from iznet.engine.config import augment_preset

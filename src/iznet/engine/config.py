@@ -113,6 +113,10 @@ class TrainConfig:
     # the trunk frozen (its weights and batch-norm statistics fixed; only the embedding head trains).
     init: str = ""
     freeze_trunk: bool = False
+    # Fine-tuning: freeze the network's first blocks, up to and including this child of ``model.features``
+    # (weights and batch-norm statistics fixed); the later blocks and the head train, and steps skip the
+    # frozen blocks' backward pass. "" : nothing frozen.
+    freeze_through: str = ""
     # Early stopping: at every dev evaluation that beats the best dev AUC so far, save the model as best.pt.
     keep_best: bool = False
     # A group's run (a folder or a group pack: each person's last photos held out) stores in best.pt and

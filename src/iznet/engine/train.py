@@ -197,6 +197,21 @@ def load_init_weights(model: nn.Module, spec: str) -> dict:
     return out
 
 
+def frozen_prefixes(model: nn.Module, through: str) -> tuple[str, ...]:
+    """Parameter-name prefixes of ``model.features``' children up to and including ``through``
+    (``TrainConfig.freeze_through``).
+
+    Raises:
+        TrainingError: the model has no ``features`` sequence, or no child of that name (the names are listed).
+    """
+    feats = getattr(model, "features", None)
+    names = [n for n, _ in feats.named_children()] if isinstance(feats, nn.Sequential) else []
+    if through not in names:
+        choices = ", ".join(names) if names else "none: this network has no features sequence"
+        raise TrainingError(f"--freeze-through {through!r}: not a block of this network (blocks: {choices})")
+    return tuple(f"features.{n}." for n in names[: names.index(through) + 1])
+
+
 class Trainer:
     """Trains an embedder on a :class:`TrainData` and writes a run folder.
 
@@ -232,10 +247,14 @@ class Trainer:
             if isinstance(cal, dict):  # a fine-tuned model starts with its base's unknown-face rule
                 self.meta["calibration"] = {**cal, "source": f"inherited from --init {cfg.init}: {cal.get('source')}"}
         self._best_auc = -1.0
+        self._frozen: tuple[str, ...] = ()  # module-name prefixes whose weights and BN statistics stay fixed
         if cfg.freeze_trunk:
-            for name, prm in self.model.named_parameters():
-                if not name.startswith("head."):
-                    prm.requires_grad_(False)
+            self._frozen = tuple(f"{n}." for n, _ in self.model.named_children() if n != "head")
+        elif cfg.freeze_through:
+            self._frozen = frozen_prefixes(self.model, cfg.freeze_through)
+        for name, prm in self.model.named_parameters():
+            if name.startswith(self._frozen):
+                prm.requires_grad_(False)
         params = [prm for prm in self.model.parameters() if prm.requires_grad]
         self.head = None
         if cfg.loss == "pair":
@@ -466,9 +485,9 @@ class Trainer:
 
     def _train_mode(self) -> None:
         self.model.train()
-        if self.cfg.freeze_trunk:  # a frozen trunk keeps its batch-norm statistics too
+        if self._frozen:  # frozen blocks keep their batch-norm statistics too
             for name, mod in self.model.named_modules():
-                if name and not name.startswith("head"):
+                if name and f"{name}.".startswith(self._frozen):
                     mod.eval()
 
     def resume(self, path: str | Path) -> None:
@@ -482,6 +501,10 @@ class Trainer:
             had = "with" if "id_loss" in ts else "without"
             raise TrainingError(f"{path} was trained {had} the identity term (--id-weight / --loss cosface); "
                                 f"resume it with the settings it was started with")
+        was = (ts.get("config") or {}).get("freeze_through", "") or ""
+        if was != self.cfg.freeze_through:
+            raise TrainingError(f"{path} was trained with --freeze-through {was or '(none)'}, this run asks for "
+                                f"{self.cfg.freeze_through or '(none)'}; resume it with the settings it was started with")
         self.model.load_state_dict(ck["state_dict"])
         self.optimizer.load_state_dict(ts["optimizer"])
         if self.head is not None and "head" in ts:
