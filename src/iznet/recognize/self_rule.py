@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from iznet.errors import GalleryError
+from iznet.eval.openset import _largest_accepting
 from iznet.recognize.prototypes import pairwise_distances
 
 MARGINS = tuple(round(0.025 * i, 3) for i in range(9))  # 0 .. 0.2
@@ -90,13 +91,6 @@ def _best_two(D: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = np.arange(len(D))
     second = D[rows, order[:, 1]] if D.shape[1] > 1 else np.full(len(D), np.inf)
     return order[:, 0], D[rows, order[:, 0]], second
-
-
-def _largest_accepting(distances: np.ndarray, allowed: int) -> float:
-    d = np.sort(np.asarray(distances, dtype=np.float64))
-    if allowed >= d.size:
-        return math.inf
-    return float(np.nextafter(d[allowed], -np.inf))
 
 
 def choose_self_rule(embeddings, labels, max_wrong: float = 0.01, max_strangers: float = 0.1,
