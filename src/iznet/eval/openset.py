@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from iznet.recognize.matcher import Matcher, gallery_threshold
+from iznet.recognize.matcher import Matcher, gallery_threshold, largest_accepting as _largest_accepting
 from iznet.recognize.prototypes import DEFAULT_METHOD, centroid, mean_pair_distance, medoid, pairwise_distances
 
 RULES = ("fixed", "gallery", "margin", "gallery+margin")
@@ -198,14 +198,6 @@ def choose_rule(rows: Sequence[dict], max_wrong: float = 0.03, max_strangers_nam
     strangers at most ``max_strangers_named`` (the first such row on ties); None when no row keeps both."""
     ok = [r for r in rows if r["wrong"] <= max_wrong and r["strangers_named"] <= max_strangers_named]
     return max(ok, key=lambda r: r["right"]) if ok else None
-
-
-def _largest_accepting(distances: np.ndarray, allowed: int) -> float:
-    """The largest threshold ``t`` with at most ``allowed`` of ``distances`` ``<= t`` (``inf``: all may be)."""
-    d = np.sort(np.asarray(distances, dtype=np.float64))
-    if allowed >= d.size:
-        return math.inf
-    return float(np.nextafter(d[allowed], -np.inf))
 
 
 def held_out_calibration(enrolled: np.ndarray, enrolled_labels: np.ndarray, probes: np.ndarray,

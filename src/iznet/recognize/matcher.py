@@ -334,6 +334,14 @@ def gallery_threshold(matcher: "Matcher", embeddings, owners: Sequence[str], far
     return calibrate_threshold(imp, np.zeros(len(imp), dtype=bool), far)
 
 
+def largest_accepting(distances: np.ndarray, allowed: int) -> float:
+    """The largest threshold ``t`` with at most ``allowed`` of ``distances`` ``<= t`` (``inf``: all may be)."""
+    d = np.sort(np.asarray(distances, dtype=np.float64))
+    if allowed >= d.size:
+        return math.inf
+    return float(np.nextafter(d[allowed], -np.inf))
+
+
 def calibrate_threshold(dist, same, target_far: float = 1e-3) -> float:
     """The largest distance threshold whose false-accept rate on impostor pairs is at most ``target_far``.
 

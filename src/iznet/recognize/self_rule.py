@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from iznet.errors import GalleryError
-from iznet.eval.openset import _largest_accepting
+from iznet.recognize.matcher import largest_accepting as _largest_accepting
 from iznet.recognize.prototypes import pairwise_distances
 
 MARGINS = tuple(round(0.025 * i, 3) for i in range(9))  # 0 .. 0.2
