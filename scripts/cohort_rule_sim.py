@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from openset_rules import faces  # noqa: E402
+from self_rule_sim import shipped_settings  # noqa: E402
 
 from iznet.eval.openset import _galleries, decide  # noqa: E402
 from iznet.recognize.matcher import Matcher, gallery_threshold  # noqa: E402
@@ -84,8 +85,10 @@ def main() -> None:
     from iznet.recognize.embedder import load_embedder
 
     embedder = load_embedder(a.embedder, device="cpu")
-    cal = embedder.calibration or {}
-    t_ship, far, m_ship = float(cal["threshold"]), float(cal.get("gallery_far") or 0), float(cal.get("margin") or 0)
+    shipped = shipped_settings(embedder)
+    if shipped is None:
+        ap.error(f"{a.embedder} has no shipped rule (meta.calibration) to compare with")
+    t_ship, far, m_ship = shipped.threshold, shipped.far, shipped.margin
     emb, labels = faces(a.pack, "all", a.embedder, 0)
     cohort = cohort_centroids(a.cohort_pack, a.exclude, a.cohort_people, a.cohort_k, embedder, 0)
     c1, mu, sd = top_stats(emb, cohort, a.top)

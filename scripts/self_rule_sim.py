@@ -41,6 +41,14 @@ def limits(text: str) -> list[tuple[float, float]]:
     return out
 
 
+def shipped_settings(embedder) -> RuleSettings | None:
+    """The embedder's shipped unknown-face rule (threshold, gallery far, margin), or None without one."""
+    cal = getattr(embedder, "calibration", None) or {}
+    if cal.get("threshold") is None:
+        return None
+    return RuleSettings(float(cal["threshold"]), float(cal.get("gallery_far") or 0.0), float(cal.get("margin") or 0.0))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-e", "--embedder", required=True)
@@ -60,11 +68,9 @@ def main() -> None:
     torch.set_num_threads(1)
     from iznet.recognize.embedder import load_embedder
 
-    cal = getattr(load_embedder(a.embedder, device="cpu"), "calibration", None) or {}
-    if cal.get("threshold") is None:
+    shipped = shipped_settings(load_embedder(a.embedder, device="cpu"))
+    if shipped is None:
         ap.error(f"{a.embedder} has no shipped rule (meta.calibration) to compare with")
-    shipped = RuleSettings(float(cal["threshold"]), float(cal.get("gallery_far") or 0.0),
-                           float(cal.get("margin") or 0.0))
     emb, labels = faces(a.pack, "all", a.embedder, 0)
     print(f"{a.pack}: {len(set(labels.tolist()))} people, {len(labels)} faces; shipped rule: threshold "
           f"{shipped.threshold:.4f}, gallery far {shipped.far}, margin {shipped.margin}")

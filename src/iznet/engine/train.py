@@ -504,7 +504,8 @@ class Trainer:
         was = (ts.get("config") or {}).get("freeze_through", "") or ""
         if was != self.cfg.freeze_through:
             raise TrainingError(f"{path} was trained with --freeze-through {was or '(none)'}, this run asks for "
-                                f"{self.cfg.freeze_through or '(none)'}; resume it with the settings it was started with")
+                                f"{self.cfg.freeze_through or '(none)'}; resume it with the settings it was "
+                                "started with")
         self.model.load_state_dict(ck["state_dict"])
         self.optimizer.load_state_dict(ts["optimizer"])
         if self.head is not None and "head" in ts:

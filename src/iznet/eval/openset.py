@@ -97,7 +97,7 @@ def simulate_groups(emb: np.ndarray, labels: np.ndarray, settings: RuleSettings,
         method: ``centroid`` (the pipeline's default) or ``medoid`` prototypes, one per person.
         self_rule: also score rule ``"self"``: the rule each gallery chooses on its own enrolled photos
             (:func:`iznet.recognize.self_rule.choose_self_rule`, these keyword arguments), or ``gallery+margin``
-            where it chooses none; ``self_chosen`` is the share of galleries that chose one.
+            where it chooses none; ``out["self_rule"]["chosen"]`` is the share of galleries that chose one.
 
     Returns:
         ``{"rules": {rule: {"right", "wrong", "unknown", "strangers_rejected", "strangers_named"}}, "members": n,

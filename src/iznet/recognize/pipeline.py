@@ -166,23 +166,23 @@ class Pipeline:
                 spread = SpreadRule.from_dict(cal["spread_rule"])
         self.matcher = Matcher.from_gallery(g, self.tag, method=self.prototype_method, k=self.k, threshold=setting,
                                             min_margin=margin, spread_rule=spread)
-        if shipped and setting is not None and cal.get("gallery_far") is not None:
-            # tightened where the gallery's own people are look-alikes (iznet.recognize.matcher.gallery_threshold)
-            X, labels, names = g.embeddings(self.tag)
-            tg = gallery_threshold(self.matcher, X, [names[i] for i in labels], float(cal["gallery_far"]))
-            if tg < self.matcher.threshold:
-                self.matcher.threshold = float(tg)
         self.self_rule = None
-        if (shipped and setting is not None and cal.get("self_rule") is not None
-                and self.prototype_method == "centroid"):
-            # a gallery with enough photos chooses its own threshold and margin (iznet.recognize.self_rule)
-            from iznet.recognize.self_rule import choose_self_rule
+        if shipped and setting is not None:
+            tighten = cal.get("gallery_far") is not None
+            own_rule = cal.get("self_rule") is not None and self.prototype_method == "centroid"
+            if tighten or own_rule:
+                X, labels, names = g.embeddings(self.tag)
+            if tighten:  # where the gallery's own people are look-alikes (iznet.recognize.matcher.gallery_threshold)
+                tg = gallery_threshold(self.matcher, X, [names[i] for i in labels], float(cal["gallery_far"]))
+                if tg < self.matcher.threshold:
+                    self.matcher.threshold = float(tg)
+            if own_rule:  # a gallery with enough photos chooses its own threshold and margin
+                from iznet.recognize.self_rule import choose_self_rule
 
-            X, labels, _ = g.embeddings(self.tag)
-            self.self_rule = choose_self_rule(X, labels, **cal["self_rule"])
-            if self.self_rule is not None:
-                self.matcher.threshold = self.self_rule.threshold
-                self.matcher.min_margin = self.self_rule.margin
+                self.self_rule = choose_self_rule(X, labels, **cal["self_rule"])
+                if self.self_rule is not None:
+                    self.matcher.threshold = self.self_rule.threshold
+                    self.matcher.min_margin = self.self_rule.margin
         self.threshold = self.matcher.threshold
         self.min_margin = self.matcher.min_margin
         self.warnings = []

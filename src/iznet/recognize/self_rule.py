@@ -21,7 +21,7 @@ the shipped one.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -47,9 +47,6 @@ class SelfRule:
     strangers_named: float  # share of photos named with their own person left out
     members: int
     people: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def leave_one_out(embeddings, labels) -> dict[str, np.ndarray]:
