@@ -5,13 +5,17 @@ Measured in one run, in one process, on the same pictures:
 1. **Group accuracy** (:func:`iznet.eval.group.evaluate_group`): the first ``--enroll`` pictures of every
    person (name order) are enrolled into an empty gallery through the pipeline, every other picture is
    labelled by the whole pipeline, and the most confident face's answer is scored correct / wrong / unknown /
-   no face. Two modes, for both systems:
+   no face. Three modes, for both systems:
 
    - ``detect``: the full pipeline. The group pictures are tight face crops (glint24: 112x112 aligned faces),
      so every picture is centred on a black canvas ``--pad`` times its size before detection (what a user
      does with a crop: give the detector some background); the boxes map back to the picture and the face
      is cut from it as usual (black outside, as the canvas would give);
-   - ``crop``: detection bypassed, the picture's centre square is the face (as ``iznet enroll --no-detect``).
+   - ``crop``: detection bypassed, the picture's centre square is the face (as ``iznet enroll --no-detect``);
+   - ``group``: enrolment as in ``detect``; the probes are labelled nine to a grey "group photo" of side
+     3 x ``--spread`` x 112 pixels, each picture at 112 pixels in its own cell and scored by the face found in
+     it (:class:`iznet.eval.group.GroupPhotos`): faces as sharp as before but small in the detector's view
+     (at spread 4 a face is about 27 of its 416 input pixels), as in a photo of many people.
 
    Systems: **iznet** = the bundled detector and embedder, medoid prototypes, the bundled calibrated
    unknown-face threshold (``assets.json``); **dlib** = :mod:`iznet.reference.dlib_ref` (HOG detector with
@@ -51,8 +55,8 @@ import numpy as np
 import torch
 
 from iznet.data.images import load_image
-from iznet.eval.group import (PaddedDetector, WholeImageDetector, bundled_threshold, evaluate_group, group_root,
-                              split_group)
+from iznet.eval.group import (GroupPhotos, PaddedDetector, WholeImageDetector, bundled_threshold, evaluate_group,
+                              group_root, split_group)
 from iznet.loading import load_detector, load_embedder
 from iznet.recognize import pipeline as pl
 from iznet.recognize.gallery import Gallery
@@ -246,7 +250,10 @@ def main(argv: list[str] | None = None) -> dict:
                          "threshold (e.g. new=runs/x/model.pt:0.93), or 'shipped' for the checkpoint's own rule "
                          "(what a gallery without a threshold of its own uses); default: iznet=the bundled "
                          "embedder with its calibrated threshold; the latency runs use the first")
-    ap.add_argument("--modes", default="detect,crop", help="detect, crop or both")
+    ap.add_argument("--modes", default="detect,crop", help="detect, crop, group (comma-separated)")
+    ap.add_argument("--spread", type=float, default=4.0, help="group mode: cell side / picture side")
+    ap.add_argument("--no-relook", action="store_true", help="iznet's detector without its second look at small "
+                    "faces (iznet.detect.relook)")
     ap.add_argument("--out", type=Path, default=None, help="JSON results")
     ap.add_argument("--md", type=Path, default=None, help="markdown tables")
     args = ap.parse_args(argv)
@@ -272,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     systems = parse_embedders(args.embedder)
     embedder, threshold = systems[0][1], systems[0][2]
-    detector = load_detector()
+    detector = load_detector(relook=not args.no_relook)
     results: dict[str, Any] = {
         "command": "python benchmarks/bench_group.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
@@ -280,6 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
                     "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
         "data": {"root": str(root), "people": len(people), "pictures": n_pics, "enroll": args.enroll,
                  "max_probes": args.max_probes, "lfw_overlap": overlap},
+        "relook": not args.no_relook,
         "dlib": None, "dlib_note": dlib_note, "systems": {}, "latency": {},
         "embedders": {name: {"spec": spec, "embedder": emb.name, "threshold": t} for name, emb, t, spec in systems},
     }
@@ -302,6 +310,9 @@ def main(argv: list[str] | None = None) -> dict:
             groups["not_in_collection_train"] = [p for p in people if p not in trained]
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in ("detect", "crop", "group")]
+    if bad or not modes:
+        sys.exit(f"--modes {args.modes!r}: choose from detect, crop, group (comma-separated)")
     with tempfile.TemporaryDirectory(prefix="bench_group_") as tmp:
         tmpd = Path(tmp)
         galleries: dict[str, Gallery] = {}
@@ -312,19 +323,21 @@ def main(argv: list[str] | None = None) -> dict:
                 key = f"{system}/{mode}"
                 g = Gallery(tmpd / f"{system}_{mode}.db")
                 galleries[key] = g
+                detects = mode in ("detect", "group")
                 if system != "dlib":
-                    det = PaddedDetector(detector, args.pad) if mode == "detect" else WholeImageDetector()
+                    det = PaddedDetector(detector, args.pad) if detects else WholeImageDetector()
                     emb, t = by_name[system]
                     pipe = pl.Pipeline(det, emb, g, threshold=t,
-                                       margin_scale=pl.FACE_CROP_SCALE if mode == "detect" else 1.0)
+                                       margin_scale=pl.FACE_CROP_SCALE if detects else 1.0)
                 else:
-                    det = PaddedDetector(DlibHogDetector(), args.pad) if mode == "detect" else WholeImageDetector()
+                    det = PaddedDetector(DlibHogDetector(), args.pad) if detects else WholeImageDetector()
                     pipe = DlibPipeline(det, g, encoder=encoder, threshold=DLIB_THRESHOLD)
                 print(f"{key}: {len(people)} people, {n_pics} pictures", file=sys.stderr, flush=True)
                 rep = evaluate_group(pipe, root, args.enroll, args.max_probes, progress_printer(key, n_pics),
                                      settings={"system": system, "mode": mode,
-                                               "pad": args.pad if mode == "detect" else None,
-                                               "threads": args.threads})
+                                               "pad": args.pad if detects else None,
+                                               "threads": args.threads},
+                                     group_photos=GroupPhotos(spread=args.spread) if mode == "group" else None)
                 row = rep.to_json(with_outcomes=False)
                 row["groups"] = {name: {k: (round(v, 6) if isinstance(v, float) else v)
                                         for k, v in rep.shares(ps).items()} for name, ps in groups.items()}

@@ -39,6 +39,9 @@ def main(argv=None) -> int:
     ap.add_argument("--match", default="", help="evaluate only images whose path contains this text "
                                                 "(e.g. faces-1750, or collection/raw)")
     ap.add_argument("--tta", default=None, help="detector test-time augmentation (default: full, as users run it)")
+    ap.add_argument("--relook", choices=("on", "off"), default="off",
+                    help="the second look at small faces for their points (iznet.detect.relook; on: the setting "
+                    "users run; off: the first look's points, as the landmark branch gives them)")
     ap.add_argument("--json-name", default=None, help="result file name in OUT (default eval_<split>.json)")
     args = ap.parse_args(argv)
 
@@ -62,9 +65,13 @@ def main(argv=None) -> int:
     if args.limit:
         part = LandmarkLabels(part.paths[:args.limit], part.boxes[:args.limit], part.points[:args.limit],
                               part.split[:args.limit], part.meta)
-    res = evaluate_landmarks(YoloFaceDetector.from_checkpoint(model, tta=args.tta), part)
+    from iznet.detect.settings import DEFAULT_RELOOK
+
+    relook = DEFAULT_RELOOK if args.relook == "on" else None
+    res = evaluate_landmarks(YoloFaceDetector.from_checkpoint(model, tta=args.tta, relook=relook), part)
     res["detector"] = str(model)
     res["split"] = args.split
+    res["relook"] = args.relook
     res["images"] = len(part)
     out.mkdir(parents=True, exist_ok=True)
     (out / (args.json_name or f"eval_{args.split}.json")).write_text(json.dumps(res, indent=2) + "\n")

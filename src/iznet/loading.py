@@ -4,7 +4,8 @@ benchmarks.
 * :class:`DetectorOptions` / :func:`load_detector`: ``spec`` is None (the bundled ``assets/detector.pt``), a
   detector checkpoint, an exported ``.onnx`` file (runtime ``onnx``), ``haar`` (OpenCV's cascade) or
   ``yunet:PATH``; with the runtime (``torch`` or ``onnx``: checkpoints are exported once into the ONNX
-  cache), test-time augmentation (``off``, ``flip``, ``full``), the confidence threshold and the device.
+  cache), test-time augmentation (``off``, ``flip``, ``full``), the second look at small faces for their
+  landmarks (``relook``, on by default: :mod:`iznet.detect.relook`), the confidence threshold and the device.
 * :class:`EmbedderOptions` / :func:`load_embedder`: ``spec`` is None (the bundled ``assets/embedder.pt``), an
   embedder checkpoint, an exported ``.onnx`` file (runtime ``onnx``), a baseline (``raw``, ``pca``), a
   registered network name (random weights, with a warning) or an ensemble ``a.pt+b.pt``; with the runtime,
@@ -86,11 +87,13 @@ class DetectorOptions:
     device: str | None = None  # torch runtime only
     onnx_dir: str | Path | None = None
     threads: int | None = None  # onnxruntime threads
+    relook: bool = True  # iznet detectors: the second look at small faces (iznet.detect.relook)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "spec", str(self.spec).strip() if self.spec else None)
         set_(self, "runtime", _runtime(self.runtime))
+        set_(self, "relook", bool(self.relook))
         tta = str(self.tta).strip().lower()
         if tta not in TTA_MODES:
             raise ModelError(f"choose one of {', '.join(TTA_MODES)} for the detector's test-time augmentation, "
@@ -151,6 +154,9 @@ def load_detector(options: DetectorOptions | None = None, **kwargs: Any) -> Any:
     """
     o = _concrete(_options(DetectorOptions, options, kwargs))
     from iznet.detect.detector import load_detector as parse
+    from iznet.detect.settings import DEFAULT_RELOOK
+
+    relook = DEFAULT_RELOOK if o.relook else None
 
     text = o.spec or ""
     opencv = text == "haar" or text.startswith("yunet")
@@ -158,7 +164,7 @@ def load_detector(options: DetectorOptions | None = None, **kwargs: Any) -> Any:
         if _is_onnx(text) and not opencv:
             raise ModelError(f"detector {text} is an ONNX file: run it with --runtime onnx (or give a YuNet model "
                              f"as yunet:{text})")
-        det = parse(text or default_detector_spec(), device=o.device, tta=o.tta)
+        det = parse(text or default_detector_spec(), device=o.device, tta=o.tta, relook=relook)
     else:
         from iznet.export.onnx_export import DEFAULT_MODELS
         from iznet.export.onnx_runtime import OnnxDetector, cached_export, require_onnxruntime
@@ -166,7 +172,7 @@ def load_detector(options: DetectorOptions | None = None, **kwargs: Any) -> Any:
         require_onnxruntime("for --runtime onnx")
 
         def opener(p: Path) -> OnnxDetector:
-            return OnnxDetector(p, threads=o.threads, tta=o.tta)
+            return OnnxDetector(p, threads=o.threads, tta=o.tta, relook=relook)
 
         if _is_onnx(text):
             det = opener(Path(text))
@@ -240,11 +246,13 @@ def load_for_labelling(detector: DetectorOptions, embedder: EmbedderOptions) -> 
     """
     if {detector.runtime, embedder.runtime} <= {"auto", "onnx"} and detector.device in (None, "cpu") \
             and embedder.device in (None, "cpu") and embedder.tta is None:
+        from iznet.detect.settings import DEFAULT_RELOOK
         from iznet.export.lite import NotCached, cached_models
 
         try:
             return cached_models(detector.spec, embedder.spec, detector.onnx_dir or embedder.onnx_dir,
-                                 conf=detector.conf, tta=detector.tta, threads=detector.threads or embedder.threads)
+                                 conf=detector.conf, tta=detector.tta, threads=detector.threads or embedder.threads,
+                                 relook=DEFAULT_RELOOK if detector.relook else None)
         except NotCached as why:
             _logger.debug("not the torch-free path: %s", why)
     return load_detector(detector), load_embedder(embedder)

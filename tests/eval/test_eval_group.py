@@ -269,3 +269,79 @@ def test_group_photos_links_the_enrolled_pictures(group, tmp_path, capsys):
     assert "6 photos" in capsys.readouterr().out
     assert mod.main([str(group), "3", str(tmp_path / "other")]) == 2
     assert "lower --enroll" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- group photos
+class Blobs:
+    """A box around every connected non-black region (score 1): the faces of a group photo of squares."""
+
+    name = "blobs"
+
+    def __init__(self):
+        self.shapes: list[tuple[int, ...]] = []
+
+    def detect(self, image: np.ndarray) -> Detections:
+        from scipy import ndimage
+
+        self.shapes.append(image.shape)
+        lab, n = ndimage.label(image.max(axis=2) > 20)
+        boxes = [[sl[1].start, sl[0].start, sl[1].stop, sl[0].stop] for sl in ndimage.find_objects(lab)]
+        if not boxes:
+            return Detections.empty()
+        return Detections(torch.tensor(boxes, dtype=torch.float32), torch.ones(len(boxes)))
+
+
+def test_compose_group_photo_places_each_picture_in_its_cell():
+    from iznet.eval.group import GroupPhotos, compose_group_photo
+
+    rng = np.random.default_rng(0)
+    pics = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(40, 40), (20, 40), (64, 32), (40, 40)]]
+    cfg = GroupPhotos(spread=2.5, per_side=2, side=40, background=7)
+    photo, rects = compose_group_photo(pics, cfg, np.random.default_rng(1))
+    assert photo.shape == (200, 200, 3)
+    mask = np.zeros(photo.shape[:2], bool)
+    for j, (pic, (x0, y0, x1, y1)) in enumerate(zip(pics, rects)):
+        cx, cy = (j % 2) * 100, (j // 2) * 100  # each picture inside its own 100-pixel cell
+        assert cx <= x0 and x1 <= cx + 100 and cy <= y0 and y1 <= cy + 100
+        assert max(x1 - x0, y1 - y0) == 40  # the longer side resized to `side`
+        if pic.shape[:2] == (40, 40):
+            np.testing.assert_array_equal(photo[y0:y1, x0:x1], pic)
+        mask[y0:y1, x0:x1] = True
+    assert (photo[~mask] == 7).all()
+    with pytest.raises(ValueError, match="do not fit"):
+        compose_group_photo(pics * 2, cfg, rng)
+    with pytest.raises(DataError, match="spread"):
+        GroupPhotos(spread=0.5)
+
+
+def test_face_in_takes_the_face_nearest_the_picture_centre():
+    from types import SimpleNamespace
+
+    from iznet.eval.group import face_in
+
+    faces = [SimpleNamespace(box=b) for b in ([0, 0, 10, 10], [30, 30, 50, 50], [12, 12, 22, 22], [200, 0, 210, 9])]
+    f, n = face_in(faces, (0, 0, 40, 40))
+    assert f is faces[2] and n == 2  # centres (5, 5) and (17, 17) lie inside; (40, 40) is on the open edge
+    assert face_in(faces, (100, 100, 120, 120)) == (None, 0)
+
+
+def test_group_photos_give_the_outcomes_of_the_pictures_labelled_alone(group, tmp_path):
+    from iznet.eval.group import GroupPhotos
+
+    blobs = Blobs()
+    g = Gallery(tmp_path / "g.db")
+    pipe = Pipeline(PaddedDetector(blobs, 2.0), MeanColour(), g, threshold=THRESHOLD)
+    try:
+        rep = evaluate_group(pipe, group, enroll=2, group_photos=GroupPhotos(spread=2.0, per_side=2, side=32,
+                                                                               background=0))
+    finally:
+        g.close()
+    # each probe sits in its own cell: the same answers as labelled alone (test_outcomes_are_counted_right)
+    assert rep.counts() == {"correct": 3, "wrong": 2, "unknown": 1, "no_face": 1, "nearest_correct": 4, "n": 7}
+    by_path = {Path(o.path).relative_to(group).as_posix(): o for o in rep.outcomes}
+    assert by_path["Ann/3.png"].answer == "Bob" and by_path["Ann/5.png"].outcome == "no_face"
+    # enrolment pictures went through the padded canvas (64 px); the group photos (two of 2x2 cells of 64 px,
+    # seven probes) were detected as they are
+    assert blobs.shapes.count((128, 128, 3)) == 2 and all(s[0] == 64 for s in blobs.shapes if s[0] != 128)
+    assert isinstance(pipe.detector, PaddedDetector)  # put back after the probes
+    assert rep.to_json()["settings"]["group_photos"]["spread"] == 2.0

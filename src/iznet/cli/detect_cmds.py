@@ -24,6 +24,11 @@ DETECTOR_TTA_HELP = ("test-time augmentation of iznet detectors: full (input sid
                      "mirrored: 4 passes, the most accurate), flip (2 passes) or off (1 pass, the fastest)")
 
 
+RELOOK_HELP = ("look again at faces small in the detector's view (under 64 of its 416 input pixels), on a square "
+               "3x their box, for their landmarks (iznet detectors; the aligned crop follows them); --no-relook: "
+               "one look, faster on photos of many small faces")
+
+
 RUNTIME_HELP = ("torch, or onnx: run the networks with onnxruntime (checkpoints are exported once into the ONNX "
                 "cache; -e/-d also take .onnx files)")
 LABEL_RUNTIME_HELP = ("auto (default): onnxruntime when installed, else torch; torch; or onnx. With onnxruntime the "
@@ -48,6 +53,7 @@ def detect_cmd(
     conf: Optional[float] = typer.Option(None, "--conf", min=0.0, max=1.0, help=CONF_HELP),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (iznet detectors; default cpu)"),
     tta: str = typer.Option("full", "--tta", help=DETECTOR_TTA_HELP),
+    relook: bool = typer.Option(True, "--relook/--no-relook", help=RELOOK_HELP),
     runtime: str = typer.Option("torch", "--runtime", help=RUNTIME_HELP),
     onnx_dir: Optional[Path] = typer.Option(None, "--onnx-dir", help=ONNX_DIR_HELP),
 ) -> None:
@@ -61,7 +67,7 @@ def detect_cmd(
     from iznet.viz.draw import draw_detections
 
     det = load_detector(option_value(DetectorOptions, detector, runtime=runtime, tta=tta, conf=conf, device=device,
-                                     onnx_dir=onnx_dir))
+                                     onnx_dir=onnx_dir, relook=relook))
     files, problems = expand_inputs(images)
     if out is not None and out.exists() and not out.is_dir():
         raise typer.BadParameter(f"{out} is a file; give a folder", param_hint="--out")

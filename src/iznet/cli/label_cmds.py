@@ -13,7 +13,7 @@ from typing import List, Optional
 import typer
 
 from iznet.cli.app import app
-from iznet.cli.detect_cmds import CONF_HELP, DETECTOR_TTA_HELP, LABEL_RUNTIME_HELP, ONNX_DIR_HELP
+from iznet.cli.detect_cmds import CONF_HELP, DETECTOR_TTA_HELP, LABEL_RUNTIME_HELP, ONNX_DIR_HELP, RELOOK_HELP
 from iznet.cli.gallery_cmds import DETECTOR_HELP, EMBEDDER_HELP, GALLERY_HELP, _echo_list
 from iznet.cli.inputs import expand_inputs, option_value
 
@@ -53,6 +53,7 @@ def label_cmd(
     embedder: Optional[str] = typer.Option(None, "--embedder", "-e", help=EMBEDDER_HELP),
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help=DETECTOR_HELP),
     detector_tta: str = typer.Option("full", "--detector-tta", help=DETECTOR_TTA_HELP),
+    relook: bool = typer.Option(True, "--relook/--no-relook", help=RELOOK_HELP),
     conf: Optional[float] = typer.Option(None, "--conf", min=0.0, max=1.0, help=CONF_HELP),
     threshold: Optional[str] = typer.Option(None, "--threshold", "-t", help="unknown-face distance: a number, "
                                                                             "'stored' (default: the calibrated "
@@ -82,7 +83,7 @@ def label_cmd(
 
     thr = option_value(parse_threshold, threshold, hint="--threshold")
     det_options = option_value(DetectorOptions, detector, runtime=runtime, tta=detector_tta, conf=conf,
-                               onnx_dir=onnx_dir)
+                               onnx_dir=onnx_dir, relook=relook)
     emb_options = option_value(EmbedderOptions, embedder, runtime=runtime, onnx_dir=onnx_dir)
     from iznet.recognize.prototypes import METHODS
 

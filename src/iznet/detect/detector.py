@@ -14,7 +14,9 @@ import torch
 
 from iznet.detect.model import YoloDetector, create_detector
 from iznet.detect.postprocess import PostprocessConfig
+from iznet.detect.relook import relook_found
 from iznet.detect.results import Detections
+from iznet.detect.settings import RelookConfig
 from iznet.detect.tta import TTAConfig, detect_images, tta_config
 from iznet.utils.checkpoint import load_checkpoint, save_checkpoint
 from iznet.errors import ModelError
@@ -61,6 +63,8 @@ class YoloFaceDetector:
         tta: test-time augmentation, a :class:`~iznet.detect.tta.TTAConfig` or a mode name (``off``, ``flip``,
             ``full``; default ``full``: input sides 1× and 1.3× the trained side, each also mirrored, fused by
             box voting; see :mod:`iznet.detect.tta`).
+        relook: the second look at small faces for their landmarks (:mod:`iznet.detect.relook`; default
+            None: the first look's landmarks; :func:`iznet.loading.load_detector` turns it on).
 
     Example:
         >>> det = YoloFaceDetector.from_checkpoint("runs/det/best.pt")  # doctest: +SKIP
@@ -70,17 +74,19 @@ class YoloFaceDetector:
 
     def __init__(self, model: YoloDetector, config: PostprocessConfig = PostprocessConfig(),
                  device: torch.device | str | None = None, name: str = "iznet-yolo",
-                 tta: TTAConfig | str | None = None):
+                 tta: TTAConfig | str | None = None, relook: RelookConfig | None = None):
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         self.config = config
         self.name = name
         self.tta = tta_config(tta)
+        self.relook = relook
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: torch.device | str | None = None,
                         config: PostprocessConfig | None = None,
-                        tta: TTAConfig | str | None = None) -> "YoloFaceDetector":
+                        tta: TTAConfig | str | None = None,
+                        relook: RelookConfig | None = None) -> "YoloFaceDetector":
         """Load a ``kind="detector"`` checkpoint (never unpickles; see :mod:`iznet.utils.checkpoint`)."""
         ckpt = load_checkpoint(path, kind=KIND)
         model = detector_from_checkpoint(ckpt)
@@ -88,15 +94,23 @@ class YoloFaceDetector:
             pp = (ckpt.get("meta") or {}).get("postprocess") or {}
             config = PostprocessConfig(**{k: pp[k] for k in ("conf_threshold", "iou_threshold", "max_detections")
                                           if k in pp})
-        return cls(model, config, device or "cpu", name=Path(path).name, tta=tta)
+        return cls(model, config, device or "cpu", name=Path(path).name, tta=tta, relook=relook)
 
     @torch.no_grad()
     def detect_batch(self, images: Sequence[np.ndarray], batch_size: int = 16,
                      config: PostprocessConfig | None = None) -> list[Detections]:
         """Detect faces in several (H, W, 3) uint8 RGB images; boxes are in each image's pixels."""
         images = [_check_rgb(im) for im in images]
-        found = detect_images(lambda x: self.model(cpu_channels_last(x.to(self.device, non_blocking=True))),
-                              images, self.model.image_size, config or self.config, self.tta, batch_size)
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            return self.model(cpu_channels_last(x.to(self.device, non_blocking=True)))
+
+        size, config = self.model.image_size, config or self.config
+        found = detect_images(forward, images, size, config, self.tta, batch_size)
+        if self.relook is not None:
+            second = tta_config(self.relook.tta)
+            found = relook_found(lambda sq: detect_images(forward, sq, size, config, second, batch_size),
+                                 images, found, size, self.relook)
         refiner = getattr(self.model, "landmark_refiner", None)
         return refine_detections(refiner, images, found) if refiner is not None else found
 
@@ -129,10 +143,11 @@ def _check_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def load_detector(spec: str | Path, device: torch.device | str | None = None,
-                  tta: TTAConfig | str | None = None) -> Any:
+                  tta: TTAConfig | str | None = None, relook: RelookConfig | None = None) -> Any:
     """A face detector from a spec: ``haar``, ``yunet:PATH`` or a detector checkpoint path.
 
-    ``tta`` (test-time augmentation of iznet detectors, default ``full``) does not apply to Haar or YuNet.
+    ``tta`` (test-time augmentation of iznet detectors, default ``full``) and ``relook`` (the second look at
+    small faces for their landmarks, :mod:`iznet.detect.relook`; None: none) do not apply to Haar or YuNet.
 
     Returns:
         an object with ``detect(image (H, W, 3) uint8 RGB) -> Detections`` and ``name``.
@@ -154,4 +169,4 @@ def load_detector(spec: str | Path, device: torch.device | str | None = None,
     path = Path(text)
     if not path.exists():
         raise ModelError(f"detector {text!r} is neither 'haar', 'yunet:PATH' nor an existing checkpoint file")
-    return YoloFaceDetector.from_checkpoint(path, device=device, tta=tta)
+    return YoloFaceDetector.from_checkpoint(path, device=device, tta=tta, relook=relook)

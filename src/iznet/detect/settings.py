@@ -90,3 +90,35 @@ def tta_config(mode: str | TTAConfig | None) -> TTAConfig:
 def tta_mode_name(tta: TTAConfig) -> str:
     """The mode name of ``tta``, or ``custom``."""
     return next((k for k, v in TTA_MODES.items() if v == tta), "custom")
+
+
+@dataclass(frozen=True)
+class RelookConfig:
+    """The second look at small faces for their landmarks (:mod:`iznet.detect.relook`).
+
+    Attributes:
+        zoom: side of the square cut around a face / the longer side of its box.
+        below: faces whose box is under this many pixels of the detector's input (its longer side) get it.
+        tta: the test-time augmentation of the second look (a mode name).
+        min_iou: the face found in the square must overlap the first look's box at least this much.
+    """
+
+    zoom: float = 3.0
+    below: float = 64.0
+    tta: str = "off"
+    min_iou: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= float(self.zoom) <= 16.0:
+            raise ValueError(f"relook zoom must be between 1 and 16 (square side / box side), got {self.zoom}")
+        if not float(self.below) > 0:
+            raise ValueError(f"relook below must be a positive number of input pixels, got {self.below}")
+        if str(self.tta) not in TTA_MODES:
+            raise ValueError(f"relook tta {self.tta!r}: choose one of {', '.join(TTA_MODES)}")
+        if not 0.0 <= float(self.min_iou) <= 1.0:
+            raise ValueError(f"relook min_iou must lie in 0..1, got {self.min_iou}")
+
+
+#: The second look the loaded detectors use (``iznet.loading``; chosen on development people,
+#: docs/detection.md, "A second look at small faces").
+DEFAULT_RELOOK = RelookConfig()

@@ -30,6 +30,10 @@ detector trained on photos rarely finds. Two ways around it, both provided here:
 * :class:`WholeImageDetector` skips detection: the centre square of the picture is the face (use it with
   ``Pipeline(margin_scale=1.0)``, which makes the crop the same as ``iznet enroll --no-detect``).
 
+With ``group_photos`` (:class:`GroupPhotos`) the probes are labelled nine to a grey "group photo" instead of
+one by one, each scored by the face found in its own picture: the faces are as sharp as before but small in
+the detector's view, as in a photo of a crowd.
+
 Example:
     >>> with Gallery(tmp / "g.db") as g:                                          # doctest: +SKIP
     ...     pipe = Pipeline(PaddedDetector(load_detector()), load_embedder(), g, threshold=0.08)
@@ -345,6 +349,68 @@ def enroll_with_pipeline(pipeline: GroupPipeline, person: str, paths: Sequence[P
     return res.name, len(res.added), skipped
 
 
+@dataclass(frozen=True)
+class GroupPhotos:
+    """Probes labelled several to a photo, as in a group photo (:func:`evaluate_group`).
+
+    Each probe picture is resized so that its longer side is ``side`` pixels and pasted at a random place
+    (seeded) inside its own cell of a grey photo of ``per_side`` × ``per_side`` cells, each ``spread`` ×
+    ``side`` pixels; probes of different people share a photo (their order is shuffled). The photo is labelled
+    as it is (a padding detector used for the enrolment crops is bypassed), and each probe is scored by the face
+    whose centre lies in its picture, nearest the picture's centre. A bigger ``spread`` makes the faces
+    smaller in a detector's view (which reads the whole photo at a fixed size), not in the photo's pixels.
+    """
+
+    spread: float = 4.0
+    per_side: int = 3
+    side: int = 112
+    seed: int = 0
+    background: int = 118
+
+    def __post_init__(self) -> None:
+        if not float(self.spread) >= 1.0:
+            raise DataError(f"group photos: spread must be at least 1 (cell side / picture side), got {self.spread}")
+        if int(self.per_side) < 1 or int(self.side) < 16:
+            raise DataError(f"group photos: need per_side >= 1 and side >= 16, got {self.per_side} and {self.side}")
+
+
+def compose_group_photo(pictures: Sequence[np.ndarray], cfg: GroupPhotos, rng: np.random.Generator
+                        ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """A grey photo with ``pictures`` (at most ``per_side**2``, row by row) resized to ``cfg.side`` and placed at
+    random inside their cells; returns the photo and each picture's ``(x0, y0, x1, y1)`` in it."""
+    import cv2
+
+    if len(pictures) > cfg.per_side ** 2:
+        raise ValueError(f"{len(pictures)} pictures do not fit {cfg.per_side}x{cfg.per_side} cells")
+    cell = int(round(cfg.spread * cfg.side))
+    photo = np.full((cfg.per_side * cell, cfg.per_side * cell, 3), cfg.background, np.uint8)
+    rects = []
+    for j, pic in enumerate(pictures):
+        h, w = pic.shape[:2]
+        f = cfg.side / max(h, w)
+        nw, nh = max(1, int(round(w * f))), max(1, int(round(h * f)))
+        if (nw, nh) != (w, h):
+            pic = cv2.resize(pic, (nw, nh), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+        x0 = (j % cfg.per_side) * cell + int(rng.integers(0, cell - nw + 1))
+        y0 = (j // cfg.per_side) * cell + int(rng.integers(0, cell - nh + 1))
+        photo[y0:y0 + nh, x0:x0 + nw] = pic
+        rects.append((x0, y0, x0 + nw, y0 + nh))
+    return photo, rects
+
+
+def face_in(faces: Sequence[Any], rect: tuple[int, int, int, int]) -> tuple[Any | None, int]:
+    """The face (``.box``) whose centre lies in ``rect`` nearest its centre, and how many faces lie in it."""
+    x0, y0, x1, y1 = rect
+    inside = []
+    for f in faces:
+        cx, cy = (f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2
+        if x0 <= cx < x1 and y0 <= cy < y1:
+            inside.append(((cx - (x0 + x1) / 2) ** 2 + (cy - (y0 + y1) / 2) ** 2, f))
+    if not inside:
+        return None, 0
+    return min(inside, key=lambda t: t[0])[1], len(inside)
+
+
 def evaluate_group(
     pipeline: GroupPipeline,
     root: str | Path,
@@ -352,6 +418,7 @@ def evaluate_group(
     max_probes: int | None = None,
     progress: Callable[[int], None] | None = None,
     settings: dict[str, Any] | None = None,
+    group_photos: GroupPhotos | None = None,
 ) -> GroupReport:
     """Enrol the first ``enroll`` pictures of every person through ``pipeline``, label the others, score them.
 
@@ -364,6 +431,7 @@ def evaluate_group(
         max_probes: at most this many probes per person (None: all).
         progress: called with 1 per picture handled (enrolment and probes).
         settings: extra entries for :attr:`GroupReport.settings`.
+        group_photos: label the probes several to a photo (:class:`GroupPhotos`) instead of one by one.
 
     Returns:
         A :class:`GroupReport`.
@@ -408,27 +476,31 @@ def evaluate_group(
     pipeline.reload()
     folder_of = {v: k for k, v in stored.items()}  # gallery name -> folder name (they differ only by normalisation)
     t1, c1 = time.perf_counter(), time.process_time()
-    for s in splits:
-        for p in s.probes:
-            try:
-                img = load_image(p)
-            except ImageError as e:
-                report.probe_skipped.append((str(p), e.reason))
+
+    def outcome(path: Path, person: str, f: Any, n_faces: int) -> ProbeOutcome:
+        if f is None:
+            return ProbeOutcome(str(path), person, "no_face", None, None, None, n_faces)
+        answer = folder_of.get(f.name, f.name)
+        nearest = None if f.nearest is None else folder_of.get(f.nearest, f.nearest)
+        kind = "unknown" if not f.known else ("correct" if answer == person else "wrong")
+        return ProbeOutcome(str(path), person, kind, answer, nearest, f.distance, n_faces)
+
+    if group_photos is None:
+        for s in splits:
+            for p in s.probes:
+                try:
+                    img = load_image(p)
+                except ImageError as e:
+                    report.probe_skipped.append((str(p), e.reason))
+                    if progress is not None:
+                        progress(1)
+                    continue
+                faces = pipeline.label(img, source=p).faces
+                report.outcomes.append(outcome(p, s.person, faces[0] if faces else None, len(faces)))
                 if progress is not None:
                     progress(1)
-                continue
-            faces = pipeline.label(img, source=p).faces
-            if not faces:
-                out = ProbeOutcome(str(p), s.person, "no_face", None, None, None, 0)
-            else:
-                f = faces[0]
-                answer = folder_of.get(f.name, f.name)
-                nearest = None if f.nearest is None else folder_of.get(f.nearest, f.nearest)
-                kind = "unknown" if not f.known else ("correct" if answer == s.person else "wrong")
-                out = ProbeOutcome(str(p), s.person, kind, answer, nearest, f.distance, len(faces))
-            report.outcomes.append(out)
-            if progress is not None:
-                progress(1)
+    else:
+        _label_group_photos(pipeline, splits, group_photos, report, outcome, progress)
     t2, c2 = time.perf_counter(), time.process_time()
     n_probes = max(1, len(report.outcomes))
     report.seconds = {"enroll": t1 - t0, "label": t2 - t1, "label_per_image": (t2 - t1) / n_probes,
@@ -441,12 +513,45 @@ def evaluate_group(
         "prototype_method": pipeline.prototype_method,
         "margin_scale": getattr(pipeline, "margin_scale", None),
         "max_probes": max_probes,
+        **({"group_photos": dict(group_photos.__dict__)} if group_photos is not None else {}),
         **(settings or {}),
     }
     return report
 
 
+def _label_group_photos(pipeline: GroupPipeline, splits: list[PersonSplit], cfg: GroupPhotos, report: GroupReport,
+                        outcome: Callable[..., ProbeOutcome], progress: Callable[[int], None] | None) -> None:
+    """The probes of ``splits``, shuffled, labelled ``cfg.per_side**2`` to a photo (see :class:`GroupPhotos`)."""
+    rng = np.random.default_rng(cfg.seed)
+    probes = [(p, s.person) for s in splits for p in s.probes]
+    order = rng.permutation(len(probes))
+    per_photo = cfg.per_side ** 2
+    padded = pipeline.detector
+    if isinstance(padded, PaddedDetector):  # the enrolment crops were padded; a group photo is a photo
+        pipeline.detector = padded.detector
+    try:
+        batch: list[tuple[Path, str, np.ndarray]] = []
+        for n, i in enumerate(order):
+            p, person = probes[i]
+            try:
+                batch.append((p, person, load_image(p)))
+            except ImageError as e:
+                report.probe_skipped.append((str(p), e.reason))
+                if progress is not None:
+                    progress(1)
+            if len(batch) == per_photo or (n == len(order) - 1 and batch):
+                photo, rects = compose_group_photo([b[2] for b in batch], cfg, rng)
+                faces = pipeline.label(photo).faces
+                for (path, who, _), rect in zip(batch, rects):
+                    report.outcomes.append(outcome(path, who, *face_in(faces, rect)))
+                if progress is not None:
+                    progress(len(batch))
+                batch = []
+    finally:
+        pipeline.detector = padded
+
+
 __all__ = [
-    "GroupPipeline", "GroupReport", "OUTCOMES", "PaddedDetector", "PersonSplit", "ProbeOutcome",
-    "WholeImageDetector", "bundled_threshold", "enroll_with_pipeline", "evaluate_group", "group_root", "split_group",
+    "GroupPhotos", "GroupPipeline", "GroupReport", "OUTCOMES", "PaddedDetector", "PersonSplit", "ProbeOutcome",
+    "WholeImageDetector", "compose_group_photo", "face_in", "bundled_threshold", "enroll_with_pipeline", "evaluate_group", "group_root", "split_group",
 ]

@@ -233,7 +233,7 @@ class LiteDetector:
     """
 
     def __init__(self, path: str | Path, conf: float | None = None, tta: str | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, relook: Any = None):
         from iznet.detect.settings import PostprocessConfig, tta_config
 
         self.path, self.session, self.metadata = open_exported(path, "detector", threads)
@@ -247,6 +247,7 @@ class LiteDetector:
             config = PostprocessConfig(float(conf), config.iou_threshold, config.max_detections)
         self.config = config
         self.tta = tta_config(tta)
+        self.relook = relook  # a RelookConfig (iznet.detect.relook) or None
         self.name = md.get("iznet.name", self.path.name)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
@@ -262,7 +263,15 @@ class LiteDetector:
         for im in images:
             if not isinstance(im, np.ndarray) or im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
                 raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {getattr(im, 'shape', type(im))}")
-        return detect_arrays(self.forward, images, self.image_size, self.config, self.tta, batch_size)
+        found = detect_arrays(self.forward, images, self.image_size, self.config, self.tta, batch_size)
+        if self.relook is None:
+            return found
+        from iznet.detect.relook import relook_found
+        from iznet.detect.settings import tta_config
+
+        second = tta_config(self.relook.tta)
+        return relook_found(lambda sq: detect_arrays(self.forward, sq, self.image_size, self.config, second,
+                                                     batch_size), images, found, self.image_size, self.relook)
 
     def detect(self, image: np.ndarray):
         """Faces in one (H, W, 3) uint8 RGB image."""
@@ -333,8 +342,8 @@ def cached_file(spec: str | None, kind: str, onnx_dir: str | Path | None = None)
 
 
 def cached_models(detector: str | None, embedder: str | None, onnx_dir: str | Path | None = None,
-                  conf: float | None = None, tta: str | None = None, threads: int | None = None
-                  ) -> tuple[LiteDetector, LiteEmbedder]:
+                  conf: float | None = None, tta: str | None = None, threads: int | None = None,
+                  relook: Any = None) -> tuple[LiteDetector, LiteEmbedder]:
     """The torch-free detector and embedder for these specs, from the ONNX cache.
 
     Raises:
@@ -348,7 +357,7 @@ def cached_models(detector: str | None, embedder: str | None, onnx_dir: str | Pa
     (det_file, _, det_sha), (emb_file, emb_ckpt, emb_sha) = (cached_file(detector, "detector", onnx_dir),
                                                             cached_file(embedder, "embedder", onnx_dir))
     try:
-        det = LiteDetector(det_file, conf=conf, tta=tta, threads=threads)
+        det = LiteDetector(det_file, conf=conf, tta=tta, threads=threads, relook=relook)
         emb = LiteEmbedder(emb_file, threads=threads)
     except ModelError as e:
         raise NotCached(str(e)) from None

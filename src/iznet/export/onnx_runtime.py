@@ -109,7 +109,7 @@ class OnnxDetector:
     """
 
     def __init__(self, path: str | Path, config: PostprocessConfig | None = None, threads: int | None = None,
-                 tta: Any = None):
+                 tta: Any = None, relook: Any = None):
         self.path, self.session, self.metadata = _open(path, "detector", threads)
         md = self.metadata
         self.image_size, stored = detector_metadata(md, self.path)
@@ -129,6 +129,7 @@ class OnnxDetector:
                 _logger.warning("%s: its landmark refiner %s is missing; landmarks stay the coarse ones (export "
                                 "the detector again, or keep the two files together)", self.path, side.name)
         self.tta = tta_config(tta)
+        self.relook = relook  # a RelookConfig (iznet.detect.relook) or None
         if not self.dynamic_side and self.tta.sides(self.image_size) != (self.image_size,):
             _logger.warning("%s was exported with a fixed input side: test-time augmentation runs at %d only; export"
                             " it again for several sides", self.path, self.image_size)
@@ -148,11 +149,19 @@ class OnnxDetector:
         from iznet.detect.detector import _check_rgb, refine_detections
         from iznet.detect.numpy_post import detect_arrays
 
+        from iznet.detect.relook import relook_found
+        from iznet.detect.settings import tta_config as mode
+
         images = [_check_rgb(im) for im in images]
+        config = config or self.config
+        found = detect_arrays(self.forward, images, self.image_size, config, self.tta, batch_size)
+        if self.relook is not None:
+            second = mode(self.relook.tta)
+            found = relook_found(lambda sq: detect_arrays(self.forward, sq, self.image_size, config, second,
+                                                          batch_size), images, found, self.image_size, self.relook)
         found = [Detections(torch.from_numpy(f.xyxy), torch.from_numpy(f.scores), f.image_size,
-                            None if f.landmarks is None else torch.from_numpy(f.landmarks))
-                 for f in detect_arrays(self.forward, images, self.image_size, config or self.config, self.tta,
-                                        batch_size)]
+                            None if f.landmarks is None else torch.from_numpy(np.asarray(f.landmarks, np.float32)))
+                 for f in found]
         return refine_detections(self.refiner, images, found) if self.refiner is not None else found
 
     def detect(self, image: np.ndarray) -> Detections:
