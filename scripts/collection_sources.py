@@ -68,6 +68,20 @@ SOURCES = {
     # Found 2026-12-07: 30,000 CelebA aligned crops sampled over the whole numbering, squashed to 64x64 (written
     # un-squashed to 64x78); the files celeba10k already has (000001-010000) and the celeba source's people left out.
     "celeba30k": ("fulvio9999/diffusion-face-generator", "72695d9dc74bb7939abbd35b07645870c4d53f82", "dataset/"),
+    # Found 2026-12-07 (stop 55; docs/data.md): people of populations the collection lacks, many photos each.
+    # Turkish politicians, actors and singers (and the repo's author), 512x512 face crops; not at HEAD.
+    "turkish": ("mustafakarakas61/Face-Recognition", "c7b37e333d9dad91ba50c95ee911a20f81d77b45",
+                "src/main/datasets-split/faceset_v1/"),
+    # Indian students (first names), phone photos; the same repository at another commit.
+    "indian_students": ("mustafakarakas61/Face-Recognition", "e7ae8277b25213e732c09687994cf3867e6b7948",
+                        "datasets/set_2/"),
+    # Indonesian students (first names) in two layouts, filed by ethnic group; phone photos and 236x236 crops.
+    "indonesian1": ("GeraldinGysrawa/Pengembangan-Sistem-Pengenalan-Wajah-dan-Deteksi-Suku-Menggunakan-Computer-Vision",
+                    "f1130bac4c8bc4c5f2feca39a102fc0dbe96effd", ""),
+    "indonesian2": ("Naufalhff/DeteksiWajahPCD", "be23b6fcd81bd3ae9c1959db58912e87a4a24eb5", "dataset/"),
+    # Nogizaka46 members (and their producer), 224x224 crops (MIT); not at HEAD. Named: the members the
+    # nogizaka source has merge with it by name.
+    "nogizaka2": ("yu8muraka3/DeepNogizaka", "f25147c122b12039d70af7da28e54bffe977820d", "photo_select_out/"),
 }
 CELEBA10K_LAST = 10000  # celeba10k's files are CelebA 000001 .. 010000
 CELEBA_ASPECT = 218 / 178  # height / width of CelebA's aligned crops
@@ -91,6 +105,11 @@ HINATAZAKA = {"akari": "Akari Nibu", "kyoko": "Kyoko Saito", "miho": "Miho Watan
               "shiho": "Shiho Kato"}
 # Nogizaka46 file-name prefixes; the repo's aligned/<Japanese name>/ holds the same blobs, which fixes the names.
 # Its nanami/ and nanase/ folders (train and test) hold each other's files: the prefix is the person.
+# DeepNogizaka's folders (photo_select_out/<key>_out/); ikoma is left out: Rina Ikoma was also an AKB48 member,
+# and AKB48-family idols stay out of training.
+NOGIZAKA2 = {"asuka": "Asuka Saito", "ikuta": "Erika Ikuta", "maiyan": "Mai Shiraishi", "miona": "Miona Hori",
+             "nanase": "Nanase Nishino", "yasushi": "Yasushi Akimoto"}
+NOGIZAKA2_DROPPED = {"ikoma": "also an AKB48 member (AKB48-family idols stay out of training)"}
 NOGIZAKA = {"asuka": "Asuka Saito", "erika": "Erika Ikuta", "mai": "Mai Shiraishi", "nanami": "Nanami Hashimoto",
             "nanase": "Nanase Nishino"}
 WOMEN = {  # of the named politicians, actors and singers (the others are men)
@@ -122,8 +141,9 @@ class Repo:
         self.git_dir, self.commit = git_dir, commit
 
     def _git(self, *args: str, input: bytes | None = None) -> bytes:
-        return subprocess.run(["git", f"--git-dir={self.git_dir}", *args], check=True, capture_output=True,
-                              input=input).stdout
+        # core.quotepath off: paths with non-ASCII letters come as UTF-8, not as quoted octal escapes
+        return subprocess.run(["git", "-c", "core.quotepath=off", f"--git-dir={self.git_dir}", *args], check=True,
+                              capture_output=True, input=input).stdout
 
     def list(self, prefix: str) -> list[tuple[str, str, int]]:
         """(path relative to prefix, blob id, size or -1 when absent) under ``prefix``."""
@@ -262,6 +282,47 @@ def read_fgnet(rel: str):
     return folder, m[1], ("", "", folder)
 
 
+def ascii_name(text: str) -> str:
+    """A person's name in ASCII letters, as name lists spell them (``"Recep Tayyip Erdoğan"`` -> ``"Recep Tayyip
+    Erdogan"``, LFW's spelling; the dotless ı becomes i)."""
+    import unicodedata
+
+    text = text.replace("ı", "i").replace("İ", "I")
+    return " ".join(unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().split())
+
+
+def read_turkish(rel: str):
+    """``{train,validation}/<Full Name>/<file>``: one person in both parts."""
+    m = re.fullmatch(r"(train|validation)/([^/]+)/([^/]+)", rel)
+    if not m:
+        return "not {train,validation}/<name>/file"
+    return _named(ascii_name(m[2]), f"{m[1]}_{m[3]}", "")
+
+
+def first_name_folders(prefix: str, *patterns: str):
+    """A reader for sources of first names: the first of ``patterns`` (regexes over the path) that matches gives
+    the name as group ``name`` (case folded: one student filed under two ethnic groups is one person), the file
+    as ``file`` and the folder it sits in as ``where`` (kept in the file name, so equal names do not collide)."""
+    def read(rel: str):
+        m = next((m for m in (re.fullmatch(p, rel) for p in patterns) if m), None)
+        if m is None:
+            return "not the source's <name> layout"
+        folder = f"{prefix}_{m['name'].lower()}"
+        return folder, f"{m['where']}_{m['file']}", ("", "", folder)
+    return read
+
+
+def read_nogizaka2(rel: str):
+    m = re.fullmatch(r"([a-z]+)_out/([^/]+)", rel)
+    if not m:
+        return "not <member>_out/file"
+    if m[1] in NOGIZAKA2_DROPPED:
+        return "AKB48-family member (see dropped_people)"
+    if m[1] not in NOGIZAKA2:
+        return "not a known member folder"
+    return _named(NOGIZAKA2[m[1]], m[2], "m" if m[1] == "yasushi" else "f")
+
+
 def celeba10k_reader(identity: dict[str, str], taken: set[str], skip_upto: int = 0):
     """CelebA file names -> identities, leaving out the identities of ``taken`` (another source has them) and
     the files numbered up to ``skip_upto`` (another source has that range)."""
@@ -355,7 +416,14 @@ def merge_sources(out: Path, name: str, parts: list[str]) -> dict:
 READERS = {"casia5": read_casia5, "asianfaces": read_asianfaces, "pakistani1": read_name_folders,
            "pakistani2": read_name_folders, "hinatazaka": read_hinatazaka, "nogizaka": read_nogizaka,
            "bollywood": read_name_folders, "bollywood100": read_name_folders, "fgnet": read_fgnet,
-           "pakistani_celebs": read_name_folders}
+           "pakistani_celebs": read_name_folders, "turkish": read_turkish,
+           "indian_students": first_name_folders(
+               "indstud", r"(?P<where>train|validation)/(?P<name>[^/]+)/(?P<file>[^/]+)"),
+           "indonesian1": first_name_folders(
+               "idn1", r"dataset_tubes/(?P<where>[^/]+)/(?P<name>[^/]+)/(?P<file>[^/]+)",
+               r"dataset/(?P<name>[^/]+)/(?P<where>[^/]+)/(?P<file>[^/]+)"),
+           "indonesian2": first_name_folders("idn2", r"(?P<name>[^/]+)/(?P<where>[^/]+)/(?P<file>[^/]+)"),
+           "nogizaka2": read_nogizaka2}
 
 
 def _drop_repeats(files: list, skipped: Counter) -> list:
@@ -485,6 +553,8 @@ def materialise(source: str, mirrors: Path, out: Path, skip_families: set[str], 
     _write_people(root, {folder: people[folder] for folder in people if per_person[folder]})
     info = {"source": source, "repo": repo_name, "commit": commit, "path": prefix, **_counts(per_person),
             "skipped": dict(skipped)}
+    if source == "nogizaka2":
+        info["dropped_people"] = [{"folder": f"{k}_out", "reason": why} for k, why in NOGIZAKA2_DROPPED.items()]
     if source == "asianfaces":
         info["dropped_people"] = [{"name": _words(stem), "file_stem": stem, "reason": why}
                                   for stem, why in ASIANFACES_DROPPED.items()]

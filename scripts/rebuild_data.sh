@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything the training and evaluation commands read that is not committed, rebuilt on a new machine with the
 # commands of docs/data.md, docs/detection.md and scripts/eval_candidate.sh (each step skipped when its output
-# exists): the collections' identity folders and packs (v2 to v6), the development people and their detector
+# exists): the collections' identity folders and packs (v2 to v7), the development people and their detector
 # crops, the held-out folders, and the LFW, glint24 and detector packs.
 # Usage: bash scripts/rebuild_data.sh [collections|eval|detector|all]   (default: all; about an hour here)
 # Needs the sources' git snapshots under /work/.mirror (brought with the search tool's fetch: the repositories
@@ -26,6 +26,10 @@ V4_REST="--source bollywood100=collection/raw/bollywood100:named --source fgnet=
 V4_EXTRA="--source celeba10k=collection/raw/celeba10k $V4_REST"
 # v5: celeba10k's folder with celeba30k's pictures linked in (the same people keep their identities)
 V5_EXTRA="--source celeba10k=collection/raw/celeba_v5 $V4_REST"
+# v7: v6 and five small sources of people the collection lacks (Turkish, Indian, Indonesian, Japanese)
+V7_EXTRA="--source turkish=collection/raw/turkish:named --source indian_students=collection/raw/indian_students
+  --source indonesian1=collection/raw/indonesian1 --source indonesian2=collection/raw/indonesian2
+  --source nogizaka2=collection/raw/nogizaka2:named"
 
 collections() {
   $PY scripts/collection_sources.py --out collection/raw --cfp-names --skip-written  # names any snapshot to fetch
@@ -55,6 +59,12 @@ collections() {
     # shellcheck disable=SC2086
     $IZ data build $V2 $V3_EXTRA $V5_EXTRA --exclude-keys scripts/exclude_found_by_face.txt --exclude-one-edit \
       --out collection/v6
+  fi
+  if [ ! -f collection/v7/collection.json ]; then
+    mkdir -p collection/v7/landmarks && cp -n collection/v6/landmarks/*.npz collection/v7/landmarks/
+    # shellcheck disable=SC2086
+    $IZ data build $V2 $V3_EXTRA $V5_EXTRA $V7_EXTRA --exclude-keys scripts/exclude_found_by_face.txt \
+      --exclude-one-edit --out collection/v7
   fi
 }
 

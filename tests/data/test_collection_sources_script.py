@@ -168,3 +168,27 @@ def test_merge_links_two_samples_of_the_same_people_into_one_folder_each(cs, tmp
     _written(tmp_path / "c", {"celeba1/000001.jpg": b"z"}, [("celeba1", "")])
     with pytest.raises(SystemExit, match="same file of one person"):
         cs.merge_sources(tmp_path, "m3", ["a", "c"])
+
+
+def test_sources_of_stop_55_turkish_students_and_nogizaka2(cs):
+    # Turkish names in ASCII letters, as LFW spells them (so --exclude-lfw sees Erdogan); one person in both parts
+    assert cs.ascii_name("Recep Tayyip Erdoğan") == "Recep Tayyip Erdogan"
+    assert cs.ascii_name("Kemal  Kılıçdaroğlu") == "Kemal Kilicdaroglu"
+    assert cs.ascii_name("Ekrem İmamoğlu") == "Ekrem Imamoglu"
+    t = cs.read_turkish("train/Recep Tayyip Erdoğan/Recep Tayyip Erdoğan_3.jpg")
+    assert t[0] == "Recep_Tayyip_Erdogan" and t[1] == "train_Recep Tayyip Erdoğan_3.jpg"
+    assert cs.read_turkish("validation/Hande Erçel/x.jpg")[0] == cs.read_turkish("train/Hande Erçel/y.jpg")[0]
+    assert isinstance(cs.read_turkish("test/Someone/x.jpg"), str)
+    # first names: one student in two ethnic-group folders (and two layouts) is one person
+    read = cs.READERS["indonesian1"]
+    a, b = read("dataset/san/Jawa/img_1.jpg"), read("dataset/san/Minang/img_1.jpg")
+    assert a[0] == b[0] == "idn1_san" and a[1] != b[1]
+    assert read("dataset_tubes/Sunda/Hasya/1.jpg") == ("idn1_hasya", "Sunda_1.jpg", ("", "", "idn1_hasya"))
+    assert isinstance(read("dataset_tubes_gender/Sunda/Hasya/1.jpg"), str)  # a re-sorted copy: left out
+    assert cs.READERS["indian_students"]("validation/MEGHANA/4.jpg")[0] == "indstud_meghana"
+    assert cs.READERS["indonesian2"]("Tia/Jawa/Tia_Jawa_a.jpg")[0] == "idn2_tia"
+    # Nogizaka46 by name (members the nogizaka source has merge with it); the AKB48-family member stays out
+    assert cs.read_nogizaka2("maiyan_out/12.jpg") == cs._named("Mai Shiraishi", "12.jpg", "f")
+    assert cs.read_nogizaka2("yasushi_out/1.jpg")[2] == ("Yasushi Akimoto", "m", "Yasushi_Akimoto")
+    assert "AKB48" in cs.read_nogizaka2("ikoma_out/3.jpg")
+    assert isinstance(cs.read_nogizaka2("photo/1.jpg"), str)
