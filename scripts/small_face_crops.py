@@ -125,7 +125,8 @@ def main() -> None:
             iod = float(np.linalg.norm(r[1][0] - r[1][1]))
             err.append(float(np.linalg.norm(q - r[1], axis=1).mean()) / max(iod, 1e-6))
         e = np.array(err)
-        return {"faces": len(e), "median": round(float(np.median(e)), 4), "under_0.1": round(float((e < 0.1).mean()), 4)}
+        return {"faces": len(e), "median": round(float(np.median(e)), 4),
+                "under_0.1": round(float((e < 0.1).mean()), 4)}
 
     alone = [face_pixels(im, r[0], r[1], emb.input_size, "aligned") if r else im for im, r in zip(pictures, ref)]
     results = {"command": "python scripts/small_face_crops.py " + " ".join(sys.argv[1:]), "k": a.k, "part": a.part,

@@ -42,6 +42,8 @@ def main(argv=None) -> int:
     ap.add_argument("--relook", choices=("on", "off"), default="off",
                     help="the second look at small faces for their points (iznet.detect.relook; on: the setting "
                     "users run; off: the first look's points, as the landmark branch gives them)")
+    ap.add_argument("--relook-conf", type=float, default=None,
+                    help="with --relook on: the second look's confidence threshold (default: the shipped setting)")
     ap.add_argument("--json-name", default=None, help="result file name in OUT (default eval_<split>.json)")
     args = ap.parse_args(argv)
 
@@ -68,10 +70,14 @@ def main(argv=None) -> int:
     from iznet.detect.settings import DEFAULT_RELOOK
 
     relook = DEFAULT_RELOOK if args.relook == "on" else None
+    if relook is not None and args.relook_conf is not None:
+        import dataclasses
+
+        relook = dataclasses.replace(relook, conf=args.relook_conf)
     res = evaluate_landmarks(YoloFaceDetector.from_checkpoint(model, tta=args.tta, relook=relook), part)
     res["detector"] = str(model)
     res["split"] = args.split
-    res["relook"] = args.relook
+    res["relook"] = None if relook is None else dict(relook.__dict__)
     res["images"] = len(part)
     out.mkdir(parents=True, exist_ok=True)
     (out / (args.json_name or f"eval_{args.split}.json")).write_text(json.dumps(res, indent=2) + "\n")

@@ -109,7 +109,8 @@ class YoloFaceDetector:
         found = detect_images(forward, images, size, config, self.tta, batch_size)
         if self.relook is not None:
             second = tta_config(self.relook.tta)
-            found = relook_found(lambda sq: detect_images(forward, sq, size, config, second, batch_size),
+            again = self.relook.postprocess(config)
+            found = relook_found(lambda sq: detect_images(forward, sq, size, again, second, batch_size),
                                  images, found, size, self.relook)
         refiner = getattr(self.model, "landmark_refiner", None)
         return refine_detections(refiner, images, found) if refiner is not None else found

@@ -101,12 +101,15 @@ class RelookConfig:
         below: faces whose box is under this many pixels of the detector's input (its longer side) get it.
         tta: the test-time augmentation of the second look (a mode name).
         min_iou: the face found in the square must overlap the first look's box at least this much.
+        conf: the confidence threshold of the second look (None: the detector's own); the face is already
+            found, so a lower one only lets more of them get new points.
     """
 
     zoom: float = 3.0
     below: float = 64.0
     tta: str = "off"
     min_iou: float = 0.3
+    conf: float | None = None
 
     def __post_init__(self) -> None:
         if not 1.0 <= float(self.zoom) <= 16.0:
@@ -117,6 +120,14 @@ class RelookConfig:
             raise ValueError(f"relook tta {self.tta!r}: choose one of {', '.join(TTA_MODES)}")
         if not 0.0 <= float(self.min_iou) <= 1.0:
             raise ValueError(f"relook min_iou must lie in 0..1, got {self.min_iou}")
+        if self.conf is not None and not 0.0 <= float(self.conf) <= 1.0:
+            raise ValueError(f"relook conf must lie in 0..1, got {self.conf}")
+
+    def postprocess(self, config: PostprocessConfig) -> PostprocessConfig:
+        """The post-processing of the second look: ``config`` with this look's confidence threshold."""
+        if self.conf is None:
+            return config
+        return PostprocessConfig(float(self.conf), config.iou_threshold, config.max_detections)
 
 
 #: The second look the loaded detectors use (``iznet.loading``; chosen on development people,

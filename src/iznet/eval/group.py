@@ -553,5 +553,6 @@ def _label_group_photos(pipeline: GroupPipeline, splits: list[PersonSplit], cfg:
 
 __all__ = [
     "GroupPhotos", "GroupPipeline", "GroupReport", "OUTCOMES", "PaddedDetector", "PersonSplit", "ProbeOutcome",
-    "WholeImageDetector", "compose_group_photo", "face_in", "bundled_threshold", "enroll_with_pipeline", "evaluate_group", "group_root", "split_group",
+    "WholeImageDetector", "bundled_threshold", "compose_group_photo", "enroll_with_pipeline", "evaluate_group",
+    "face_in", "group_root", "split_group",
 ]

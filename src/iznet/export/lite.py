@@ -270,7 +270,8 @@ class LiteDetector:
         from iznet.detect.settings import tta_config
 
         second = tta_config(self.relook.tta)
-        return relook_found(lambda sq: detect_arrays(self.forward, sq, self.image_size, self.config, second,
+        again = self.relook.postprocess(self.config)
+        return relook_found(lambda sq: detect_arrays(self.forward, sq, self.image_size, again, second,
                                                      batch_size), images, found, self.image_size, self.relook)
 
     def detect(self, image: np.ndarray):

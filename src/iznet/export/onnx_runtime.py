@@ -157,7 +157,8 @@ class OnnxDetector:
         found = detect_arrays(self.forward, images, self.image_size, config, self.tta, batch_size)
         if self.relook is not None:
             second = mode(self.relook.tta)
-            found = relook_found(lambda sq: detect_arrays(self.forward, sq, self.image_size, config, second,
+            again = self.relook.postprocess(config)
+            found = relook_found(lambda sq: detect_arrays(self.forward, sq, self.image_size, again, second,
                                                           batch_size), images, found, self.image_size, self.relook)
         found = [Detections(torch.from_numpy(f.xyxy), torch.from_numpy(f.scores), f.image_size,
                             None if f.landmarks is None else torch.from_numpy(np.asarray(f.landmarks, np.float32)))
