@@ -79,6 +79,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--max-wrong", type=float, default=0.01)
     ap.add_argument("--max-strangers-named", type=float, default=0.1)
+    ap.add_argument("--fixed", default=None, metavar="FAMILY:T:M",
+                    help="score one setting of one family (chosen elsewhere) instead of searching the grid: the "
+                    "way to test a setting on people never used to choose it")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -97,6 +100,14 @@ def main() -> None:
     t_grid = np.round(np.arange(0.80, 1.30, 0.01), 3)
     z_grid = np.round(np.arange(-6.0, 0.01, 0.1), 2)
     fams = {"cohort_margin": (t_grid, MARGINS), "snorm": (z_grid, MARGINS)}
+    if a.fixed:
+        try:
+            fam, t_fix, m_fix = a.fixed.split(":")
+            fams = {fam: (np.array([float(t_fix)]), np.array([float(m_fix)]))}
+        except ValueError:
+            ap.error(f"--fixed {a.fixed!r}: give FAMILY:T:M, e.g. snorm:-0.7:0.1")
+        if fam not in ("cohort_margin", "snorm"):
+            ap.error(f"--fixed {a.fixed!r}: the family is cohort_margin or snorm")
     counts = {(f, s): np.zeros((len(g[0]), len(g[1]), 4)) for f, g in fams.items() for s in sizes}  # r, w, str, -
     ship = {s: np.zeros(4) for s in sizes}
     totals = {s: [0, 0] for s in sizes}
@@ -123,6 +134,8 @@ def main() -> None:
                     ship[size][2] += named.sum()
                     totals[size][1] += len(idx)
                 for fam, score, marg in (("cohort_margin", best, gap_c), ("snorm", z, second - best)):
+                    if fam not in fams:
+                        continue
                     tt, mm = fams[fam]
                     ok = (score[None, None, :] <= tt[:, None, None]) & (marg[None, None, :] >= mm[None, :, None])
                     c = counts[(fam, size)]
@@ -134,6 +147,16 @@ def main() -> None:
     share = {s: {"right": ship[s][0] / totals[s][0], "wrong": ship[s][1] / totals[s][0],
                  "strangers_named": ship[s][2] / totals[s][1]} for s in sizes}
     out = {"args": {k: str(v) for k, v in vars(a).items()}, "shipped": share, "families": {}}
+    if a.fixed:  # one setting: its numbers as they are, nothing chosen
+        fam, (tt, mm) = next(iter(fams.items()))
+        row = {s: {"right": float(counts[(fam, s)][0, 0, 0] / totals[s][0]),
+                   "wrong": float(counts[(fam, s)][0, 0, 1] / totals[s][0]),
+                   "strangers_named": float(counts[(fam, s)][0, 0, 2] / totals[s][1])} for s in sizes}
+        out["fixed"] = {"family": fam, "threshold": float(tt[0]), "margin": float(mm[0]), "by_size": row}
+        print(f"{fam} at T {tt[0]}, m {mm[0]}: " + "; ".join(
+            f"{s} people {100 * v['right']:.1f}% / {100 * v['wrong']:.2f}% / {100 * v['strangers_named']:.1f}%"
+            for s, v in row.items()))
+        fams = {}
     print(f"shipped rule (threshold {t_ship:.4f}, gallery far {far}, margin {m_ship}): " + "; ".join(
         f"{s} people {100 * v['right']:.1f}% / {100 * v['wrong']:.2f}% / {100 * v['strangers_named']:.1f}%"
         for s, v in share.items()))
