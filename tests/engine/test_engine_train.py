@@ -587,3 +587,32 @@ def test_group_needs_a_same_person_development_pair(tmp_path):
     items += [(f"p0/{j}.jpg", 0, rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for j in range(3, 5)]
     pack_images(items, tmp_path / "g2.pt", 32, classes=[f"p{i}" for i in range(3)])
     assert build_train_data(str(tmp_path / "g2.pt"), dev_pairs=10).held_out is not None  # p0 holds out two
+
+
+def test_head_warmup_trains_only_the_identity_head_first_and_resumes_exactly(tmp_path):
+    """--head-warmup N: for N steps the network's weights stay and the identity directions learn; then both
+    learn; a resume in the middle of the warm-up gives the weights of an uninterrupted run."""
+    data = _synthetic()
+    cfg = dict(id_weight=0.5, id_init="centroids", head_warmup=3, seed=2)
+    warm = Trainer(_cfg(**cfg), data, tmp_path / "warm", device="cpu")
+    weights = {n: p.detach().clone() for n, p in warm.model.named_parameters()}
+    warm.fit(stop_after=1)  # step 0 imprints the directions, then they learn
+    directions = warm.id_loss.weight.detach().clone()
+    warm.fit(stop_after=3)
+    assert all(torch.equal(p, weights[n]) for n, p in warm.model.named_parameters())
+    assert not torch.equal(directions, warm.id_loss.weight)
+    warm.fit()
+    assert any(not torch.equal(p, weights[n]) for n, p in warm.model.named_parameters())
+    full = Trainer(_cfg(**cfg), data, tmp_path / "full", device="cpu")
+    full.fit()
+    part = Trainer(_cfg(**cfg), data, tmp_path / "part", device="cpu")
+    part.fit(stop_after=2)
+    resumed = Trainer(_cfg(**cfg), data, tmp_path / "part", device="cpu")
+    resumed.resume(tmp_path / "part" / "last.pt")
+    resumed.fit()
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[k], v), k
+    with pytest.raises(TrainingError, match="head_warmup"):
+        _cfg(head_warmup=6, id_weight=0.5).validate()
+    with pytest.raises(TrainingError, match="--head-warmup"):
+        _cfg(head_warmup=2).validate()  # plain triplets have no head of their own

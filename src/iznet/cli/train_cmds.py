@@ -82,6 +82,8 @@ def train(
                                       "(the trunk's weights and batch-norm statistics stay fixed)"),
     freeze_through: Optional[str] = typer.Option(None, "--freeze-through", help="with --init: keep the network's "
                                                  "blocks up to and including this one fixed (e.g. inception_3c)"),
+    head_warmup: int = typer.Option(0, "--head-warmup", min=0, help="the first N steps train only the loss's "
+                                    "own head (the identity term's directions), the network's weights fixed"),
     keep_best: bool = typer.Option(False, "--keep-best", help="save best.pt at each dev evaluation that beats "
                                    "the best dev AUC so far (early stopping; with --eval-every)"),
     calibrate_far: float = typer.Option(_D.calibrate_far, "--calibrate-far", min=0.0, max=0.99,
@@ -146,6 +148,7 @@ def train(
                       channels_last=channels_last, eval_every=eval_every, checkpoint_every=checkpoint_every,
                       snapshot_at=snaps, time_budget=time_budget, profile=profile, init=init or "",
                       freeze_trunk=freeze_trunk, freeze_through=freeze_through or "", keep_best=keep_best,
+                      head_warmup=head_warmup,
                       calibrate_far=calibrate_far,
                       calibrate_stranger_far=calibrate_strangers,
                       rehearse=rehearse or "", rehearse_p=rehearse_p)

@@ -117,6 +117,10 @@ class TrainConfig:
     # (weights and batch-norm statistics fixed); the later blocks and the head train, and steps skip the
     # frozen blocks' backward pass. "" : nothing frozen.
     freeze_through: str = ""
+    # A probe first: for the first N steps only the loss's own head learns (the identity term's class
+    # directions, the pair classifier); the network's weights stay (their batch-norm statistics follow the
+    # batches). A stage from a trained network starts with freshly imprinted directions. 0: none.
+    head_warmup: int = 0
     # Early stopping: at every dev evaluation that beats the best dev AUC so far, save the model as best.pt.
     keep_best: bool = False
     # A group's run (a folder or a group pack: each person's last photos held out) stores in best.pt and
@@ -185,6 +189,12 @@ class TrainConfig:
         if self.id_init != "random" and not self.uses_id_loss:
             raise TrainingError(f"id_init {self.id_init!r} sets the identity term's class directions; it needs "
                                 "--id-weight > 0 or --loss cosface")
+        if isinstance(self.head_warmup, bool) or not isinstance(self.head_warmup, int) \
+                or not 0 <= self.head_warmup < max(1, self.steps):
+            raise TrainingError(f"head_warmup must be an int from 0 to steps - 1, got {self.head_warmup!r}")
+        if self.head_warmup and not (self.uses_id_loss or self.loss == "pair"):
+            raise TrainingError("--head-warmup trains the loss's own head first (the identity term or the pair "
+                                "classifier): it needs --id-weight > 0, --loss cosface or --loss pair")
         if self.uses_id_loss and not (self.id_scale > 0 and 0 <= self.id_margin < 1):
             raise TrainingError(f"id_scale must be > 0 and id_margin in [0, 1), got {self.id_scale}, {self.id_margin}")
 

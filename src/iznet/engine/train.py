@@ -112,13 +112,22 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (0.1 ** int(t / 0.4))  # "step": x0.1 at 40% and 80% of the run
 
 
-def _make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+def _make_optimizer(cfg: TrainConfig, params, head_params=()) -> torch.optim.Optimizer:
     # No weight decay on 1-d parameters (norm scales and shifts, biases): decaying the scale of the BN
     # before the L2 norm shrinks every embedding towards one point (the first default embedder collapsed
-    # to distances of 0.03-0.04 on the unit sphere).
-    params = list(params)
-    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    # to distances of 0.03-0.04 on the unit sphere). With a head warm-up the network's groups are marked
+    # ("network": True) so that their learning rate can stay 0 while the loss's head learns; without one the
+    # two groups are those of every earlier run (their checkpoints resume as they were).
+    params, head_params = list(params), list(head_params)
+
+    def split(ps: list, **extra) -> list[dict]:
+        return [{"params": [p for p in ps if p.ndim > 1], "weight_decay": cfg.weight_decay, **extra},
+                {"params": [p for p in ps if p.ndim <= 1], "weight_decay": 0.0, **extra}]
+
+    if cfg.head_warmup:
+        groups = split(params, network=True) + split(head_params, network=False)
+    else:
+        groups = split(params + head_params)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     if cfg.optimizer == "adagrad":
@@ -256,12 +265,13 @@ class Trainer:
             if name.startswith(self._frozen):
                 prm.requires_grad_(False)
         params = [prm for prm in self.model.parameters() if prm.requires_grad]
+        head_params: list = []
         self.head = None
         if cfg.loss == "pair":
             from iznet.losses import PairClassifier
 
             self.head = PairClassifier(dim=self.model.embedding_dim, metric=cfg.pair_metric).to(self.device)
-            params += list(self.head.parameters())
+            head_params += list(self.head.parameters())
         self.id_loss = None
         if cfg.uses_id_loss:
             from iznet.losses import CosFaceLoss
@@ -269,8 +279,8 @@ class Trainer:
             n_classes = max(2, len(data.train.classes), int(data.train.labels.max(initial=-1)) + 1)
             self.id_loss = CosFaceLoss(self.model.embedding_dim, n_classes,
                                        scale=cfg.id_scale, margin=cfg.id_margin).to(self.device)
-            params += list(self.id_loss.parameters())
-        self.optimizer = _make_optimizer(cfg, params)
+            head_params += list(self.id_loss.parameters())
+        self.optimizer = _make_optimizer(cfg, params, head_params)
         self.step = 0
         self.samples = 0
         self._loss_fn, self._miner = self._make_loss()
@@ -339,8 +349,8 @@ class Trainer:
         cfg, data = self.cfg, self.data
         step = self.step
         gen = _step_generator(cfg.seed, step)
-        for g in self.optimizer.param_groups:
-            g["lr"] = _lr_at(cfg, step)
+        for g in self.optimizer.param_groups:  # a head warm-up keeps the network's learning rate at 0 first
+            g["lr"] = 0.0 if g.get("network") and step < cfg.head_warmup else _lr_at(cfg, step)
         train_idx = data.train.indices
         labels_np = data.train.labels
         stats: dict[str, Any] = {}
