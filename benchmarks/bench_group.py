@@ -313,6 +313,8 @@ def main(argv: list[str] | None = None) -> dict:
     bad = [m for m in modes if m not in ("detect", "crop", "group")]
     if bad or not modes:
         sys.exit(f"--modes {args.modes!r}: choose from detect, crop, group (comma-separated)")
+    if "group" in modes and not args.spread >= 1:
+        sys.exit(f"--spread {args.spread}: a cell is at least one picture wide (1 or more)")
     with tempfile.TemporaryDirectory(prefix="bench_group_") as tmp:
         tmpd = Path(tmp)
         galleries: dict[str, Gallery] = {}

@@ -95,9 +95,12 @@ def main() -> None:
     det = load_detector(spec=a.detector, runtime="torch", relook=False)  # the first look, as the pipeline's
     looks = {}
     for item in a.relook.split(","):
-        zoom, tta = item.split(":")
-        looks[item] = (RelookConfig(zoom=float(zoom), below=1e9, tta=tta),
-                       load_detector(spec=a.detector, runtime="torch", tta=tta, relook=False))
+        try:
+            zoom, tta = item.split(":")
+            cfg = RelookConfig(zoom=float(zoom), below=1e9, tta=tta)
+        except ValueError as e:
+            ap.error(f"--relook {item!r}: give ZOOM:TTA such as 3:off ({e})")
+        looks[item] = (cfg, load_detector(spec=a.detector, runtime="torch", tta=tta, relook=False))
     emb = load_embedder(spec=a.embedder, runtime="torch")
     if getattr(emb, "face_crop", "box") != "aligned":
         ap.error(f"{a.embedder} is not an aligned embedder: landmarks do not change its crops")

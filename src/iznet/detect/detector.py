@@ -108,8 +108,7 @@ class YoloFaceDetector:
         size, config = self.model.image_size, config or self.config
         found = detect_images(forward, images, size, config, self.tta, batch_size)
         if self.relook is not None:
-            second = tta_config(self.relook.tta)
-            again = self.relook.postprocess(config)
+            again, second = self.relook.second_look(config)
             found = relook_found(lambda sq: detect_images(forward, sq, size, again, second, batch_size),
                                  images, found, size, self.relook)
         refiner = getattr(self.model, "landmark_refiner", None)

@@ -123,11 +123,12 @@ class RelookConfig:
         if self.conf is not None and not 0.0 <= float(self.conf) <= 1.0:
             raise ValueError(f"relook conf must lie in 0..1, got {self.conf}")
 
-    def postprocess(self, config: PostprocessConfig) -> PostprocessConfig:
-        """The post-processing of the second look: ``config`` with this look's confidence threshold."""
-        if self.conf is None:
-            return config
-        return PostprocessConfig(float(self.conf), config.iou_threshold, config.max_detections)
+    def second_look(self, config: PostprocessConfig) -> tuple[PostprocessConfig, TTAConfig]:
+        """How the second look runs: the first look's post-processing ``config`` with this look's confidence
+        threshold, and this look's test-time augmentation."""
+        if self.conf is not None:
+            config = PostprocessConfig(float(self.conf), config.iou_threshold, config.max_detections)
+        return config, tta_config(self.tta)
 
 
 #: The second look the loaded detectors use (``iznet.loading``; chosen on development people,

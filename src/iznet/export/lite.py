@@ -267,10 +267,8 @@ class LiteDetector:
         if self.relook is None:
             return found
         from iznet.detect.relook import relook_found
-        from iznet.detect.settings import tta_config
 
-        second = tta_config(self.relook.tta)
-        again = self.relook.postprocess(self.config)
+        again, second = self.relook.second_look(self.config)
         return relook_found(lambda sq: detect_arrays(self.forward, sq, self.image_size, again, second,
                                                      batch_size), images, found, self.image_size, self.relook)
 

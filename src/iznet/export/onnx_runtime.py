@@ -150,14 +150,12 @@ class OnnxDetector:
         from iznet.detect.numpy_post import detect_arrays
 
         from iznet.detect.relook import relook_found
-        from iznet.detect.settings import tta_config as mode
 
         images = [_check_rgb(im) for im in images]
         config = config or self.config
         found = detect_arrays(self.forward, images, self.image_size, config, self.tta, batch_size)
         if self.relook is not None:
-            second = mode(self.relook.tta)
-            again = self.relook.postprocess(config)
+            again, second = self.relook.second_look(config)
             found = relook_found(lambda sq: detect_arrays(self.forward, sq, self.image_size, again, second,
                                                           batch_size), images, found, self.image_size, self.relook)
         found = [Detections(torch.from_numpy(f.xyxy), torch.from_numpy(f.scores), f.image_size,
