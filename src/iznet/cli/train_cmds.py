@@ -97,6 +97,10 @@ def train(
                                            "holds --rehearse-p people of this pack (e.g. the collection the base "
                                            "learned), so the base's people stay apart"),
     rehearse_p: int = typer.Option(_D.rehearse_p, "--rehearse-p", help="people per batch drawn from --rehearse"),
+    distill: Optional[Path] = typer.Option(None, "--distill", help="a teacher's descriptors of the training "
+                                           "pack (scripts/teacher_descriptors.py): each batch's similarities are "
+                                           "pulled towards the teacher's (docs/training.md)"),
+    distill_weight: float = typer.Option(_D.distill_weight, "--distill-weight", help="weight of that term"),
     augment: str = typer.Option("default", "--augment", help="default (mild box jitter, flips, brightness) | "
                                 "photo (wider box jitter, colour, blur, JPEG; docs/training.md)"),
     dev_people: Optional[Path] = typer.Option(None, "--dev-people", help="a collection pack's development people: "
@@ -151,7 +155,8 @@ def train(
                       head_warmup=head_warmup,
                       calibrate_far=calibrate_far,
                       calibrate_stranger_far=calibrate_strangers,
-                      rehearse=rehearse or "", rehearse_p=rehearse_p)
+                      rehearse=rehearse or "", rehearse_p=rehearse_p,
+                      distill=str(distill) if distill else "", distill_weight=distill_weight)
     from iznet.engine.config import augment_preset
 
     try:

@@ -134,6 +134,10 @@ class TrainConfig:
     # apart from the group's people, so the loss keeps the base's people apart while the group is learned.
     rehearse: str = ""
     rehearse_p: int = 8
+    # A teacher's descriptors of the training pack's images (scripts/teacher_descriptors.py): each batch's
+    # cosine similarities are pulled towards the teacher's (iznet.engine.distill), with this weight. "": none.
+    distill: str = ""
+    distill_weight: float = 1.0
 
     def validate(self) -> None:
         def bad(what, value, allowed):
@@ -179,6 +183,11 @@ class TrainConfig:
         if self.rehearse and (self.loss == "pair" or self.uniform_triplets or self.uses_id_loss):
             raise TrainingError("rehearsal (--rehearse) adds people to P×K batches of loss 'triplet' with online "
                                 "mining or 'contrastive', without the identity term")
+        if not (math.isfinite(self.distill_weight) and self.distill_weight > 0):
+            raise TrainingError(f"distill_weight must be > 0, got {self.distill_weight}")
+        if self.distill and self.rehearse:
+            raise TrainingError("--distill and --rehearse: the teacher describes the training pack only, not the "
+                                "rehearsed one; choose one")
         if self.rehearse and self.rehearse_p < 2:
             raise TrainingError(f"rehearse_p must be >= 2 people per batch, got {self.rehearse_p}")
         if not (0 <= self.calibrate_far < 1 and 0 <= self.calibrate_stranger_far < 1):

@@ -60,6 +60,7 @@ class TrainData:
     spec: str = ""
     info: dict = field(default_factory=dict)
     held_out: Split | None = None  # a group's held-out images of its training people (labels as in ``train``)
+    paths: list[str] | None = None  # a pack's relative path of each image (``images`` order), when from a pack
 
 
 def _relabel(names: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -137,6 +138,7 @@ def build_train_data(spec: str, *, pack: str | Path | None = None, data_root: st
             raise DataError(f"{spec}: a list of development people applies to collection packs only")
         else:
             data = _build_group(spec, images, names, dev_pairs, rng)
+        data.paths = list(p.paths)
         if p.meta.get("crop") in ("aligned", "box"):
             data.info["crop"] = p.meta["crop"]  # the face crop convention the model learns (see iznet.data.align)
         return data

@@ -307,6 +307,18 @@ class Trainer:
             except DataError as e:
                 raise TrainingError(f"--rehearse {cfg.rehearse}: {e}") from None
             self._rehearse_batches = _Batches(self._rehearsal.train.labels, cfg.rehearse_p, cfg.k, cfg.seed + 1)
+        self._teacher: torch.Tensor | None = None  # unit teacher targets of every image (iznet.engine.distill)
+        if cfg.distill:
+            from iznet.engine.distill import load_teacher, teacher_targets
+
+            if data.paths is None:
+                raise TrainingError(f"--distill {cfg.distill}: the teacher describes a pack's images; train on a "
+                                    f"pack file, not {data.spec!r}")
+            try:
+                self._teacher = teacher_targets(load_teacher(cfg.distill, data.paths),
+                                                data.train.indices).to(self.device)
+            except DataError as e:
+                raise TrainingError(f"--distill: {e}") from None
         self._snapshot_left = sorted(int(s) for s in cfg.snapshot_at)
         self._snapshot_idx = self._snapshot_set()
         if self.device.type == "cuda":
@@ -410,6 +422,12 @@ class Trainer:
             stats["id_loss"] = float(id_loss.detach())
             stats["id_acc"] = self.id_loss.last_stats["id_acc"]
             loss = id_loss if cfg.loss == "cosface" else loss + cfg.id_weight * id_loss
+        if self._teacher is not None:
+            from iznet.engine.distill import similarity_distill_loss
+
+            d_loss = similarity_distill_loss(emb, self._teacher[img_idx.to(self.device)])
+            stats["distill"] = float(d_loss.detach())
+            loss = loss + cfg.distill_weight * d_loss
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"loss became {loss.item()} at step {step} (lr {_lr_at(cfg, step):.3g}); lower --lr, "
