@@ -111,7 +111,7 @@ def lfw_overlap(people: list[str], lfw: Path | None) -> dict[str, Any]:
         if len(train) == info["train_people"] and sum(count[p] for p in train) == info["train_images"]:
             out["trained_on"] = [p for p in in_lfw if p in train]
             out["dev_held_out"] = [p for p in in_lfw if p in dev]
-    except (OSError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError, TypeError) as e:  # TypeError: an embedder without a training summary
         out["trained_on_error"] = str(e)
     return out
 
