@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT = "iznet-teacher-v1"
+from iznet.engine.distill import TEACHER_FORMAT as FORMAT  # the one definition of the file format
 
 
 def parse_shard(text: str) -> tuple[int, int]:
