@@ -6,7 +6,8 @@
 
 Each ingredient is ``WEIGHT:CHECKPOINT`` (weights sum to 1; a run's ``last.pt`` works too). The networks must
 share one architecture; the metadata (input size, crop, flip TTA) is the first ingredient's, with
-``meta["soup"]`` naming the ingredients, and no stored unknown-face rule (stage ``ship`` sets one).
+``meta["soup"]`` naming the ingredients, and no stored unknown-face rule (stage ``ship`` sets one); an
+ingredient of weight 1 keeps its training record (``iznet.engine.soup.soup_meta``).
 
 ``--bn-pack`` re-estimates the batch-norm statistics of the average on ``--bn-images`` images of that pack
 (its development people, from ``--config-from``'s run, left out; no augmentation; ``iznet.engine.soup``);
@@ -84,7 +85,7 @@ def main() -> None:
     a = ap.parse_args()
     import torch
 
-    from iznet.engine.soup import average_state_dicts, recompute_batchnorm
+    from iznet.engine.soup import average_state_dicts, recompute_batchnorm, soup_meta
     from iznet.errors import IznetError
     from iznet.models.registry import create_model
     from iznet.utils.checkpoint import load_checkpoint, save_checkpoint
@@ -103,10 +104,7 @@ def main() -> None:
                                  f"{cks[0]['model']} {cks[0]['model_kwargs']}; average one architecture")
         sd = average_state_dicts([ck["state_dict"] for ck in cks], [w for w, _ in parts], names)
         cfg = run_config(a.config_from)
-        meta = {k: v for k, v in cks[0]["meta"].items()
-                if k not in ("calibration", "weights_dtype", "source_run", "summary", "step")}
-        meta["soup"] = {"ingredients": [{"weight": w, "checkpoint": str(p)} for w, p in parts],
-                        "batchnorm": "averaged"}
+        meta = soup_meta([ck["meta"] for ck in cks], [w for w, _ in parts], names)
         if a.bn_pack is not None:
             model = create_model(cks[0]["model"], **cks[0]["model_kwargs"])
             model.load_state_dict(sd)

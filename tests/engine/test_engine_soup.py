@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from iznet.engine.soup import average_state_dicts, recompute_batchnorm
+from iznet.engine.soup import average_state_dicts, recompute_batchnorm, soup_meta
 from iznet.errors import ModelError
 
 
@@ -83,3 +83,17 @@ def test_batchnorm_needs_layers_and_images():
     with pytest.raises(ModelError, match="no images"):
         recompute_batchnorm(net, [])
     assert net[1].momentum == before
+
+
+def test_meta_keeps_the_training_record_only_of_a_whole_ingredient():
+    run = {"input_size": 112, "summary": {"data": "pack_a.pt"}, "source_run": "runs/a", "step": 5,
+           "calibration": {"threshold": 1.0}, "weights_dtype": "float16"}
+    start = {"input_size": 112, "summary": {"data": "pack_b.pt"}, "source_run": "runs/b",
+             "calibration": {"threshold": 1.1}}
+    alone = soup_meta([start, run], [0.0, 1.0], ["b.pt", "a.pt"])
+    assert alone["summary"] == {"data": "pack_a.pt"} and alone["source_run"] == "runs/a" and alone["step"] == 5
+    assert "calibration" not in alone and "weights_dtype" not in alone
+    assert alone["soup"]["ingredients"] == [{"weight": 0.0, "checkpoint": "b.pt"}, {"weight": 1.0, "checkpoint": "a.pt"}]
+    mix = soup_meta([start, run], [0.5, 0.5], ["b.pt", "a.pt"])
+    assert mix["input_size"] == 112
+    assert not {"summary", "source_run", "step", "calibration"} & set(mix)

@@ -102,3 +102,25 @@ def recompute_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> in
     if seen == 0:
         raise ModelError("no images were given to recompute the batch-norm statistics")
     return seen
+
+
+_TRAINING_KEYS = ("source_run", "summary", "step")
+
+
+def soup_meta(metas: Sequence[dict], weights: Sequence[float], names: Sequence[str]) -> dict:
+    """The metadata of a weighted average: which checkpoints, in what proportion, and what trained it.
+
+    The unknown-face rule (``calibration``) and the storage type are never kept: a mix is calibrated anew.
+    When one ingredient has weight 1 the mix *is* that network, so its training record (``summary``: the
+    training pack and people, ``source_run``, ``step``) is kept and a later check that needs the training
+    people (for one, the overlap of the training people with LFW) still finds them; otherwise the record
+    is dropped, since no single run trained the mix, and the first ingredient's other metadata (input size,
+    crop, flip TTA) is used.
+    """
+    whole = [i for i, w in enumerate(weights) if float(w) == 1.0]
+    base = metas[whole[0]] if whole else metas[0]
+    drop = {"calibration", "weights_dtype"} | (set() if whole else set(_TRAINING_KEYS))
+    meta = {k: v for k, v in base.items() if k not in drop}
+    meta["soup"] = {"ingredients": [{"weight": float(w), "checkpoint": str(n)} for w, n in zip(weights, names)],
+                    "batchnorm": "averaged"}
+    return meta
