@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from iznet.engine.distill import TEACHER_FORMAT, load_teacher, similarity_distill_loss, teacher_targets
+from iznet.engine.distill import (TEACHER_FORMAT, feature_distill_loss, load_teacher, procrustes_map,
+                                  similarity_distill_loss, teacher_targets)
 from iznet.engine.train import Trainer
 from iznet.errors import DataError, TrainingError
 
@@ -128,3 +129,75 @@ def test_trainer_errors_name_the_problem(tmp_path):
         _cfg(distill=str(f), distill_weight=0.0).validate()
     with pytest.raises(TrainingError, match="--rehearse"):
         _cfg(distill=str(f), rehearse="x.pt").validate()
+
+
+def test_feature_loss_matches_a_loop_and_its_gradient_in_float64():
+    g = torch.Generator().manual_seed(5)
+    emb = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    tgt = torch.nn.functional.normalize(torch.randn(6, 3, generator=g, dtype=torch.float64), dim=1)
+    w = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    total = 0.0
+    for i in range(6):
+        e = emb[i] / emb[i].norm()
+        p = w @ e
+        total += 1.0 - float(p @ tgt[i]) / float(p.norm() * tgt[i].norm())
+    assert feature_distill_loss(emb, tgt, w).item() == pytest.approx(total / 6, rel=1e-9)
+    assert torch.autograd.gradcheck(lambda x, m: feature_distill_loss(x, tgt, m),
+                                    (emb.clone().requires_grad_(), w.clone().requires_grad_()))
+
+
+def test_procrustes_finds_a_hidden_rotation():
+    g = torch.Generator().manual_seed(6)
+    tgt = torch.nn.functional.normalize(torch.randn(50, 5, generator=g, dtype=torch.float64), dim=1)
+    q, _ = torch.linalg.qr(torch.randn(5, 5, generator=g, dtype=torch.float64))
+    emb = 3.0 * tgt @ q.t()  # the teacher's space turned by q and scaled: R must undo the turn
+    r = procrustes_map(emb, tgt)
+    assert torch.allclose(r.double(), q, atol=1e-5)
+    assert feature_distill_loss(emb.float(), tgt.float(), r.t()).item() == pytest.approx(0.0, abs=1e-6)
+    # a loop over random orthogonal maps never does better than R
+    best = float(feature_distill_loss(emb.float(), tgt.float(), r.t()))
+    for s in range(20):
+        o, _ = torch.linalg.qr(torch.randn(5, 5, generator=torch.Generator().manual_seed(100 + s)))
+        assert float(feature_distill_loss(emb.float(), tgt.float(), o.t())) >= best - 1e-6
+
+
+def test_feature_mode_starts_at_the_fit_and_resumes_exactly(tmp_path):
+    data, f, desc = _data_with_teacher(tmp_path)
+    cfg = dict(distill=str(f), distill_weight=2.0, distill_mode="feature", id_weight=0.5, seed=1)
+    full = Trainer(_cfg(**cfg), data, tmp_path / "full", device="cpu")
+    events = []
+    full.on_event = events.append
+    full.fit()
+    fitted = [e for e in events if e.get("event") == "distill_map"]
+    assert len(fitted) == 1 and fitted[0]["images"] == len(data.train.indices) and -1 <= fitted[0]["cos_start"] <= 1
+    steps = [e for e in events if e.get("event") == "step"]
+    assert steps and all(0 < e["distill"] < 2 for e in steps)
+    part = Trainer(_cfg(**cfg), data, tmp_path / "part", device="cpu")
+    part.fit(stop_after=3)
+    resumed = Trainer(_cfg(**cfg), data, tmp_path / "part", device="cpu")
+    resumed.resume(tmp_path / "part" / "last.pt")
+    resumed.fit()
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[k], v), k
+    assert torch.equal(resumed.distill_map.weight, full.distill_map.weight)
+    similar = Trainer(_cfg(**dict(cfg, distill_mode="similarity")), data, tmp_path / "sim", device="cpu")
+    with pytest.raises(TrainingError, match="--distill-mode feature"):
+        similar.resume(tmp_path / "part" / "last.pt")
+    with pytest.raises(TrainingError, match="unknown distill mode 'both'"):
+        _cfg(distill=str(f), distill_mode="both").validate()
+
+
+def test_feature_loss_can_be_fitted():
+    """A tiny overfit: a linear student and its map learn each image's teacher direction almost exactly."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(24, 32, generator=g)
+    tgt = teacher_targets(torch.randn(24, 8, generator=g) + 2.0, np.arange(24))
+    student, m = torch.nn.Linear(32, 8), torch.nn.Linear(8, 8, bias=False)
+    opt = torch.optim.Adam(list(student.parameters()) + list(m.parameters()), lr=0.05)
+    before = float(feature_distill_loss(student(x), tgt, m.weight))
+    for _ in range(300):
+        opt.zero_grad()
+        loss = feature_distill_loss(student(x), tgt, m.weight)
+        loss.backward()
+        opt.step()
+    assert float(feature_distill_loss(student(x), tgt, m.weight)) < 0.05 * before

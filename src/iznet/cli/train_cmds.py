@@ -101,6 +101,9 @@ def train(
                                            "pack (scripts/teacher_descriptors.py): each batch's similarities are "
                                            "pulled towards the teacher's (docs/training.md)"),
     distill_weight: float = typer.Option(_D.distill_weight, "--distill-weight", help="weight of that term"),
+    distill_mode: str = typer.Option(_D.distill_mode, "--distill-mode", help="similarity (each batch's cosines "
+                                     "towards the teacher's) | feature (each embedding, through a learned linear "
+                                     "map, towards its image's teacher descriptor)"),
     augment: str = typer.Option("default", "--augment", help="default (mild box jitter, flips, brightness) | "
                                 "photo (wider box jitter, colour, blur, JPEG; docs/training.md)"),
     dev_people: Optional[Path] = typer.Option(None, "--dev-people", help="a collection pack's development people: "
@@ -156,7 +159,8 @@ def train(
                       calibrate_far=calibrate_far,
                       calibrate_stranger_far=calibrate_strangers,
                       rehearse=rehearse or "", rehearse_p=rehearse_p,
-                      distill=str(distill) if distill else "", distill_weight=distill_weight)
+                      distill=str(distill) if distill else "", distill_weight=distill_weight,
+                      distill_mode=distill_mode)
     from iznet.engine.config import augment_preset
 
     try:
@@ -198,6 +202,8 @@ def train(
         elif ev["event"] == "imprint":
             bar.write(f"class directions from {ev['images']} pictures of {ev['classes']} people: a picture's "
                       f"cosine to its own {ev['cos_own']:.3f}, to the nearest other {ev['cos_nearest_other']:.3f}")
+        elif ev["event"] == "distill_map":
+            bar.write(f"teacher map fitted on {ev['images']} pictures: mean cosine to the teacher {ev['cos_start']:.3f}")
 
     trainer = Trainer(cfg, td, out, device=dev, on_event=on_event,
                       meta={"command": "iznet " + " ".join(shlex.quote(a) for a in sys.argv[1:])})

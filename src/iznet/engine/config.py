@@ -47,6 +47,7 @@ LOSSES = ("triplet", "contrastive", "pair", "cosface")
 MININGS = ("uniform", "all", "hard", "semi-hard", "random-hard", "batch-hard")
 OPTIMIZERS = ("sgd", "adagrad", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
+DISTILL_MODES = ("similarity", "feature")
 ID_INITS = ("random", "centroids")
 
 
@@ -136,8 +137,12 @@ class TrainConfig:
     rehearse_p: int = 8
     # A teacher's descriptors of the training pack's images (scripts/teacher_descriptors.py): each batch's
     # cosine similarities are pulled towards the teacher's (iznet.engine.distill), with this weight. "": none.
+    # distill_mode "feature": instead each embedding, through a learned linear map started at the orthogonal
+    # Procrustes fit of the starting network's embeddings to the teacher's, is pulled towards its own image's
+    # teacher descriptor (1 - cosine).
     distill: str = ""
     distill_weight: float = 1.0
+    distill_mode: str = "similarity"
 
     def validate(self) -> None:
         def bad(what, value, allowed):
@@ -185,6 +190,8 @@ class TrainConfig:
                                 "mining or 'contrastive', without the identity term")
         if not (math.isfinite(self.distill_weight) and self.distill_weight > 0):
             raise TrainingError(f"distill_weight must be > 0, got {self.distill_weight}")
+        if self.distill_mode not in DISTILL_MODES:
+            bad("distill mode", self.distill_mode, DISTILL_MODES)
         if self.distill and self.rehearse:
             raise TrainingError("--distill and --rehearse: the teacher describes the training pack only, not the "
                                 "rehearsed one; choose one")

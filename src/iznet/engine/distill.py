@@ -81,3 +81,30 @@ def similarity_distill_loss(emb: torch.Tensor, targets: torch.Tensor) -> torch.T
     t = (targets @ targets.t()).to(s.dtype)
     off = ~torch.eye(b, dtype=torch.bool, device=emb.device)
     return (s - t)[off].pow(2).mean()
+
+
+def procrustes_map(emb: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The orthogonal map ``R`` (D x D') that best carries unit embeddings onto teacher targets.
+
+    Minimises ``||normalize(emb) @ R - targets||`` over matrices with orthonormal rows or columns (orthogonal
+    Procrustes: ``R = U V^T`` for the SVD ``U S V^T`` of ``normalize(emb)^T targets``). Rows of ``emb`` that
+    are all zero are left out.
+
+    Args:
+        emb: (N, D) embeddings of the training images by the starting network.
+        targets: (N, D') their teacher targets (:func:`teacher_targets`).
+    """
+    if emb.shape[0] != targets.shape[0] or emb.shape[0] == 0:
+        raise ValueError(f"{emb.shape[0]} embeddings and {targets.shape[0]} teacher targets")
+    e = F.normalize(emb.double(), dim=1)
+    u, _, vh = torch.linalg.svd(e.t() @ targets.double(), full_matrices=False)
+    return (u @ vh).float()
+
+
+def feature_distill_loss(emb: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``1 - cos(W e_i, t_i)``: each unit embedding, through the linear map ``W``
+    (D' x D, a ``nn.Linear(D, D', bias=False)`` weight), towards its own image's teacher target."""
+    if emb.shape[0] != targets.shape[0]:
+        raise ValueError(f"{emb.shape[0]} embeddings and {targets.shape[0]} teacher targets")
+    p = F.normalize(emb, dim=1) @ weight.t().to(emb.dtype)
+    return (1.0 - F.cosine_similarity(p, targets.to(p.dtype), dim=1, eps=1e-12)).mean()

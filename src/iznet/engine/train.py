@@ -280,6 +280,23 @@ class Trainer:
             self.id_loss = CosFaceLoss(self.model.embedding_dim, n_classes,
                                        scale=cfg.id_scale, margin=cfg.id_margin).to(self.device)
             head_params += list(self.id_loss.parameters())
+        self._teacher: torch.Tensor | None = None  # unit teacher targets of every image (iznet.engine.distill)
+        if cfg.distill:
+            from iznet.engine.distill import load_teacher, teacher_targets
+
+            if data.paths is None:
+                raise TrainingError(f"--distill {cfg.distill}: the teacher describes a pack's images; train on a "
+                                    f"pack file, not {data.spec!r}")
+            try:
+                self._teacher = teacher_targets(load_teacher(cfg.distill, data.paths),
+                                                data.train.indices).to(self.device)
+            except DataError as e:
+                raise TrainingError(f"--distill: {e}") from None
+        self.distill_map = None  # --distill-mode feature: the learned map from embeddings to the teacher's space
+        self._start_emb: np.ndarray | None = None  # the starting network's embeddings, for step 0 only
+        if self._teacher is not None and cfg.distill_mode == "feature":
+            self.distill_map = nn.Linear(self.model.embedding_dim, self._teacher.shape[1], bias=False).to(self.device)
+            head_params += list(self.distill_map.parameters())
         self.optimizer = _make_optimizer(cfg, params, head_params)
         self.step = 0
         self.samples = 0
@@ -307,18 +324,6 @@ class Trainer:
             except DataError as e:
                 raise TrainingError(f"--rehearse {cfg.rehearse}: {e}") from None
             self._rehearse_batches = _Batches(self._rehearsal.train.labels, cfg.rehearse_p, cfg.k, cfg.seed + 1)
-        self._teacher: torch.Tensor | None = None  # unit teacher targets of every image (iznet.engine.distill)
-        if cfg.distill:
-            from iznet.engine.distill import load_teacher, teacher_targets
-
-            if data.paths is None:
-                raise TrainingError(f"--distill {cfg.distill}: the teacher describes a pack's images; train on a "
-                                    f"pack file, not {data.spec!r}")
-            try:
-                self._teacher = teacher_targets(load_teacher(cfg.distill, data.paths),
-                                                data.train.indices).to(self.device)
-            except DataError as e:
-                raise TrainingError(f"--distill: {e}") from None
         self._snapshot_left = sorted(int(s) for s in cfg.snapshot_at)
         self._snapshot_idx = self._snapshot_set()
         if self.device.type == "cuda":
@@ -423,9 +428,11 @@ class Trainer:
             stats["id_acc"] = self.id_loss.last_stats["id_acc"]
             loss = id_loss if cfg.loss == "cosface" else loss + cfg.id_weight * id_loss
         if self._teacher is not None:
-            from iznet.engine.distill import similarity_distill_loss
+            from iznet.engine.distill import feature_distill_loss, similarity_distill_loss
 
-            d_loss = similarity_distill_loss(emb, self._teacher[img_idx.to(self.device)])
+            tgt = self._teacher[img_idx.to(self.device)]
+            d_loss = (feature_distill_loss(emb, tgt, self.distill_map.weight) if self.distill_map is not None
+                      else similarity_distill_loss(emb, tgt))
             stats["distill"] = float(d_loss.detach())
             loss = loss + cfg.distill_weight * d_loss
         if not torch.isfinite(loss):
@@ -471,6 +478,8 @@ class Trainer:
             state["id_loss"] = self.id_loss.state_dict()
         if self._lookalikes is not None:
             state["lookalikes"] = torch.as_tensor(self._lookalikes)
+        if self.distill_map is not None:
+            state["distill_map"] = self.distill_map.state_dict()
         path = save_checkpoint(self.run_dir / "last.pt", kind="embedder", model=self.cfg.model,
                                model_kwargs=self._model_kwargs(), state_dict=self.model.state_dict(),
                                meta={**self.meta, "step": self.step}, train_state=state)
@@ -534,12 +543,18 @@ class Trainer:
             raise TrainingError(f"{path} was trained with --freeze-through {was or '(none)'}, this run asks for "
                                 f"{self.cfg.freeze_through or '(none)'}; resume it with the settings it was "
                                 "started with")
+        if (self.distill_map is not None) != ("distill_map" in ts):
+            had = "with" if "distill_map" in ts else "without"
+            raise TrainingError(f"{path} was trained {had} --distill-mode feature; resume it with the settings it "
+                                "was started with")
         self.model.load_state_dict(ck["state_dict"])
         self.optimizer.load_state_dict(ts["optimizer"])
         if self.head is not None and "head" in ts:
             self.head.load_state_dict(ts["head"])
         if self.id_loss is not None:
             self.id_loss.load_state_dict(ts["id_loss"])
+        if self.distill_map is not None:
+            self.distill_map.load_state_dict(ts["distill_map"])
         if (self.cfg.lookalike_group > 1) != ("lookalikes" in ts):
             had = "with" if "lookalikes" in ts else "without"
             raise TrainingError(f"{path} was trained {had} look-alike groups (--lookalike-group); resume it with "
@@ -554,6 +569,30 @@ class Trainer:
         self.samples = int(ts["samples"])
         self._snapshot_left = [s for s in self._snapshot_left if s > self.samples]
 
+    def _start_embeddings(self) -> np.ndarray:
+        """The starting network's embeddings of the training images (no augmentation, no flip), once."""
+        if self._start_emb is None:
+            tr = self.data.train
+            self._start_emb = embed_images(self.model, self.data.images, tr.indices, self.size, self.device,
+                                           self.cfg.bf16, tta=False)
+        return self._start_emb
+
+    @torch.no_grad()
+    def fit_distill_map(self) -> dict:
+        """Start the feature distillation's map at the orthogonal Procrustes fit of the starting network's
+        embeddings of the training images to their teacher targets (deterministic; a resumed run loads the map
+        from its checkpoint instead). Returns a ``distill_map`` event: images used, mean cosine to the targets
+        through the map."""
+        from iznet.engine.distill import procrustes_map
+
+        idx = torch.as_tensor(self.data.train.indices, device=self._teacher.device)
+        emb = torch.as_tensor(self._start_embeddings(), dtype=torch.float32, device=self._teacher.device)
+        tgt = self._teacher[idx]
+        r = procrustes_map(emb, tgt)
+        self.distill_map.weight.copy_(r.t().to(self.distill_map.weight.dtype))
+        cos = torch.nn.functional.cosine_similarity(torch.nn.functional.normalize(emb, dim=1) @ r, tgt, dim=1)
+        return {"event": "distill_map", "images": int(len(idx)), "cos_start": float(cos.mean())}
+
     @torch.no_grad()
     def imprint_class_directions(self) -> dict:
         """Weight imprinting: each training person's class direction becomes the normalised mean of the
@@ -566,8 +605,7 @@ class Trainer:
             to the nearest other one.
         """
         tr = self.data.train
-        emb = embed_images(self.model, self.data.images, tr.indices, self.size, self.device, self.cfg.bf16,
-                           tta=False)
+        emb = self._start_embeddings()
         n = self.id_loss.num_classes
         sums = np.zeros((n, emb.shape[1]), np.float64)
         np.add.at(sums, tr.labels, emb)
@@ -636,6 +674,11 @@ class Trainer:
                 ev = self.imprint_class_directions()
                 metrics_f.write(json.dumps(ev) + "\n")
                 self.on_event(ev)
+            if self.step == 0 and self.distill_map is not None:
+                ev = self.fit_distill_map()
+                metrics_f.write(json.dumps(ev) + "\n")
+                self.on_event(ev)
+            self._start_emb = None  # only the first step uses it
             if self.step == 0 and self.cfg.lookalike_group > 1 and self._lookalikes is None:
                 ev = self.build_lookalikes()
                 metrics_f.write(json.dumps(ev) + "\n")
