@@ -78,6 +78,15 @@ def _data_with_teacher(tmp_path, dim=8):
     return data, f, desc
 
 
+def _stopped_and_resumed(cfg: dict, data, run_dir) -> Trainer:
+    """The same run stopped after 3 steps and resumed from its ``last.pt`` to the end."""
+    Trainer(_cfg(**cfg), data, run_dir, device="cpu").fit(stop_after=3)
+    resumed = Trainer(_cfg(**cfg), data, run_dir, device="cpu")
+    resumed.resume(run_dir / "last.pt")
+    resumed.fit()
+    return resumed
+
+
 def test_trainer_adds_the_term_and_resumes_exactly(tmp_path):
     data, f, desc = _data_with_teacher(tmp_path)
     cfg = dict(distill=str(f), distill_weight=2.0, id_weight=0.5, seed=1)
@@ -88,11 +97,7 @@ def test_trainer_adds_the_term_and_resumes_exactly(tmp_path):
     full.fit()
     steps = [e for e in events if e.get("event") == "step"]
     assert steps and all(np.isfinite(e["distill"]) and e["distill"] > 0 for e in steps)
-    part = Trainer(_cfg(**cfg), data, tmp_path / "part", device="cpu")
-    part.fit(stop_after=3)
-    resumed = Trainer(_cfg(**cfg), data, tmp_path / "part", device="cpu")
-    resumed.resume(tmp_path / "part" / "last.pt")
-    resumed.fit()
+    resumed = _stopped_and_resumed(cfg, data, tmp_path / "part")
     for k, v in full.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[k], v), k
     plain = Trainer(_cfg(id_weight=0.5, seed=1), data, tmp_path / "plain", device="cpu")
@@ -172,11 +177,7 @@ def test_feature_mode_starts_at_the_fit_and_resumes_exactly(tmp_path):
     assert len(fitted) == 1 and fitted[0]["images"] == len(data.train.indices) and -1 <= fitted[0]["cos_start"] <= 1
     steps = [e for e in events if e.get("event") == "step"]
     assert steps and all(0 < e["distill"] < 2 for e in steps)
-    part = Trainer(_cfg(**cfg), data, tmp_path / "part", device="cpu")
-    part.fit(stop_after=3)
-    resumed = Trainer(_cfg(**cfg), data, tmp_path / "part", device="cpu")
-    resumed.resume(tmp_path / "part" / "last.pt")
-    resumed.fit()
+    resumed = _stopped_and_resumed(cfg, data, tmp_path / "part")
     for k, v in full.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[k], v), k
     assert torch.equal(resumed.distill_map.weight, full.distill_map.weight)
