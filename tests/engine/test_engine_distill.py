@@ -186,6 +186,8 @@ def test_feature_mode_starts_at_the_fit_and_resumes_exactly(tmp_path):
         similar.resume(tmp_path / "part" / "last.pt")
     with pytest.raises(TrainingError, match="unknown distill mode 'both'"):
         _cfg(distill=str(f), distill_mode="both").validate()
+    with pytest.raises(TrainingError, match="--distill-mode feature needs a teacher file"):
+        _cfg(distill_mode="feature").validate()
 
 
 def test_feature_loss_can_be_fitted():

@@ -192,6 +192,9 @@ class TrainConfig:
             raise TrainingError(f"distill_weight must be > 0, got {self.distill_weight}")
         if self.distill_mode not in DISTILL_MODES:
             bad("distill mode", self.distill_mode, DISTILL_MODES)
+        if self.distill_mode != "similarity" and not self.distill:
+            raise TrainingError(f"--distill-mode {self.distill_mode} needs a teacher file: give --distill FILE "
+                                "(scripts/teacher_descriptors.py makes one)")
         if self.distill and self.rehearse:
             raise TrainingError("--distill and --rehearse: the teacher describes the training pack only, not the "
                                 "rehearsed one; choose one")
